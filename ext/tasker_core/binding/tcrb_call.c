@@ -1,0 +1,97 @@
+/*
+ * tcrb_call.c - runs engine calls without the GVL and maps engine errors to Ruby exceptions.
+ */
+#include <string.h>
+
+#include "tcrb.h"
+
+static VALUE errors_class(const char *name) {
+  VALUE errors = rb_const_get(tcrb_mTaskerCore, rb_intern("Errors"));
+  return rb_const_get(errors, rb_intern(name));
+}
+
+static const char *class_for_code(int code) {
+  switch (code) {
+    case TC_EINVAL: return "ValidationError";
+    case TC_ENOTFOUND: return "NotFoundError";
+    case TC_EDB: return "DatabaseError";
+    case TC_ETEMPLATE: return "TemplateError";
+    case TC_ECONFIG: return "ConfigurationError";
+    case TC_ESTATE: return "StateError";
+    case TC_ETIMEDOUT: return "TimeoutError";
+    case TC_ESTOPPED: return "WorkerStoppedError";
+    case TC_ESTALE: return "StaleClaimError";
+    default: return "FFIError";
+  }
+}
+
+void tcrb_raise(const tc_error_t *err) {
+  if (err->code == TC_ENOMEM) rb_raise(rb_eNoMemError, "%s", err->message);
+  VALUE klass = errors_class(class_for_code(err->code));
+  VALUE exc = rb_exc_new_cstr(klass, err->message);
+  rb_iv_set(exc, "@code", rb_str_new_cstr(tc_err_name(err->code)));
+  rb_iv_set(exc, "@sqlstate", err->sqlstate[0] ? rb_str_new_cstr(err->sqlstate) : Qnil);
+  rb_exc_raise(exc);
+}
+
+void tcrb_raise_validation(const char *msg) {
+  rb_exc_raise(rb_exc_new_cstr(errors_class("ValidationError"), msg));
+}
+
+/* Engine calls running without the GVL right now; shutdown waits for zero. Read and written
+ * only with the GVL held. */
+int tcrb_active_calls = 0;
+
+static void *trampoline(void *arg) {
+  tcrb_call_t *call = arg;
+  call->ran = true;
+  call->rc = call->fn(call);
+  return NULL;
+}
+
+static VALUE call_body(VALUE arg) {
+  tcrb_call_t *call = (tcrb_call_t *)arg;
+  /* A pending interrupt may raise here before fn runs; the ensure below still cleans up. */
+  call->counted = true;
+  tcrb_active_calls++;
+  rb_thread_call_without_gvl(trampoline, call, call->ubf ? call->ubf : RUBY_UBF_IO, call);
+  if (!call->ran) rb_thread_check_ints();
+  if (call->rc != TC_OK) tcrb_raise(&call->err);
+  VALUE result = call->convert ? call->convert(call) : tcrb_json_to_value(call->out);
+  call->consumed = true;
+  return result;
+}
+
+static VALUE call_cleanup(VALUE arg) {
+  tcrb_call_t *call = (tcrb_call_t *)arg;
+  if (call->counted) tcrb_active_calls--;
+  call->counted = false;
+  json_object_put(call->in);
+  call->in = NULL;
+  if (call->out && !call->consumed && call->on_abandon) {
+    call->on_abandon(call); /* Takes ownership of out. */
+  } else {
+    json_object_put(call->out);
+  }
+  call->out = NULL;
+  return Qnil;
+}
+
+VALUE tcrb_call_run(tcrb_call_t *call) {
+  return rb_ensure(call_body, (VALUE)call, call_cleanup, (VALUE)call);
+}
+
+void tcrb_copy_string(VALUE v, const char *what, char *buf, size_t cap) {
+  if (!RB_TYPE_P(v, T_STRING)) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s must be a String, got %s", what, rb_obj_classname(v));
+    tcrb_raise_validation(msg);
+  }
+  if ((size_t)RSTRING_LEN(v) >= cap || memchr(RSTRING_PTR(v), '\0', (size_t)RSTRING_LEN(v))) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s is not valid (too long or contains NUL)", what);
+    tcrb_raise_validation(msg);
+  }
+  memcpy(buf, RSTRING_PTR(v), (size_t)RSTRING_LEN(v));
+  buf[RSTRING_LEN(v)] = '\0';
+}

@@ -1,0 +1,157 @@
+/*
+ * tcrb_worker.c - TaskerCore::FFI worker functions: start, next_step, complete_step, stop.
+ *
+ * Handler threads are Ruby threads: they block in next_step without the GVL (an unblocking
+ * function fires the wait's cancel token, so Thread#kill and Ctrl-C land at once), run the
+ * handler with the GVL, and hand the result back through complete_step. The engine's own
+ * threads never call Ruby.
+ */
+#include <unistd.h>
+
+#include "tcrb.h"
+
+static tc_worker_t *g_worker = NULL;
+
+void tcrb_worker_forget_after_fork(void) {
+  tc_worker_abandon(g_worker);
+  g_worker = NULL;
+}
+
+static void *stop_nogvl(void *w) {
+  tc_worker_stop(w);
+  return NULL;
+}
+
+static void *free_nogvl(void *w) {
+  tc_worker_free(w);
+  return NULL;
+}
+
+/* Stops and frees the current worker once no engine call is using it. */
+static void drop_worker(void) {
+  if (!g_worker) return;
+  tc_worker_t *w = g_worker;
+  rb_thread_call_without_gvl(stop_nogvl, w, RUBY_UBF_IO, NULL);
+  while (tcrb_active_calls > 0) rb_thread_wait_for(rb_time_interval(DBL2NUM(0.001)));
+  g_worker = NULL;
+  rb_thread_call_without_gvl(free_nogvl, w, RUBY_UBF_IO, NULL);
+}
+
+void tcrb_worker_shutdown(void) { drop_worker(); }
+
+static tc_worker_t *current_worker(void) {
+  tcrb_runtime(); /* Raises when not bootstrapped; forgets a forked parent's worker. */
+  if (!g_worker) {
+    VALUE errors = rb_const_get(tcrb_mTaskerCore, rb_intern("Errors"));
+    rb_raise(rb_const_get(errors, rb_intern("WorkerStoppedError")), "no worker has been started in this process");
+  }
+  return g_worker;
+}
+
+/* FFI.worker_start(options) -> worker status Hash. Replaces a stopped worker. */
+static VALUE tcrb_worker_m_start(VALUE self, VALUE options) {
+  tc_runtime_t *rt = tcrb_runtime();
+  if (!RB_TYPE_P(options, T_HASH)) tcrb_raise_validation("worker options must be a Hash");
+  if (g_worker) {
+    json_object *st = NULL;
+    tc_error_t e = {0};
+    bool running = tc_worker_status(g_worker, &st, &e) == TC_OK &&
+                   json_object_get_boolean(json_object_object_get(st, "running"));
+    json_object_put(st);
+    if (running) {
+      VALUE errors = rb_const_get(tcrb_mTaskerCore, rb_intern("Errors"));
+      rb_raise(rb_const_get(errors, rb_intern("StateError")), "a worker is already running in this process");
+    }
+    drop_worker();
+  }
+  char msg[700];
+  json_object *opts = NULL;
+  if (tcrb_value_to_json(options, "options", &opts, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
+  tc_error_t err = {0};
+  tc_worker_t *w = NULL;
+  int rc = tc_worker_new(rt, opts, &w, &err);
+  json_object_put(opts);
+  if (rc == TC_OK) rc = tc_worker_start(w, &err);
+  if (rc != TC_OK) {
+    tc_worker_free(w);
+    tcrb_raise(&err);
+  }
+  g_worker = w;
+  json_object *st = NULL;
+  if (tc_worker_status(w, &st, &err) != TC_OK) tcrb_raise(&err);
+  VALUE result = tcrb_json_to_value(st);
+  json_object_put(st);
+  return result;
+}
+
+static int next_fn(tcrb_call_t *call) {
+  int rc = tc_worker_next_step(call->worker, call->timeout_ms, &call->cancel, &call->out, &call->err);
+  /* Timeouts, stops and cancellations are answers, not errors, for the Ruby loop. */
+  if (rc == TC_ETIMEDOUT || rc == TC_ECANCELED || rc == TC_ESTOPPED) {
+    call->s1[0] = rc == TC_ESTOPPED ? 's' : 't';
+    return TC_OK;
+  }
+  return rc;
+}
+
+static void next_ubf(void *arg) { tc_cancel_fire(&((tcrb_call_t *)arg)->cancel); }
+
+static void next_abandon(tcrb_call_t *call) { tc_worker_requeue(call->worker, call->out); }
+
+static VALUE next_convert(tcrb_call_t *call) {
+  if (!call->out) return call->s1[0] == 's' ? Qfalse : Qnil;
+  return tcrb_json_to_value(call->out);
+}
+
+/* FFI.next_step(timeout_seconds) -> step event Hash, nil on timeout, false once the worker stopped. */
+static VALUE tcrb_worker_m_next_step(VALUE self, VALUE timeout) {
+  tc_worker_t *w = current_worker();
+  double seconds = NUM2DBL(timeout);
+  if (!(seconds >= 0 && seconds <= 3600)) tcrb_raise_validation("timeout must be between 0 and 3600 seconds");
+  tcrb_call_t call = {.fn = next_fn, .convert = next_convert, .on_abandon = next_abandon, .worker = w,
+                      .timeout_ms = (int)(seconds * 1000), .ubf = next_ubf};
+  return tcrb_call_run(&call);
+}
+
+static int complete_fn(tcrb_call_t *call) {
+  return tc_worker_complete_step(call->worker, call->s1, call->s2, call->in, &call->out, &call->err);
+}
+
+/* FFI.complete_step(step_uuid, claim_token, result) -> {"applied", "step_status", "task_status", "enqueued"} */
+static VALUE tcrb_worker_m_complete_step(VALUE self, VALUE step_uuid, VALUE claim_token, VALUE result) {
+  tc_worker_t *w = current_worker();
+  tcrb_call_t call = {.fn = complete_fn, .worker = w};
+  tcrb_copy_string(step_uuid, "step_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_string(claim_token, "claim_token", call.s2, sizeof call.s2);
+  if (!RB_TYPE_P(result, T_HASH)) tcrb_raise_validation("the step result must be a Hash");
+  char msg[700];
+  if (tcrb_value_to_json(result, "result", &call.in, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
+  return tcrb_call_run(&call);
+}
+
+/* FFI.worker_stop -> true when a worker was stopped. Running handlers may still complete. */
+static VALUE tcrb_worker_m_stop(VALUE self) {
+  tcrb_runtime();
+  if (!g_worker) return Qfalse;
+  rb_thread_call_without_gvl(stop_nogvl, g_worker, RUBY_UBF_IO, NULL);
+  return Qtrue;
+}
+
+static VALUE tcrb_worker_m_status(VALUE self) {
+  tcrb_runtime();
+  if (!g_worker) return Qnil;
+  json_object *st = NULL;
+  tc_error_t err = {0};
+  if (tc_worker_status(g_worker, &st, &err) != TC_OK) tcrb_raise(&err);
+  VALUE result = tcrb_json_to_value(st);
+  json_object_put(st);
+  return result;
+}
+
+void tcrb_worker_init(void) {
+  rb_define_module_function(tcrb_mFFI, "worker_start", tcrb_worker_m_start, 1);
+  rb_define_module_function(tcrb_mFFI, "next_step", tcrb_worker_m_next_step, 1);
+  rb_define_module_function(tcrb_mFFI, "complete_step", tcrb_worker_m_complete_step, 3);
+  rb_define_module_function(tcrb_mFFI, "worker_stop", tcrb_worker_m_stop, 0);
+  rb_define_module_function(tcrb_mFFI, "worker_status", tcrb_worker_m_status, 0);
+}

@@ -1,0 +1,158 @@
+/*
+ * tasker.h - the public API of the tasker_core engine: plain C over libpq and json-c.
+ *
+ * Nothing here knows about Ruby; any language binding (Ruby today, Python and TypeScript later)
+ * drives the engine through these functions.
+ *
+ * Conventions
+ * - Every function that can fail returns 0 or a negative TC_E* code. On failure the optional
+ *   tc_error_t is filled (code, SQLSTATE when the database raised, message naming the field or
+ *   object at fault) and out-parameters are left untouched.
+ * - json_object ownership: arguments are borrowed (never stored, never released); out-parameters
+ *   named *out receive a NEW reference the caller must json_object_put exactly once.
+ * - Thread safety: a tc_runtime_t and a tc_worker_t may be used from any number of threads at
+ *   once. Every call that waits (database round trips, tc_worker_next_step) may block; a language
+ *   binding releases its interpreter lock around them.
+ * - Fork: the engine's threads and connections do not survive fork(). A child process must call
+ *   tc_runtime_abandon on the inherited runtime and create its own.
+ */
+#ifndef TASKER_H
+#define TASKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TC_VERSION "0.1.0"
+
+/* Error codes. */
+enum {
+  TC_OK = 0,
+  TC_EINVAL = -1,      /* bad argument or request: the message names the field */
+  TC_ENOMEM = -2,      /* allocation failed */
+  TC_EDB = -3,         /* database unreachable or a statement failed */
+  TC_ENOTFOUND = -4,   /* unknown task, step or template */
+  TC_ETEMPLATE = -5,   /* template failed validation: the message names template and step */
+  TC_ECONFIG = -6,     /* invalid configuration */
+  TC_ESTATE = -7,      /* operation not allowed in the object's current state */
+  TC_ETIMEDOUT = -8,   /* a wait ran out (no step arrived, pool exhausted) */
+  TC_ECANCELED = -9,   /* a wait was cancelled through its tc_cancel_t */
+  TC_ESTOPPED = -10,   /* the worker is stopping or stopped */
+  TC_ESTALE = -11      /* a result for a claim that is no longer current */
+};
+
+typedef struct tc_error {
+  int code;
+  char sqlstate[6];    /* "" unless the database raised */
+  char message[1024];
+} tc_error_t;
+
+/* Returns a static name for an error code, e.g. "TC_ENOTFOUND". */
+const char *tc_err_name(int code);
+
+typedef enum tc_log_level {
+  TC_LOG_TRACE = 0, TC_LOG_DEBUG, TC_LOG_INFO, TC_LOG_WARN, TC_LOG_ERROR, TC_LOG_OFF
+} tc_log_level_t;
+
+/* Parses "trace".."error"/"off"; returns -1 for an unknown name. */
+int tc_log_level_parse(const char *name);
+
+/* A log sink receives one complete JSON line (no trailing newline). It may be called from any
+ * engine thread and must not block for long. */
+typedef void (*tc_log_sink_fn)(void *data, tc_log_level_t level, const char *json_line);
+
+typedef struct tc_runtime tc_runtime_t;
+typedef struct tc_worker tc_worker_t;
+
+/* A cancel token for one blocking wait: tc_cancel_fire may be called from another thread (a
+ * language's interrupt hook) any number of times; it never allocates or blocks for long. */
+typedef struct tc_cancel {
+  volatile int fired;
+  tc_worker_t *worker;   /* set by the wait that uses it */
+} tc_cancel_t;
+
+/* Writes a version 7 UUID (36 chars + NUL) into buf. */
+void tc_uuid_v7(char buf[37]);
+/* True when s is a UUID in canonical 8-4-4-4-12 hex form. */
+bool tc_uuid_valid(const char *s);
+
+/* ---- Runtime: configuration, connection pool, logging. ----
+ * config keys (all optional but database_url):
+ *   database_url (string), pool_size (1..500, default 10), connect_timeout_seconds (1..300,
+ *   default 5), acquire_timeout_ms (default 10000), log_level (string, default "warn").
+ */
+int tc_runtime_new(json_object *config, tc_runtime_t **out, tc_error_t *err);
+/* Closes every connection. No worker may be running on it. Accepts NULL. */
+void tc_runtime_free(tc_runtime_t *rt);
+/* After fork(): closes the inherited sockets without talking to the server and without touching
+ * locks the parent's threads may have held. Leaks the parent's memory on purpose. */
+void tc_runtime_abandon(tc_runtime_t *rt);
+void tc_runtime_set_log_sink(tc_runtime_t *rt, tc_log_sink_fn fn, void *data);
+void tc_log(tc_runtime_t *rt, tc_log_level_t level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Applies the embedded schema migrations (safe concurrently: advisory lock). *out: {"applied":
+ * [versions...], "current_version": n}. */
+int tc_migrate(tc_runtime_t *rt, json_object **out, tc_error_t *err);
+/* Highest migration version compiled into this library. */
+int tc_schema_version(void);
+
+/* ---- Templates. ----
+ * tc_template_normalize validates a template (the JSON form of the YAML, seed 001's format) and
+ * returns its normalized form: defaults applied, step types checked, dependencies known and
+ * acyclic, each step marked "initial" when it is created with the task. No database access. */
+int tc_template_normalize(json_object *raw, json_object **out, tc_error_t *err);
+/* Normalizes and stores a template; *out: {"named_task_uuid", "namespace_name", "name",
+ * "version", "step_count"}. */
+int tc_template_register(tc_runtime_t *rt, json_object *raw, json_object **out, tc_error_t *err);
+
+/* ---- Client. ---- */
+/* request: {name, namespace, version, context, initiator, source_system, reason, tags, priority,
+ * correlation_id, parent_correlation_id, idempotency_key}. *out: {task_uuid, status,
+ * correlation_id, created, step_count}. */
+int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **out,
+                          tc_error_t *err);
+/* *out: the task with its execution summary (SPEC 5 TaskResponse fields). */
+int tc_client_get_task(tc_runtime_t *rt, const char *task_uuid, json_object **out,
+                       tc_error_t *err);
+/* *out: array of steps (SPEC 5 StepResponse fields), in creation order. */
+int tc_client_list_task_steps(tc_runtime_t *rt, const char *task_uuid, json_object **out,
+                              tc_error_t *err);
+
+/* ---- Worker: claims steps of its namespaces into a bounded in-memory queue. ----
+ * options: namespaces (array of strings, required), concurrency (1..1000, default 10: the most
+ * steps claimed but not yet completed), poll_interval_ms (default 1000), visibility_timeout_seconds
+ * (default 30), deployment_mode ("Hybrid" default, "PollingOnly", "EventDrivenOnly").
+ * The worker's claimer thread starts in tc_worker_start. */
+int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_error_t *err);
+int tc_worker_start(tc_worker_t *w, tc_error_t *err);
+/* Waits up to timeout_ms for the next claimed step; *out is its step event (SPEC 4.2 shape plus
+ * "claim_token"). Returns TC_ETIMEDOUT, TC_ECANCELED (cancel fired) or TC_ESTOPPED. */
+int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, json_object **out,
+                        tc_error_t *err);
+void tc_cancel_fire(tc_cancel_t *cancel);
+/* Puts a step event handed out by tc_worker_next_step back at the head of the queue when its
+ * handler never started (the waiting thread was interrupted). Takes ownership of ev. */
+void tc_worker_requeue(tc_worker_t *w, json_object *ev);
+/* Applies the result envelope of a step handed out by tc_worker_next_step; *out:
+ * {applied, step_status, task_status, enqueued}. Works after tc_worker_stop too, so running
+ * handlers can finish. */
+int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
+                            json_object *result, json_object **out, tc_error_t *err);
+/* Stops claiming, wakes every waiter with TC_ESTOPPED, joins the claimer thread and gives claimed
+ * but unstarted steps back to the queue. Idempotent. */
+void tc_worker_stop(tc_worker_t *w);
+/* *out: {worker_uuid, running, queued, in_flight, claimed_total, completed_total, ...}. */
+int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err);
+/* Stops if needed and frees. Accepts NULL. */
+void tc_worker_free(tc_worker_t *w);
+/* After fork(): abandons the parent's worker without joining or locking. */
+void tc_worker_abandon(tc_worker_t *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TASKER_H */

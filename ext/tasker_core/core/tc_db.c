@@ -1,0 +1,247 @@
+/*
+ * tc_db.c - the libpq connection pool and the query helpers every engine module uses.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tc_internal.h"
+
+int tc_pool_init(tc_pool_t *pool, tc_runtime_t *rt, const char *url, int max,
+                 int connect_timeout_s, int acquire_timeout_ms, tc_error_t *err) {
+  memset(pool, 0, sizeof *pool);
+  pool->rt = rt;
+  pool->max = max;
+  pool->connect_timeout_s = connect_timeout_s;
+  pool->acquire_timeout_ms = acquire_timeout_ms;
+  pool->conninfo = tc_strdup(url);
+  pool->idle = tc_calloc((size_t)max, sizeof(PGconn *));
+  if (!pool->conninfo || !pool->idle) {
+    tc_free(pool->conninfo);
+    tc_free(pool->idle);
+    return tc_error_set(err, TC_ENOMEM, "out of memory creating the connection pool");
+  }
+  pthread_mutex_init(&pool->mu, NULL);
+  pthread_cond_init(&pool->cv, NULL);
+  return TC_OK;
+}
+
+void tc_pool_destroy(tc_pool_t *pool) {
+  pthread_mutex_lock(&pool->mu);
+  pool->closed = true;
+  PGconn **idle = pool->idle;
+  int n = pool->n_idle;
+  pool->n_idle = 0;
+  pool->n_open -= n;
+  pthread_cond_broadcast(&pool->cv);
+  pthread_mutex_unlock(&pool->mu);
+  for (int i = 0; i < n; i++) PQfinish(idle[i]);
+  tc_free(idle);
+  tc_free(pool->conninfo);
+  pthread_cond_destroy(&pool->cv);
+  pthread_mutex_destroy(&pool->mu);
+}
+
+void tc_pool_abandon(tc_pool_t *pool) {
+  /* No locking: the threads that could hold pool->mu do not exist in a forked child. Closing the
+   * socket first makes PQfinish unable to send a Terminate message on the parent's session. */
+  for (int i = 0; i < pool->n_idle; i++) {
+    int fd = PQsocket(pool->idle[i]);
+    if (fd >= 0) close(fd);
+  }
+}
+
+/* Builds the connection keywords: the URL (expanded), then defaults it did not set. */
+static PGconn *connect_now(tc_pool_t *pool) {
+  char timeout[16];
+  snprintf(timeout, sizeof timeout, "%d", pool->connect_timeout_s);
+  bool has_timeout = false;
+  PQconninfoOption *opts = PQconninfoParse(pool->conninfo, NULL);
+  if (opts) {
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+      if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && *o->val) has_timeout = true;
+    PQconninfoFree(opts);
+  }
+  const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout", NULL};
+  const char *vals[] = {pool->conninfo, "tasker_core", timeout, NULL};
+  if (has_timeout) keys[2] = NULL;
+  return PQconnectdbParams(keys, vals, 1);
+}
+
+int tc_db_connect(tc_pool_t *pool, PGconn **out, tc_error_t *err) {
+  PGconn *conn = connect_now(pool);
+  if (!conn) return tc_error_set(err, TC_ENOMEM, "out of memory opening a database connection");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    tc_error_set(err, TC_EDB, "database connection failed: %s", PQerrorMessage(conn));
+    size_t len = err ? strlen(err->message) : 0;
+    while (err && len > 0 && err->message[len - 1] == '\n') err->message[--len] = '\0';
+    PQfinish(conn);
+    return TC_EDB;
+  }
+  *out = conn;
+  return TC_OK;
+}
+
+int tc_pool_acquire(tc_pool_t *pool, PGconn **out, tc_error_t *err) {
+  struct timespec deadline;
+  tc_deadline(&deadline, pool->acquire_timeout_ms);
+  pthread_mutex_lock(&pool->mu);
+  for (;;) {
+    if (pool->closed) {
+      pthread_mutex_unlock(&pool->mu);
+      return tc_error_set(err, TC_ESTOPPED, "the connection pool is closed");
+    }
+    if (pool->n_idle > 0) {
+      PGconn *conn = pool->idle[--pool->n_idle];
+      pthread_mutex_unlock(&pool->mu);
+      if (PQstatus(conn) == CONNECTION_OK) {
+        *out = conn;
+        return TC_OK;
+      }
+      PQfinish(conn);  /* Broken while idle (server restart): replace it below. */
+      pthread_mutex_lock(&pool->mu);
+      pool->n_open--;
+      continue;
+    }
+    if (pool->n_open < pool->max) {
+      pool->n_open++;
+      pthread_mutex_unlock(&pool->mu);
+      PGconn *conn = NULL;
+      int rc = tc_db_connect(pool, &conn, err);
+      if (rc != TC_OK) {
+        pthread_mutex_lock(&pool->mu);
+        pool->n_open--;
+        pthread_cond_signal(&pool->cv);
+        pthread_mutex_unlock(&pool->mu);
+        return rc;
+      }
+      *out = conn;
+      return TC_OK;
+    }
+    int rc = pthread_cond_timedwait(&pool->cv, &pool->mu, &deadline);
+    if (rc == ETIMEDOUT) {
+      int max = pool->max;
+      pthread_mutex_unlock(&pool->mu);
+      return tc_error_set(err, TC_ETIMEDOUT,
+                          "no database connection free within %d ms (pool_size %d)",
+                          pool->acquire_timeout_ms, max);
+    }
+  }
+}
+
+void tc_pool_release(tc_pool_t *pool, PGconn *conn) {
+  if (!conn) return;
+  bool healthy = PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE;
+  pthread_mutex_lock(&pool->mu);
+  if (healthy && !pool->closed && pool->n_idle < pool->max) {
+    pool->idle[pool->n_idle++] = conn;
+    conn = NULL;
+  } else {
+    pool->n_open--;
+  }
+  pthread_cond_signal(&pool->cv);
+  pthread_mutex_unlock(&pool->mu);
+  if (conn) PQfinish(conn);
+}
+
+/* Runs a parameterized statement; on success *res holds the result. */
+static int run(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **res,
+               tc_error_t *err) {
+  PGresult *r = n > 0 ? PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0) : PQexec(conn, sql);
+  if (!r) return tc_error_from_pg(err, conn, NULL, "query failed");
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    int code = tc_error_from_pg(err, conn, r, "query failed");
+    PQclear(r);
+    return code;
+  }
+  *res = r;
+  return TC_OK;
+}
+
+/* Results may nest deeper than json-c's default limit of 32 levels. */
+#define TC_JSON_MAX_DEPTH 128
+
+static int parse_json(const char *text, json_object **out, tc_error_t *err) {
+  json_tokener *tok = json_tokener_new_ex(TC_JSON_MAX_DEPTH);
+  if (!tok) return tc_error_set(err, TC_ENOMEM, "out of memory parsing JSON");
+  json_object *obj = json_tokener_parse_ex(tok, text, (int)strlen(text) + 1); /* + NUL ends a bare number */
+  enum json_tokener_error jerr = json_tokener_get_error(tok);
+  json_tokener_free(tok);
+  if (jerr != json_tokener_success) {
+    json_object_put(obj);
+    return tc_error_set(err, TC_EDB, "the database returned invalid JSON: %s",
+                        json_tokener_error_desc(jerr));
+  }
+  *out = obj; /* May be NULL for the JSON literal null. */
+  return TC_OK;
+}
+
+int tc_db_query_json(PGconn *conn, const char *sql, int n, const char *const *params,
+                     json_object **out, tc_error_t *err) {
+  PGresult *res = NULL;
+  int rc = run(conn, sql, n, params, &res, err);
+  if (rc != TC_OK) return rc;
+  json_object *value = NULL;
+  if (PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
+    rc = parse_json(PQgetvalue(res, 0, 0), &value, err);
+  PQclear(res);
+  if (rc == TC_OK) *out = value;
+  return rc;
+}
+
+int tc_db_query_json_rows(PGconn *conn, const char *sql, int n, const char *const *params,
+                          json_object **out, tc_error_t *err) {
+  PGresult *res = NULL;
+  int rc = run(conn, sql, n, params, &res, err);
+  if (rc != TC_OK) return rc;
+  json_object *rows = json_object_new_array();
+  if (!rows) {
+    PQclear(res);
+    return tc_error_set(err, TC_ENOMEM, "out of memory reading query rows");
+  }
+  int count = PQntuples(res);
+  for (int i = 0; i < count && rc == TC_OK; i++) {
+    json_object *value = NULL;
+    if (!PQgetisnull(res, i, 0)) rc = parse_json(PQgetvalue(res, i, 0), &value, err);
+    if (rc == TC_OK && json_object_array_add(rows, value) != 0) {
+      json_object_put(value);
+      rc = tc_error_set(err, TC_ENOMEM, "out of memory reading query rows");
+    }
+  }
+  PQclear(res);
+  if (rc != TC_OK) {
+    json_object_put(rows);
+    return rc;
+  }
+  *out = rows;
+  return TC_OK;
+}
+
+int tc_db_exec(PGconn *conn, const char *sql, int n, const char *const *params, tc_error_t *err) {
+  PGresult *res = NULL;
+  int rc = run(conn, sql, n, params, &res, err);
+  if (rc == TC_OK) PQclear(res);
+  return rc;
+}
+
+int tc_rt_query_json(tc_runtime_t *rt, const char *sql, int n, const char *const *params,
+                     json_object **out, tc_error_t *err) {
+  PGconn *conn = NULL;
+  int rc = tc_pool_acquire(&rt->pool, &conn, err);
+  if (rc != TC_OK) return rc;
+  rc = tc_db_query_json(conn, sql, n, params, out, err);
+  tc_pool_release(&rt->pool, conn);
+  return rc;
+}
+
+int tc_rt_query_json_rows(tc_runtime_t *rt, const char *sql, int n, const char *const *params,
+                          json_object **out, tc_error_t *err) {
+  PGconn *conn = NULL;
+  int rc = tc_pool_acquire(&rt->pool, &conn, err);
+  if (rc != TC_OK) return rc;
+  rc = tc_db_query_json_rows(conn, sql, n, params, out, err);
+  tc_pool_release(&rt->pool, conn);
+  return rc;
+}

@@ -1,0 +1,549 @@
+/*
+ * tc_worker.c - the worker: a claimer thread that LISTENs and polls, claims steps into a bounded
+ * in-memory queue, and hands them to handler threads of the host language.
+ *
+ * Threads and locks
+ * - The claimer thread owns w->conn (its LISTEN and claim connection) and w->want_claim; nothing
+ *   else touches them while it runs.
+ * - w->mu guards queue[], q_head, q_len, in_flight, stopping and the counters. Nothing blocks
+ *   while holding it except pthread_cond_timedwait on w->cv.
+ * - Handler threads (next_step / complete_step) wait on w->cv; the claimer is woken through the
+ *   self-pipe wake_fd when a slot frees or the worker stops.
+ * Capacity: queued + in_flight never exceeds w->capacity, so a worker never holds more claims than
+ * it has handler slots for.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tc_internal.h"
+
+typedef enum { MODE_HYBRID, MODE_POLLING_ONLY, MODE_EVENT_DRIVEN_ONLY } tc_mode_t;
+
+struct tc_worker {
+  tc_runtime_t *rt;
+  char worker_uuid[37];
+  char **namespaces;
+  int n_namespaces;
+  char *ns_literal;           /* "{a,b}" for the claim's text[] parameter */
+  int capacity;
+  int batch_size;
+  int poll_interval_ms;
+  int visibility_s;
+  tc_mode_t mode;
+
+  pthread_t thread;
+  bool thread_started;
+  int wake_fd[2];
+  PGconn *conn;               /* claimer thread only */
+  bool want_claim;            /* claimer thread only */
+  bool listening;             /* claimer thread only; copied to listen_connected for status */
+
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  json_object **queue;        /* ring of capacity claimed, not yet handed out step events */
+  int q_head, q_len;
+  int in_flight;              /* handed out, not yet completed */
+  bool stopping;
+  bool started;
+  bool listen_connected;
+  long long claimed_total, completed_total, failed_total, stale_total, released_total;
+  long long claim_queries, notifications;
+};
+
+static json_object *get(json_object *obj, const char *key) {
+  json_object *v = NULL;
+  if (obj && json_object_object_get_ex(obj, key, &v)) return v;
+  return NULL;
+}
+
+static void wake_claimer(tc_worker_t *w) {
+  char b = 1;
+  ssize_t r = write(w->wake_fd[1], &b, 1);
+  TC_UNUSED(r); /* A full pipe already guarantees a wakeup. */
+}
+
+static void drain_wake(tc_worker_t *w) {
+  char buf[64];
+  while (read(w->wake_fd[0], buf, sizeof buf) > 0) {
+  }
+}
+
+static int parse_mode(const char *s, tc_mode_t *mode) {
+  if (!s || strcmp(s, "Hybrid") == 0 || strcmp(s, "hybrid") == 0) *mode = MODE_HYBRID;
+  else if (strcmp(s, "PollingOnly") == 0 || strcmp(s, "polling_only") == 0) *mode = MODE_POLLING_ONLY;
+  else if (strcmp(s, "EventDrivenOnly") == 0 || strcmp(s, "event_driven_only") == 0) *mode = MODE_EVENT_DRIVEN_ONLY;
+  else return -1;
+  return 0;
+}
+
+static int opt_int(json_object *o, const char *key, int lo, int hi, int *value, tc_error_t *err) {
+  json_object *v = get(o, key);
+  if (!v) return TC_OK;
+  if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < lo || json_object_get_int64(v) > hi)
+    return tc_error_set(err, TC_ECONFIG, "worker option %s must be an integer between %d and %d", key, lo, hi);
+  *value = (int)json_object_get_int64(v);
+  return TC_OK;
+}
+
+static bool valid_namespace(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 29 || (s[0] >= '0' && s[0] <= '9')) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) return false;
+  }
+  return true;
+}
+
+void tc_worker_free(tc_worker_t *w);
+
+int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_error_t *err) {
+  if (!options || !json_object_is_type(options, json_type_object))
+    return tc_error_set(err, TC_ECONFIG, "worker options must be an object");
+  json_object *ns = get(options, "namespaces");
+  if (!ns || !json_object_is_type(ns, json_type_array) || json_object_array_length(ns) == 0)
+    return tc_error_set(err, TC_ECONFIG, "worker option namespaces must be a non-empty list");
+  size_t n_ns = json_object_array_length(ns);
+  for (size_t i = 0; i < n_ns; i++) {
+    json_object *v = json_object_array_get_idx(ns, i);
+    if (!json_object_is_type(v, json_type_string) || !valid_namespace(json_object_get_string(v)))
+      return tc_error_set(err, TC_ECONFIG,
+                          "worker option namespaces: %s is not a namespace name (letters, digits, underscores)",
+                          tc_json_str(v));
+  }
+  int capacity = 10, batch = 20, poll_ms = 1000, vis = 30;
+  int rc;
+  if ((rc = opt_int(options, "concurrency", 1, 1000, &capacity, err)) != TC_OK) return rc;
+  if ((rc = opt_int(options, "batch_size", 1, 1000, &batch, err)) != TC_OK) return rc;
+  if ((rc = opt_int(options, "poll_interval_ms", 10, 3600000, &poll_ms, err)) != TC_OK) return rc;
+  if ((rc = opt_int(options, "visibility_timeout_seconds", 1, 86400, &vis, err)) != TC_OK) return rc;
+  tc_mode_t mode;
+  json_object *m = get(options, "deployment_mode");
+  if (parse_mode(m ? json_object_get_string(m) : NULL, &mode) != 0)
+    return tc_error_set(err, TC_ECONFIG,
+                        "worker option deployment_mode must be Hybrid, PollingOnly or EventDrivenOnly");
+
+  tc_worker_t *w = tc_calloc(1, sizeof *w);
+  if (!w) return tc_error_set(err, TC_ENOMEM, "out of memory creating the worker");
+  w->rt = rt;
+  w->capacity = capacity;
+  w->batch_size = batch;
+  w->poll_interval_ms = poll_ms;
+  w->visibility_s = vis;
+  w->mode = mode;
+  w->wake_fd[0] = w->wake_fd[1] = -1;
+  tc_uuid_v7(w->worker_uuid);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+  w->queue = tc_calloc((size_t)capacity, sizeof(json_object *));
+  w->namespaces = tc_calloc(n_ns, sizeof(char *));
+  size_t lit_len = 3;
+  for (size_t i = 0; i < n_ns; i++) lit_len += json_object_get_string_len(json_object_array_get_idx(ns, i)) + 1;
+  w->ns_literal = tc_malloc(lit_len);
+  bool ok = w->queue && w->namespaces && w->ns_literal && pipe2(w->wake_fd, O_NONBLOCK | O_CLOEXEC) == 0;
+  if (ok) {
+    strcpy(w->ns_literal, "{");
+    for (size_t i = 0; i < n_ns && ok; i++) {
+      const char *name = json_object_get_string(json_object_array_get_idx(ns, i));
+      w->namespaces[i] = tc_strdup(name);
+      ok = w->namespaces[i] != NULL;
+      w->n_namespaces = (int)i + 1;
+      if (i) strcat(w->ns_literal, ",");
+      strcat(w->ns_literal, name);
+    }
+    strcat(w->ns_literal, "}");
+  }
+  if (!ok) {
+    tc_worker_free(w);
+    return tc_error_set(err, TC_ENOMEM, "could not allocate the worker's queue or wake pipe");
+  }
+  *out = w;
+  return TC_OK;
+}
+
+static bool is_stopping(tc_worker_t *w) {
+  pthread_mutex_lock(&w->mu);
+  bool s = w->stopping;
+  pthread_mutex_unlock(&w->mu);
+  return s;
+}
+
+static void drop_conn(tc_worker_t *w) {
+  if (w->conn) PQfinish(w->conn);
+  w->conn = NULL;
+  w->listening = false;
+  pthread_mutex_lock(&w->mu);
+  w->listen_connected = false;
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* Opens the claimer's connection and LISTENs on each namespace channel (unless PollingOnly). */
+static int open_conn(tc_worker_t *w, tc_error_t *err) {
+  int rc = tc_db_connect(&w->rt->pool, &w->conn, err);
+  if (rc != TC_OK) return rc;
+  if (w->mode != MODE_POLLING_ONLY) {
+    for (int i = 0; i < w->n_namespaces && rc == TC_OK; i++) {
+      char sql[128];
+      snprintf(sql, sizeof sql, "LISTEN \"tasker_steps_%s\"", w->namespaces[i]);
+      rc = tc_db_exec(w->conn, sql, 0, NULL, err);
+    }
+    if (rc != TC_OK) {
+      drop_conn(w);
+      return rc;
+    }
+    w->listening = true;
+    pthread_mutex_lock(&w->mu);
+    w->listen_connected = true;
+    pthread_mutex_unlock(&w->mu);
+  }
+  return TC_OK;
+}
+
+/* Consumes pending notifications; returns how many arrived. */
+static int drain_notifies(tc_worker_t *w) {
+  int count = 0;
+  PGnotify *n;
+  while ((n = PQnotifies(w->conn)) != NULL) {
+    PQfreemem(n);
+    count++;
+  }
+  return count;
+}
+
+/* Claims up to `asked` steps into the queue; returns the number claimed or a negative code. */
+static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
+  char limit[16], vis[16];
+  snprintf(limit, sizeof limit, "%d", asked);
+  snprintf(vis, sizeof vis, "%d", w->visibility_s);
+  const char *params[] = {w->worker_uuid, w->ns_literal, limit, vis};
+  json_object *rows = NULL;
+  int rc = tc_db_query_json_rows(w->conn,
+                                 "SELECT * FROM tasker.claim_steps($1::uuid, $2::text[], $3::integer, $4::integer)",
+                                 4, params, &rows, err);
+  if (rc != TC_OK) return rc;
+  int got = (int)json_object_array_length(rows);
+  pthread_mutex_lock(&w->mu);
+  w->claim_queries++;
+  for (int i = 0; i < got; i++) {
+    /* The capacity check before the claim guarantees room: only this thread adds to the queue. */
+    json_object *ev = json_object_get(json_object_array_get_idx(rows, (size_t)i));
+    w->queue[(w->q_head + w->q_len) % w->capacity] = ev;
+    w->q_len++;
+    w->claimed_total++;
+  }
+  if (got > 0) pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  json_object_put(rows);
+  return got;
+}
+
+static int free_slots(tc_worker_t *w) {
+  pthread_mutex_lock(&w->mu);
+  int free = w->capacity - w->q_len - w->in_flight;
+  pthread_mutex_unlock(&w->mu);
+  return free;
+}
+
+/* Waits for the wake pipe and, when listening, the connection's socket. Returns true when a
+ * notification arrived. */
+static bool wait_events(tc_worker_t *w, int timeout_ms) {
+  struct pollfd fds[2];
+  int n = 0;
+  fds[n].fd = w->wake_fd[0];
+  fds[n].events = POLLIN;
+  n++;
+  if (w->conn && w->listening) {
+    fds[n].fd = PQsocket(w->conn);
+    fds[n].events = POLLIN;
+    n++;
+  }
+  int r = poll(fds, (nfds_t)n, timeout_ms);
+  if (r <= 0) return false;
+  if (fds[0].revents) drain_wake(w);
+  bool notified = false;
+  if (n > 1 && fds[1].revents) {
+    if (!PQconsumeInput(w->conn)) {
+      tc_log(w->rt, TC_LOG_WARN, "listen_connection_lost", "LISTEN connection lost: %s",
+             PQerrorMessage(w->conn));
+      drop_conn(w);
+      return true; /* Reconnect and catch up with a claim. */
+    }
+    int got = drain_notifies(w);
+    if (got > 0) {
+      pthread_mutex_lock(&w->mu);
+      w->notifications += got;
+      pthread_mutex_unlock(&w->mu);
+      notified = true;
+    }
+  }
+  return notified;
+}
+
+static void *claimer_main(void *arg) {
+  tc_worker_t *w = arg;
+  int backoff_ms = 100;
+  int64_t last_poll = tc_now_ms();
+  w->want_claim = true;
+  while (!is_stopping(w)) {
+    tc_error_t err = {0};
+    if (!w->conn) {
+      if (open_conn(w, &err) != TC_OK) {
+        tc_log(w->rt, TC_LOG_WARN, "worker_connect_failed", "%s; retrying in %d ms", err.message, backoff_ms);
+        wait_events(w, backoff_ms);
+        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+        continue;
+      }
+      backoff_ms = 100;
+      w->want_claim = true; /* Catch up on anything enqueued while disconnected. */
+    }
+    int free = free_slots(w);
+    if (w->want_claim && free > 0) {
+      int asked = free < w->batch_size ? free : w->batch_size;
+      int got = claim(w, asked, &err);
+      last_poll = tc_now_ms();
+      if (got < 0) {
+        tc_log(w->rt, TC_LOG_WARN, "claim_failed", "%s", err.message);
+        if (PQstatus(w->conn) != CONNECTION_OK) drop_conn(w);
+        wait_events(w, backoff_ms);
+        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+        continue;
+      }
+      backoff_ms = 100;
+      if (drain_notifies(w) > 0) {
+        w->want_claim = true; /* Something was enqueued while we were claiming. */
+      } else {
+        w->want_claim = got == asked;
+      }
+      continue;
+    }
+    int timeout = 1000;
+    if (w->mode != MODE_EVENT_DRIVEN_ONLY) {
+      int64_t due = last_poll + w->poll_interval_ms - tc_now_ms();
+      if (due <= 0) {
+        w->want_claim = true;
+        last_poll = tc_now_ms();
+        continue;
+      }
+      timeout = (int)due;
+    }
+    if (wait_events(w, timeout)) w->want_claim = true;
+  }
+  drop_conn(w);
+  return NULL;
+}
+
+int tc_worker_start(tc_worker_t *w, tc_error_t *err) {
+  pthread_mutex_lock(&w->mu);
+  if (w->started) {
+    pthread_mutex_unlock(&w->mu);
+    return tc_error_set(err, TC_ESTATE, "the worker is already started");
+  }
+  w->started = true;
+  pthread_mutex_unlock(&w->mu);
+  if (pthread_create(&w->thread, NULL, claimer_main, w) != 0)
+    return tc_error_set(err, TC_ENOMEM, "could not start the worker's claimer thread");
+  w->thread_started = true;
+  tc_log(w->rt, TC_LOG_INFO, "worker_started", "worker %s serving %s with %d slots", w->worker_uuid,
+         w->ns_literal, w->capacity);
+  return TC_OK;
+}
+
+void tc_cancel_fire(tc_cancel_t *cancel) {
+  if (!cancel) return;
+  cancel->fired = 1;
+  tc_worker_t *w = cancel->worker;
+  if (w) {
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+  }
+}
+
+int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, json_object **out,
+                        tc_error_t *err) {
+  struct timespec deadline;
+  tc_deadline(&deadline, timeout_ms < 0 ? 0 : timeout_ms);
+  if (cancel) cancel->worker = w;
+  pthread_mutex_lock(&w->mu);
+  int rc = TC_OK;
+  while (w->q_len == 0 && !w->stopping && !(cancel && cancel->fired)) {
+    if (pthread_cond_timedwait(&w->cv, &w->mu, &deadline) == ETIMEDOUT) break;
+  }
+  if (w->q_len > 0 && !w->stopping && !(cancel && cancel->fired)) {
+    json_object *ev = w->queue[w->q_head];
+    w->queue[w->q_head] = NULL;
+    w->q_head = (w->q_head + 1) % w->capacity;
+    w->q_len--;
+    w->in_flight++;
+    pthread_mutex_unlock(&w->mu);
+    *out = ev;
+    return TC_OK;
+  }
+  if (w->stopping) rc = tc_error_set(err, TC_ESTOPPED, "the worker is stopped");
+  else if (cancel && cancel->fired) rc = tc_error_set(err, TC_ECANCELED, "the wait was cancelled");
+  else rc = tc_error_set(err, TC_ETIMEDOUT, "no step arrived within %d ms", timeout_ms);
+  pthread_mutex_unlock(&w->mu);
+  return rc;
+}
+
+void tc_worker_requeue(tc_worker_t *w, json_object *ev) {
+  pthread_mutex_lock(&w->mu);
+  if (w->q_len < w->capacity) {
+    w->q_head = (w->q_head - 1 + w->capacity) % w->capacity;
+    w->queue[w->q_head] = ev;
+    w->q_len++;
+    ev = NULL;
+  }
+  if (w->in_flight > 0) w->in_flight--;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  json_object_put(ev); /* Unreachable while capacity accounting holds; its claim would expire. */
+}
+
+int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
+                            json_object *result, json_object **out, tc_error_t *err) {
+  int rc = TC_OK;
+  if (!tc_uuid_valid(step_uuid)) rc = tc_error_set(err, TC_EINVAL, "Invalid UUID for step_uuid: %s", step_uuid);
+  else if (!tc_uuid_valid(claim_token))
+    rc = tc_error_set(err, TC_EINVAL, "Invalid UUID for claim_token: %s", claim_token);
+  else if (!result || !json_object_is_type(result, json_type_object))
+    rc = tc_error_set(err, TC_EINVAL, "the step result must be an object");
+  json_object *res = NULL;
+  if (rc == TC_OK) {
+    const char *params[] = {step_uuid, claim_token, w->worker_uuid, tc_json_str(result)};
+    rc = tc_rt_query_json(w->rt, "SELECT tasker.complete_step($1::uuid, $2::uuid, $3::uuid, $4::jsonb)", 4,
+                          params, &res, err);
+  }
+  bool applied = rc == TC_OK && res && json_object_get_boolean(get(res, "applied"));
+  bool success = result && json_object_get_boolean(get(result, "success"));
+  pthread_mutex_lock(&w->mu);
+  if (w->in_flight > 0) w->in_flight--;
+  if (applied) {
+    if (success) w->completed_total++;
+    else w->failed_total++;
+  } else if (rc == TC_OK) {
+    w->stale_total++;
+  }
+  pthread_mutex_unlock(&w->mu);
+  wake_claimer(w);
+  if (rc != TC_OK) return rc;
+  if (!applied)
+    tc_log(w->rt, TC_LOG_WARN, "stale_result_refused",
+           "result for step %s refused: its claim is no longer current (step is %s)", step_uuid,
+           json_object_get_string(get(res, "step_status")));
+  *out = res;
+  return TC_OK;
+}
+
+/* Gives claimed but never started steps back to the queue at once. */
+static void release_queued(tc_worker_t *w) {
+  pthread_mutex_lock(&w->mu);
+  int n = w->q_len;
+  json_object **events = tc_calloc((size_t)(n ? n : 1), sizeof(json_object *));
+  for (int i = 0; events && i < n; i++) {
+    events[i] = w->queue[(w->q_head + i) % w->capacity];
+    w->queue[(w->q_head + i) % w->capacity] = NULL;
+  }
+  if (events) {
+    w->q_len = 0;
+    w->q_head = 0;
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (!events || n == 0) {
+    tc_free(events);
+    return;
+  }
+  json_object *tokens = json_object_new_array();
+  for (int i = 0; tokens && i < n; i++) {
+    json_object *tok = get(events[i], "claim_token");
+    if (tok) json_object_array_add(tokens, json_object_get(tok));
+  }
+  for (int i = 0; i < n; i++) json_object_put(events[i]);
+  tc_free(events);
+  if (!tokens) return;
+  const char *params[] = {tc_json_str(tokens)};
+  tc_error_t err = {0};
+  json_object *res = NULL;
+  if (tc_rt_query_json(w->rt, "SELECT to_jsonb(tasker.release_claims($1::jsonb))", 1, params, &res, &err) != TC_OK) {
+    tc_log(w->rt, TC_LOG_WARN, "release_claims_failed",
+           "could not give back %d claimed steps (they return when their claims expire): %s", n, err.message);
+  } else {
+    pthread_mutex_lock(&w->mu);
+    w->released_total += json_object_get_int(res);
+    pthread_mutex_unlock(&w->mu);
+  }
+  json_object_put(res);
+  json_object_put(tokens);
+}
+
+void tc_worker_stop(tc_worker_t *w) {
+  if (!w) return;
+  pthread_mutex_lock(&w->mu);
+  bool already = w->stopping;
+  w->stopping = true;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  if (already) return;
+  wake_claimer(w);
+  if (w->thread_started) {
+    pthread_join(w->thread, NULL);
+    w->thread_started = false;
+  }
+  release_queued(w);
+  tc_log(w->rt, TC_LOG_INFO, "worker_stopped", "worker %s stopped", w->worker_uuid);
+}
+
+int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err) {
+  json_object *s = json_object_new_object();
+  if (!s) return tc_error_set(err, TC_ENOMEM, "out of memory");
+  pthread_mutex_lock(&w->mu);
+  json_object_object_add(s, "worker_uuid", json_object_new_string(w->worker_uuid));
+  json_object_object_add(s, "running", json_object_new_boolean(w->started && !w->stopping));
+  json_object_object_add(s, "concurrency", json_object_new_int(w->capacity));
+  json_object_object_add(s, "queued", json_object_new_int(w->q_len));
+  json_object_object_add(s, "in_flight", json_object_new_int(w->in_flight));
+  json_object_object_add(s, "listen_connected", json_object_new_boolean(w->listen_connected));
+  json_object_object_add(s, "claimed_total", json_object_new_int64(w->claimed_total));
+  json_object_object_add(s, "completed_total", json_object_new_int64(w->completed_total));
+  json_object_object_add(s, "failed_total", json_object_new_int64(w->failed_total));
+  json_object_object_add(s, "stale_total", json_object_new_int64(w->stale_total));
+  json_object_object_add(s, "released_total", json_object_new_int64(w->released_total));
+  json_object_object_add(s, "claim_queries", json_object_new_int64(w->claim_queries));
+  json_object_object_add(s, "notifications", json_object_new_int64(w->notifications));
+  pthread_mutex_unlock(&w->mu);
+  json_object *ns = json_object_new_array();
+  for (int i = 0; ns && i < w->n_namespaces; i++)
+    json_object_array_add(ns, json_object_new_string(w->namespaces[i]));
+  json_object_object_add(s, "namespaces", ns);
+  *out = s;
+  return TC_OK;
+}
+
+void tc_worker_free(tc_worker_t *w) {
+  if (!w) return;
+  if (w->started) tc_worker_stop(w);
+  for (int i = 0; w->queue && i < w->q_len; i++)
+    json_object_put(w->queue[(w->q_head + i) % w->capacity]);
+  tc_free(w->queue);
+  for (int i = 0; w->namespaces && i < w->n_namespaces; i++) tc_free(w->namespaces[i]);
+  tc_free(w->namespaces);
+  tc_free(w->ns_literal);
+  if (w->wake_fd[0] >= 0) close(w->wake_fd[0]);
+  if (w->wake_fd[1] >= 0) close(w->wake_fd[1]);
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+  tc_free(w);
+}
+
+void tc_worker_abandon(tc_worker_t *w) {
+  if (!w) return;
+  /* The claimer thread does not exist in the child; close what the parent's thread held. */
+  if (w->conn && PQsocket(w->conn) >= 0) close(PQsocket(w->conn));
+  if (w->wake_fd[0] >= 0) close(w->wake_fd[0]);
+  if (w->wake_fd[1] >= 0) close(w->wake_fd[1]);
+}

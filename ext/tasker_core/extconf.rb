@@ -1,0 +1,67 @@
+# frozen_string_literal: true
+
+# Builds ext/tasker_core: the pure-C engine (core/) and its Ruby binding (binding/) as one .so.
+#
+# Environment switches:
+#   MAINTAINER_MODE=1          -Werror -g -O0
+#   TASKER_SANITIZE=address    build with AddressSanitizer (+ UndefinedBehaviorSanitizer)
+
+require "mkmf"
+require "shellwords"
+
+def missing!(what, package)
+  abort <<~MSG
+    *** tasker_core: #{what} was not found.
+    *** On Debian or Ubuntu install it with:  sudo apt-get install #{package}
+  MSG
+end
+
+# libpq: pg_config first, then pkg-config.
+pg_config = with_config("pg-config") || find_executable("pg_config")
+if pg_config
+  $INCFLAGS << " -I#{Shellwords.escape(`#{pg_config} --includedir`.strip)}"
+  $LDFLAGS << " -L#{Shellwords.escape(`#{pg_config} --libdir`.strip)}"
+else
+  pkg_config("libpq")
+end
+missing!("libpq (the PostgreSQL client library and headers)", "libpq-dev") unless
+  have_header("libpq-fe.h") && have_library("pq", "PQconnectdbParams")
+
+# json-c: pkg-config.
+pkg_config("json-c")
+missing!("json-c (headers and library)", "libjson-c-dev") unless
+  have_header("json-c/json.h") && have_library("json-c", "json_tokener_new_ex")
+
+have_library("pthread", "pthread_create")
+have_func("pipe2", "unistd.h")
+have_func("getrandom", "sys/random.h")
+
+$CFLAGS << " -std=gnu99 -fvisibility=hidden -Wall -Wextra -Wno-unused-parameter" \
+           " -Wno-missing-field-initializers -pthread"
+if ENV["MAINTAINER_MODE"]
+  $CFLAGS << " -Werror -g -O0"
+end
+if ENV["TASKER_SANITIZE"] == "address"
+  $CFLAGS << " -fsanitize=address,undefined -fno-omit-frame-pointer -g -O1"
+  $LDFLAGS << " -fsanitize=address,undefined"
+end
+
+src = __dir__
+$srcs = Dir[File.join(src, "{core,binding}", "*.c")].map { |f| File.basename(f) }.sort
+$VPATH << "$(srcdir)/core" << "$(srcdir)/binding"
+$INCFLAGS << " -I$(srcdir)/core -I$(srcdir)/binding -I."
+
+# The schema migrations are compiled into the library.
+generator = File.join(src, "gen_migrations.rb")
+system(RbConfig.ruby, generator, File.join(src, "sql"), "tc_migrations.h") or
+  abort "*** tasker_core: could not generate tc_migrations.h"
+
+create_makefile("tasker_core/tasker_core")
+
+# Regenerate the embedded migrations whenever a .sql file changes.
+File.open("Makefile", "a") do |mk|
+  mk.puts
+  mk.puts "tc_migrations.h: $(srcdir)/gen_migrations.rb $(wildcard $(srcdir)/sql/*.sql)"
+  mk.puts "\t$(RUBY) $(srcdir)/gen_migrations.rb $(srcdir)/sql tc_migrations.h"
+  mk.puts "tc_runtime.o: tc_migrations.h"
+end

@@ -1,0 +1,61 @@
+# frozen_string_literal: true
+
+# tasker_core: PostgreSQL-backed workflow orchestration with a C engine.
+#
+# Load order: version, errors (the binding raises these classes), the native extension, then the
+# Ruby layers that call it.
+require_relative "tasker_core/version"
+require_relative "tasker_core/errors"
+require_relative "tasker_core/tasker_core"
+require_relative "tasker_core/plain_data"
+require_relative "tasker_core/configuration"
+require_relative "tasker_core/templates"
+require_relative "tasker_core/handler_registry"
+require_relative "tasker_core/step_context"
+require_relative "tasker_core/step_handler_call_result"
+require_relative "tasker_core/step_handler/base"
+require_relative "tasker_core/step_executor"
+require_relative "tasker_core/worker"
+require_relative "tasker_core/client"
+
+module TaskerCore
+  BOOT_MUTEX = Mutex.new
+
+  class << self
+    def config
+      @config ||= Configuration.new
+    end
+
+    def configure
+      yield config
+      config.validate!
+      config
+    end
+
+    # Starts the engine runtime for this process (idempotent; again after a fork).
+    def boot!
+      return true if FFI.running?
+
+      BOOT_MUTEX.synchronize do
+        FFI.bootstrap(config.to_runtime_config) unless FFI.running?
+      end
+      true
+    end
+
+    # Applies the embedded schema migrations; safe to run from several processes at once.
+    def migrate!
+      boot!
+      FFI.migrate
+    end
+
+    # Stops the worker (if any) and closes every database connection.
+    def shutdown!
+      Worker.stop if Worker.running?
+      FFI.shutdown
+    end
+
+    def reset_config!
+      @config = nil
+    end
+  end
+end

@@ -1,0 +1,40 @@
+# frozen_string_literal: true
+
+module TaskerCore
+  # Process-wide settings, read from the environment and TaskerCore.configure.
+  class Configuration
+    LOG_LEVELS = %w[trace debug info warn error off].freeze
+
+    attr_accessor :database_url, :pool_size, :connect_timeout_seconds, :log_level,
+                  :template_paths, :environment
+
+    def initialize(env = ENV)
+      @database_url = env["TASKER_DATABASE_URL"] || env["DATABASE_URL"]
+      @pool_size = Integer(env.fetch("TASKER_POOL_SIZE", "10"), 10)
+      @connect_timeout_seconds = Integer(env.fetch("TASKER_CONNECT_TIMEOUT", "5"), 10)
+      @log_level = env.fetch("TASKER_LOG_LEVEL", "warn")
+      @template_paths = (env["TASKER_TEMPLATE_PATH"] || "").split(File::PATH_SEPARATOR).reject(&:empty?)
+      @environment = env.fetch("TASKER_ENV", "development")
+    end
+
+    # The configuration the C runtime receives.
+    def to_runtime_config
+      validate!
+      { "database_url" => database_url, "pool_size" => pool_size,
+        "connect_timeout_seconds" => connect_timeout_seconds, "log_level" => log_level.to_s }
+    end
+
+    def validate!
+      if database_url.nil? || database_url.to_s.empty?
+        raise Errors::ConfigurationError,
+              "database_url is not set: set TASKER_DATABASE_URL or DATABASE_URL, or TaskerCore.configure"
+      end
+      unless pool_size.is_a?(Integer) && pool_size.between?(1, 500)
+        raise Errors::ConfigurationError, "pool_size must be an Integer between 1 and 500 (got #{pool_size.inspect})"
+      end
+      return if LOG_LEVELS.include?(log_level.to_s)
+
+      raise Errors::ConfigurationError, "log_level must be one of #{LOG_LEVELS.join(', ')} (got #{log_level.inspect})"
+    end
+  end
+end

@@ -1,0 +1,88 @@
+# frozen_string_literal: true
+
+module TaskerCore
+  # Every error the gem raises, and the errors step handlers raise to steer retries.
+  #
+  # Errors raised by the C engine carry #code (e.g. "TC_ENOTFOUND") and, when PostgreSQL raised,
+  # #sqlstate.
+  module Errors
+    class Error < StandardError
+      attr_reader :error_code, :context
+
+      def initialize(message = nil, error_code: nil, context: {})
+        super(message)
+        @error_code = error_code
+        @context = context || {}
+      end
+
+      # The engine's error code name, or nil for errors raised in Ruby.
+      def code = @code
+      # The PostgreSQL SQLSTATE when the database raised, else nil.
+      def sqlstate = @sqlstate
+    end
+
+    # A failure that retrying cannot fix: the step goes to error at once.
+    class PermanentError < Error; end
+
+    # A failure that may pass: the step is retried, after retry_after seconds when given.
+    class RetryableError < Error
+      attr_reader :retry_after
+
+      def initialize(message = nil, retry_after: nil, context: {}, error_code: nil)
+        super(message, error_code: error_code, context: context)
+        @retry_after = retry_after
+      end
+    end
+
+    # Bad input: the message names the field.
+    class ValidationError < PermanentError
+      attr_reader :field
+
+      def initialize(message = nil, field: nil, error_code: nil, context: {})
+        super(message, error_code: error_code, context: context)
+        @field = field
+      end
+    end
+
+    class NotFoundError < PermanentError
+      attr_reader :resource_type
+
+      def initialize(message = nil, resource_type: nil, error_code: nil, context: {})
+        super(message, error_code: error_code, context: context)
+        @resource_type = resource_type
+      end
+    end
+
+    class ConfigurationError < PermanentError; end
+    # A task template failed validation; the message names the template and the step.
+    class TemplateError < ConfigurationError; end
+    # The database is unreachable or a statement failed.
+    class DatabaseError < PermanentError; end
+    # A failure inside the native extension that has no more specific class.
+    class FFIError < PermanentError; end
+    # The operation is not allowed in the object's current state (e.g. cancelling a finished task).
+    class StateError < PermanentError; end
+    # A result was submitted for a claim that is no longer current.
+    class StaleClaimError < PermanentError; end
+    # The worker is stopping or was never started.
+    class WorkerStoppedError < FFIError; end
+
+    class TimeoutError < RetryableError
+      attr_reader :timeout_duration
+
+      def initialize(message = nil, timeout_duration: nil, retry_after: nil, context: {}, error_code: nil)
+        super(message, retry_after: retry_after, context: context, error_code: error_code)
+        @timeout_duration = timeout_duration
+      end
+    end
+
+    class NetworkError < RetryableError
+      attr_reader :status_code
+
+      def initialize(message = nil, status_code: nil, retry_after: nil, context: {}, error_code: nil)
+        super(message, retry_after: retry_after, context: context, error_code: error_code)
+        @status_code = status_code
+      end
+    end
+  end
+end

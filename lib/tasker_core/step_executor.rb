@@ -1,0 +1,97 @@
+# frozen_string_literal: true
+
+require "socket"
+
+module TaskerCore
+  # Runs one claimed step's handler and builds the result envelope the engine stores (SPEC 4.4).
+  # Never raises for handler failures: every outcome becomes an envelope.
+  module StepExecutor
+    BACKTRACE_LINES = 10
+
+    module_function
+
+    def call(event, worker_id: nil, registry: HandlerRegistry.instance)
+      started_at = Time.now.utc
+      clock = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      handler_class = nil
+      outcome =
+        begin
+          handler_class = registry.resolve(event["handler_callable"])
+          context = StepContext.new(event)
+          handler = handler_class.new(config: context.step_config)
+          StepHandlerCallResult.from(handler.public_send(event["handler_method"] || "call", context))
+        rescue Errors::RetryableError => e
+          from_exception(e, retryable: true, retry_after: e.retry_after)
+        rescue Errors::PermanentError => e
+          from_exception(e, retryable: false)
+        rescue StandardError, ScriptError => e
+          from_exception(e, retryable: true, error_type: "UnexpectedError")
+        end
+      elapsed_ms = ((Process.clock_gettime(Process::CLOCK_MONOTONIC) - clock) * 1000).round
+      timing = { "execution_time_ms" => elapsed_ms, "started_at" => started_at.iso8601(6),
+                 "completed_at" => Time.now.utc.iso8601(6), "worker_id" => worker_id,
+                 "worker_hostname" => hostname, "handler_version" => version_of(handler_class),
+                 "custom" => { "handler_class" => handler_class&.name || event["handler_callable"] } }
+      envelope(event, outcome, timing)
+    end
+
+    def from_exception(error, retryable:, retry_after: nil, error_type: nil)
+      type = error_type || error_type_for(error)
+      StepHandlerCallResult.error(
+        message: error.message, error_type: type, retryable: retryable, retry_after: retry_after,
+        error_code: error.respond_to?(:error_code) ? error.error_code : nil,
+        context: error.respond_to?(:context) ? error.context : {},
+        backtrace: (error.backtrace || []).first(BACKTRACE_LINES), exception_class: error.class.name
+      )
+    end
+
+    def error_type_for(error)
+      names = error.class.ancestors.map { |a| a.name.to_s.split("::").last }
+      %w[ValidationError PermanentError RetryableError].find { |n| names.include?(n) } || "UnexpectedError"
+    end
+
+    def envelope(event, outcome, timing)
+      metadata = PlainData.call(outcome.metadata || {}).merge(timing)
+      if outcome.success?
+        return { "step_uuid" => event["step_uuid"], "success" => true, "status" => "completed",
+                 "result" => PlainData.call(outcome.result), "metadata" => metadata }
+      end
+
+      failure_envelope(event, outcome, metadata)
+    end
+
+    def failure_envelope(event, outcome, metadata)
+      metadata = metadata.merge("retryable" => outcome.retryable, "error_type" => outcome.error_type,
+                                "error_code" => outcome.error_code)
+      error = { "message" => outcome.message, "error_type" => outcome.error_type,
+                "retryable" => outcome.retryable, "error_code" => outcome.error_code,
+                "exception_class" => outcome.exception_class, "backtrace" => outcome.backtrace,
+                "context" => PlainData.call(outcome.context || {}) }.compact
+      result = { "step_uuid" => event["step_uuid"], "success" => false, "status" => "failed",
+                 "result" => nil, "error" => error, "metadata" => metadata }
+      if outcome.retry_after
+        delay = outcome.retry_after.to_f
+        result["orchestration_metadata"] = {
+          "headers" => { "retry-after" => delay.ceil.to_s },
+          "backoff_hint" => { "backoff_type" => "ServerRequested", "delay_seconds" => delay, "context" => nil }
+        }
+      end
+      result
+    end
+
+    # A result the engine refused to store (not plain data) becomes a permanent failure.
+    def unstorable(event, message)
+      outcome = StepHandlerCallResult.error(message: "the step result could not be stored: #{message}",
+                                            error_type: "StepCompletionError", retryable: false)
+      envelope(event, outcome, { "execution_time_ms" => 0 })
+    end
+
+    def hostname
+      @hostname ||= Socket.gethostname
+    end
+
+    def version_of(klass)
+      klass.respond_to?(:handler_version) ? klass.handler_version : nil
+    end
+  end
+end

@@ -1,0 +1,56 @@
+# frozen_string_literal: true
+
+require "yaml"
+
+module TaskerCore
+  # Loads YAML task templates from files and directories, validates them in the engine and
+  # registers them in the database.
+  module Templates
+    module_function
+
+    # Paths may name files or directories (searched for **/*.yml and **/*.yaml).
+    def files(paths)
+      Array(paths).flat_map do |path|
+        if File.directory?(path)
+          Dir.glob(File.join(path, "**", "*.{yml,yaml}")).sort
+        elsif File.file?(path)
+          [path]
+        else
+          raise Errors::ConfigurationError, "template path #{path} does not exist"
+        end
+      end.uniq
+    end
+
+    # Parses one YAML file into plain data; raises TemplateError naming the file.
+    def read(path)
+      data = YAML.safe_load(File.read(path), permitted_classes: [Date, Time, Symbol], aliases: true)
+      raise Errors::TemplateError, "#{path}: a template must be a YAML mapping" unless data.is_a?(Hash)
+
+      PlainData.call(data)
+    rescue Psych::Exception => e
+      raise Errors::TemplateError, "#{path}: invalid YAML: #{e.message}"
+    end
+
+    # Validates a template without touching the database; returns its normalized form.
+    def validate(path)
+      with_path(path) { FFI.template_normalize(read(path)) }
+    end
+
+    # Registers every template under paths; returns their summaries
+    # ({"namespace_name", "name", "version", "named_task_uuid", "step_count"}).
+    def load(paths)
+      TaskerCore.boot!
+      files(paths).map do |path|
+        with_path(path) { FFI.template_register(read(path)) }
+      end
+    end
+
+    def with_path(path)
+      yield
+    rescue Errors::TemplateError => e
+      raise e if e.message.start_with?(path)
+
+      raise Errors::TemplateError, "#{path}: #{e.message}"
+    end
+  end
+end

@@ -1,0 +1,128 @@
+# frozen_string_literal: true
+
+require "logger"
+
+module TaskerCore
+  # A worker in this process: the C engine claims steps of its namespaces (LISTEN/NOTIFY plus a
+  # fallback poll), and `concurrency` Ruby threads run their handlers.
+  #
+  #   worker = TaskerCore::Worker.start(namespaces: ["ecommerce"], concurrency: 4)
+  #   ...
+  #   TaskerCore::Worker.stop(timeout: 30)
+  class Worker
+    NEXT_STEP_WAIT_SECONDS = 0.5
+
+    class << self
+      attr_reader :current
+
+      def start(**options)
+        raise Errors::StateError, "a worker is already running in this process" if @current&.running?
+
+        @current = new(**options).start
+      end
+
+      def stop(timeout: 30)
+        worker = @current
+        worker&.stop(timeout: timeout)
+        @current = nil
+        worker
+      end
+
+      def running? = @current&.running? || false
+    end
+
+    attr_reader :namespaces, :concurrency, :errors
+
+    # namespaces: the namespaces to serve (default: those of the templates loaded from
+    # template_paths); template_paths: files/directories of YAML templates to register first.
+    def initialize(namespaces: nil, concurrency: 10, template_paths: nil, poll_interval_ms: 1000,
+                   visibility_timeout_seconds: 30, deployment_mode: "Hybrid", logger: nil)
+      unless concurrency.is_a?(Integer) && concurrency.between?(1, 1000)
+        raise Errors::ConfigurationError, "concurrency must be an Integer between 1 and 1000 (got #{concurrency.inspect})"
+      end
+
+      @concurrency = concurrency
+      @template_paths = template_paths
+      @namespaces = namespaces&.map(&:to_s)
+      @options = { "concurrency" => concurrency, "poll_interval_ms" => poll_interval_ms,
+                   "visibility_timeout_seconds" => visibility_timeout_seconds,
+                   "deployment_mode" => deployment_mode.to_s }
+      @logger = logger || Logger.new($stderr, level: Logger::WARN)
+      @threads = []
+      @errors = []
+      @running = false
+    end
+
+    def start
+      TaskerCore.boot!
+      paths = @template_paths || TaskerCore.config.template_paths
+      loaded = paths.nil? || paths.empty? ? [] : Templates.load(paths)
+      @namespaces ||= loaded.map { |t| t["namespace_name"] }.uniq
+      if @namespaces.empty?
+        raise Errors::ConfigurationError, "the worker has no namespaces: pass namespaces: or template paths"
+      end
+
+      @status = FFI.worker_start(@options.merge("namespaces" => @namespaces))
+      @worker_id = "worker_#{@status['worker_uuid']}"
+      @running = true
+      @threads = Array.new(@concurrency) { |i| spawn_handler_thread(i) }
+      self
+    end
+
+    def running? = @running
+
+    def status = FFI.worker_status
+
+    # Stops claiming, lets running handlers finish within timeout seconds (then kills them; their
+    # steps run again when their claims expire), and gives unstarted claims back at once.
+    def stop(timeout: 30)
+      return self unless @running
+
+      @running = false
+      FFI.worker_stop
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+      @threads.each do |thread|
+        remaining = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        thread.join([remaining, 0].max) || thread.kill.join
+      end
+      @threads.clear
+      self
+    end
+
+    private
+
+    def spawn_handler_thread(index)
+      Thread.new do
+        Thread.current.name = "tasker-handler-#{index}"
+        run_loop
+      end
+    end
+
+    def run_loop
+      while @running
+        event = FFI.next_step(NEXT_STEP_WAIT_SECONDS)
+        break if event == false
+
+        execute(event) if event
+      end
+    rescue Exception => e # rubocop:disable Lint/RescueException
+      @errors << e
+      @logger.error("tasker handler thread died: #{e.class}: #{e.message}") unless e.is_a?(Interrupt)
+      raise
+    end
+
+    def execute(event)
+      envelope = StepExecutor.call(event, worker_id: @worker_id)
+      submit(event, envelope)
+    end
+
+    def submit(event, envelope)
+      FFI.complete_step(event["step_uuid"], event["claim_token"], envelope)
+    rescue Errors::ValidationError => e
+      FFI.complete_step(event["step_uuid"], event["claim_token"], StepExecutor.unstorable(event, e.message))
+    rescue Errors::DatabaseError, Errors::TimeoutError => e
+      # The claim stays ours until it expires; then another worker runs the step again.
+      @logger.error("tasker could not submit the result of step #{event['step_uuid']}: #{e.message}")
+    end
+  end
+end
