@@ -6,7 +6,12 @@
 # Ruby layers that call it.
 require_relative "tasker_core/version"
 require_relative "tasker_core/errors"
-require_relative "tasker_core/tasker_core"
+# TASKER_EXT_PATH loads another build of the extension (the sanitizer build of `rake asan`).
+if ENV["TASKER_EXT_PATH"]
+  require ENV["TASKER_EXT_PATH"]
+else
+  require_relative "tasker_core/tasker_core"
+end
 require_relative "tasker_core/plain_data"
 require_relative "tasker_core/configuration"
 require_relative "tasker_core/templates"

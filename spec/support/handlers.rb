@@ -1,0 +1,65 @@
+# frozen_string_literal: true
+
+module SpecSupport
+  # An append-only record of every handler execution ("step_uuid pid"), shared by processes.
+  module Ledger
+    module_function
+
+    def path
+      ENV["TASKER_SPEC_LEDGER"] ||= File.join(Dir.tmpdir, "tasker-ledger-#{Process.pid}.log")
+    end
+
+    def record(step_uuid)
+      File.open(path, "a") { |f| f.write("#{step_uuid} #{Process.pid}\n") }
+    end
+
+    def entries
+      File.exist?(path) ? File.readlines(path, chomp: true).map(&:split) : []
+    end
+
+    def reset!
+      File.delete(path) if File.exist?(path)
+    end
+  end
+end
+
+module SpecHandlers
+  # Squares the task's even_number (the first step of the math workflows).
+  class SquareInput < TaskerCore::StepHandler::Base
+    def call(context)
+      SpecSupport::Ledger.record(context.step_uuid)
+      n = context.get_input("even_number")
+      return failure("even_number must be an even Integer", error_type: "ValidationError") unless n.is_a?(Integer) && n.even?
+
+      success({ "result" => n * n }, metadata: { "operation" => "square" })
+    end
+  end
+
+  # Multiplies the results of the parents named in handler.initialization.parents, then squares
+  # the product when initialization.square is true.
+  class Combine < TaskerCore::StepHandler::Base
+    def call(context)
+      SpecSupport::Ledger.record(context.step_uuid)
+      parents = context.get_config("parents")
+      product = parents.map { |p| context.get_dependency_field(p, "result") }.reduce(:*)
+      value = context.get_config("square") ? product * product : product
+      success({ "result" => value, "seen" => context.dependency_results.keys.sort })
+    end
+  end
+
+  # Always fails permanently.
+  class Explode < TaskerCore::StepHandler::Base
+    def call(context)
+      SpecSupport::Ledger.record(context.step_uuid)
+      failure("the flux capacitor is empty", error_type: "PermanentError", retryable: false,
+                                              error_code: "FLUX_EMPTY")
+    end
+  end
+
+  # Raises an unexpected exception.
+  class Crash < TaskerCore::StepHandler::Base
+    def call(_context)
+      raise ArgumentError, "bad argument inside the handler"
+    end
+  end
+end

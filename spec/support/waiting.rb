@@ -1,0 +1,35 @@
+# frozen_string_literal: true
+
+module SpecSupport
+  module Waiting
+    TERMINAL = %w[complete error cancelled resolved_manually].freeze
+
+    # Polls the task every 5 ms until it reaches a terminal state; fails after timeout seconds.
+    def wait_for_task(task_uuid, timeout: 15)
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+      loop do
+        task = TaskerCore::Client.get_task(task_uuid)
+        return task if TERMINAL.include?(task["status"])
+        if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+          raise "task #{task_uuid} still #{task['status']} after #{timeout}s"
+        end
+
+        sleep 0.005
+      end
+    end
+
+    def sleep_until(timeout: 10, interval: 0.01)
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+      until (value = yield)
+        raise "condition not met within #{timeout}s" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+        sleep interval
+      end
+      value
+    end
+
+    def steps_by_name(task_uuid)
+      TaskerCore::Client.list_task_steps(task_uuid).to_h { |s| [s["name"], s] }
+    end
+  end
+end

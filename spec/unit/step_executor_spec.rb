@@ -1,0 +1,63 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+module ExecutorSpec
+  class Ok < TaskerCore::StepHandler::Base
+    def call(_context) = success(result: { "n" => 1 }, metadata: { "operation" => "noop" })
+  end
+
+  class Retry < TaskerCore::StepHandler::Base
+    def call(_context) = raise(TaskerCore::Errors::RetryableError.new("gateway timeout", retry_after: 30))
+  end
+
+  class Permanent < TaskerCore::StepHandler::Base
+    def call(_context) = raise(TaskerCore::Errors::ValidationError.new("bad card", field: "card", error_code: "CARD"))
+  end
+
+  class Plain < TaskerCore::StepHandler::Base
+    def call(_context) = [1, 2, 3]
+  end
+
+  class HashFailure < TaskerCore::StepHandler::Base
+    def call(_context) = { success: false, message: "nope", retryable: true }
+  end
+end
+
+RSpec.describe TaskerCore::StepExecutor do
+  def run(callable)
+    described_class.call({ "step_uuid" => "s-1", "handler_callable" => callable, "task_sequence_step" => {} },
+                         worker_id: "worker_x")
+  end
+
+  it "builds a success envelope with timing metadata and the handler's metadata" do
+    env = run("ExecutorSpec::Ok")
+    expect(env).to include("success" => true, "status" => "completed", "result" => { "n" => 1 })
+    expect(env["metadata"]).to include("operation" => "noop", "worker_id" => "worker_x")
+    expect(env["metadata"]["execution_time_ms"]).to be_a(Integer)
+  end
+
+  it "turns a RetryableError into a retryable failure with a server-requested backoff hint" do
+    env = run("ExecutorSpec::Retry")
+    expect(env["error"]).to include("message" => "gateway timeout", "error_type" => "RetryableError", "retryable" => true)
+    expect(env["metadata"]["retryable"]).to be(true)
+    expect(env.dig("orchestration_metadata", "backoff_hint")).to include("backoff_type" => "ServerRequested", "delay_seconds" => 30.0)
+  end
+
+  it "turns a PermanentError subclass into a permanent failure keeping its code" do
+    env = run("ExecutorSpec::Permanent")
+    expect(env["error"]).to include("error_type" => "ValidationError", "retryable" => false, "error_code" => "CARD")
+  end
+
+  it "wraps a plain return value and interprets a Hash with success: false" do
+    expect(run("ExecutorSpec::Plain")).to include("success" => true, "result" => [1, 2, 3])
+    expect(run("ExecutorSpec::Plain")["metadata"]).to include("wrapped" => true, "original_type" => "Array")
+    expect(run("ExecutorSpec::HashFailure")["error"]).to include("message" => "nope", "retryable" => true)
+  end
+
+  it "fails permanently when the callable resolves to nothing" do
+    env = run("Nope::Missing")
+    expect(env["error"]).to include("error_type" => "PermanentError", "retryable" => false)
+    expect(env["error"]["message"]).to include("Nope::Missing")
+  end
+end
