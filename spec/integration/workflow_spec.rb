@@ -102,4 +102,16 @@ RSpec.describe "running workflows end to end" do
     expect(task["status"]).to eq("error")
     expect(steps_by_name(task["task_uuid"])["ghost"].dig("results", "error", "message")).to include("Nope::NotAHandler")
   end
+
+  it "fails a step permanently when its result cannot be stored, saying why" do
+    TaskerCore::Worker.stop
+    tpl = { "name" => "huge_workflow", "namespace_name" => "math", "version" => "1.0.0",
+            "steps" => [{ "name" => "huge", "handler" => { "callable" => "SpecHandlers::Huge" } }] }
+    TaskerCore::FFI.template_register(tpl)
+    TaskerCore::Worker.start(namespaces: ["math"], concurrency: 1)
+    task = run_task("huge_workflow", {})
+    error = steps_by_name(task["task_uuid"])["huge"].dig("results", "error")
+    expect(error["error_type"]).to eq("StepCompletionError")
+    expect(error["message"]).to include("result.result.n is an Integer outside the 64-bit range")
+  end
 end

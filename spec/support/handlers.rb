@@ -62,4 +62,9 @@ module SpecHandlers
       raise ArgumentError, "bad argument inside the handler"
     end
   end
+
+  # Returns a number JSON cannot carry as a 64-bit integer.
+  class Huge < TaskerCore::StepHandler::Base
+    def call(_context) = success({ "n" => 2**70 })
+  end
 end
