@@ -116,13 +116,27 @@ module TaskerCore
       submit(event, envelope)
     end
 
+    # Hands the result to the engine. While the database is unreachable the step stays claimed (the
+    # engine keeps its claim alive) and the submission is retried with backoff; after twice the
+    # visibility timeout it is given up, and the step runs again once its claim expires.
     def submit(event, envelope)
-      FFI.complete_step(event["step_uuid"], event["claim_token"], envelope)
-    rescue Errors::ValidationError => e
-      FFI.complete_step(event["step_uuid"], event["claim_token"], StepExecutor.unstorable(event, e.message))
-    rescue Errors::DatabaseError, Errors::TimeoutError => e
-      # The claim stays ours until it expires; then another worker runs the step again.
-      @logger.error("tasker could not submit the result of step #{event['step_uuid']}: #{e.message}")
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + (2 * @options["visibility_timeout_seconds"])
+      delay = 0.05
+      begin
+        FFI.complete_step(event["step_uuid"], event["claim_token"], envelope)
+      rescue Errors::ValidationError => e
+        envelope = StepExecutor.unstorable(event, e.message)
+        retry
+      rescue Errors::DatabaseError, Errors::TimeoutError => e
+        if Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+          @logger.warn("tasker could not submit step #{event['step_uuid']} (#{e.message}); retrying in #{delay}s")
+          sleep delay
+          delay = [delay * 2, 2.0].min
+          retry
+        end
+        @logger.error("tasker gave up submitting step #{event['step_uuid']}: #{e.message}")
+        FFI.abandon_step(event["claim_token"])
+      end
     end
   end
 end

@@ -18,13 +18,19 @@ RSpec.describe "bin/tasker" do
     pid = Process.spawn(env, RbConfig.ruby, tasker, "worker", "--templates", File.expand_path("../fixtures/templates", __dir__),
                         "--require", File.expand_path("../support/handlers.rb", __dir__), "--concurrency", "2", out: w)
     w.close
-    expect(Timeout.timeout(30) { r.gets }).to include("serving math with 2 handler threads")
+    expect(Timeout.timeout(30) { r.gets }).to match(/serving .*math.* with 2 handler threads/)
     created = TaskerCore::Client.create_task(name: "linear_workflow", namespace: "math", context: { even_number: 6 })
     expect(wait_for_task(created["task_uuid"])["status"]).to eq("complete")
     Process.kill("TERM", pid)
     _, status = Process.wait2(pid)
+    pid = nil
     expect(status.exitstatus).to eq(0)
     expect(r.read).to include("stopped")
+  ensure
+    if pid
+      Process.kill("KILL", pid)
+      Process.wait(pid)
+    end
   end
 
   it "validates template files without a database and exits 1 on an invalid one" do

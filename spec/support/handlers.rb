@@ -67,4 +67,29 @@ module SpecHandlers
   class Huge < TaskerCore::StepHandler::Base
     def call(_context) = success({ "n" => 2**70 })
   end
+
+  # Fails with a retryable error until the attempt named by initialization.succeed_on_attempt
+  # (1-based), recording each attempt's start time in the ledger.
+  class Flaky < TaskerCore::StepHandler::Base
+    def call(context)
+      SpecSupport::Ledger.record("#{context.step_uuid} #{context.retry_count} #{Process.clock_gettime(Process::CLOCK_REALTIME)}")
+      attempt = context.retry_count + 1
+      return success({ "attempt" => attempt, "was_retry" => context.is_retry? }) if attempt >= context.get_config("succeed_on_attempt")
+
+      if context.get_config("retry_after")
+        raise TaskerCore::Errors::RetryableError.new("busy, come back later", retry_after: context.get_config("retry_after"))
+      end
+
+      failure("transient failure #{attempt}", error_type: "RetryableError", retryable: true)
+    end
+  end
+
+  # Sleeps initialization.seconds on its first attempt only (a hang, or a long job), then succeeds.
+  class Sleepy < TaskerCore::StepHandler::Base
+    def call(context)
+      SpecSupport::Ledger.record("#{context.step_uuid} #{context.retry_count}")
+      sleep context.get_config("seconds") if context.retry_count.zero?
+      success({ "attempt" => context.retry_count + 1, "pid" => Process.pid })
+    end
+  end
 end

@@ -10,7 +10,10 @@ TaskerCore.configure do |c|
   c.log_level = ENV.fetch("TASKER_LOG_LEVEL", "error")
 end
 worker = TaskerCore::Worker.start(template_paths: [File.expand_path("../fixtures/templates", __dir__)],
-                                  concurrency: Integer(ENV.fetch("WORKER_CONCURRENCY", "4"), 10))
+                                  concurrency: Integer(ENV.fetch("WORKER_CONCURRENCY", "4"), 10),
+                                  visibility_timeout_seconds: Integer(ENV.fetch("WORKER_VISIBILITY", "30"), 10),
+                                  poll_interval_ms: Integer(ENV.fetch("WORKER_POLL_MS", "1000"), 10),
+                                  deployment_mode: ENV.fetch("WORKER_MODE", "Hybrid"))
 reader, writer = IO.pipe
 %w[TERM INT].each do |signal|
   trap(signal) { writer.write_nonblock("x") rescue nil } # rubocop:disable Style/RescueModifier

@@ -129,6 +129,15 @@ static VALUE tcrb_worker_m_complete_step(VALUE self, VALUE step_uuid, VALUE clai
   return tcrb_call_run(&call);
 }
 
+/* FFI.abandon_step(claim_token) -> nil: stop keeping a step whose result cannot be submitted. */
+static VALUE tcrb_worker_m_abandon_step(VALUE self, VALUE claim_token) {
+  tc_worker_t *w = current_worker();
+  char token[80];
+  tcrb_copy_string(claim_token, "claim_token", token, sizeof token);
+  tc_worker_abandon_step(w, token);
+  return Qnil;
+}
+
 /* FFI.worker_stop -> true when a worker was stopped. Running handlers may still complete. */
 static VALUE tcrb_worker_m_stop(VALUE self) {
   tcrb_runtime();
@@ -153,5 +162,6 @@ void tcrb_worker_init(void) {
   rb_define_module_function(tcrb_mFFI, "next_step", tcrb_worker_m_next_step, 1);
   rb_define_module_function(tcrb_mFFI, "complete_step", tcrb_worker_m_complete_step, 3);
   rb_define_module_function(tcrb_mFFI, "worker_stop", tcrb_worker_m_stop, 0);
+  rb_define_module_function(tcrb_mFFI, "abandon_step", tcrb_worker_m_abandon_step, 1);
   rb_define_module_function(tcrb_mFFI, "worker_status", tcrb_worker_m_status, 0);
 }

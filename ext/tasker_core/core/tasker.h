@@ -139,9 +139,13 @@ void tc_cancel_fire(tc_cancel_t *cancel);
 void tc_worker_requeue(tc_worker_t *w, json_object *ev);
 /* Applies the result envelope of a step handed out by tc_worker_next_step; *out:
  * {applied, step_status, task_status, enqueued}. Works after tc_worker_stop too, so running
- * handlers can finish. */
+ * handlers can finish. On TC_EDB / TC_ETIMEDOUT the step stays claimed (and its claim alive):
+ * retry the call, or give up with tc_worker_abandon_step. */
 int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
                             json_object *result, json_object **out, tc_error_t *err);
+/* Frees the slot of a step whose result could not be submitted (tc_worker_complete_step kept
+ * returning TC_EDB): the claim is no longer kept alive and the step runs again after it expires. */
+void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token);
 /* Stops claiming, wakes every waiter with TC_ESTOPPED, joins the claimer thread and gives claimed
  * but unstarted steps back to the queue. Idempotent. */
 void tc_worker_stop(tc_worker_t *w);

@@ -41,6 +41,8 @@ struct tc_worker {
   int wake_fd[2];
   PGconn *conn;               /* claimer thread only */
   bool want_claim;            /* claimer thread only */
+  int64_t retry_due_at;       /* claimer thread only: monotonic ms of the next retry, 0 if none */
+  int64_t last_heartbeat;     /* claimer thread only */
   bool listening;             /* claimer thread only; copied to listen_connected for status */
 
   pthread_mutex_t mu;
@@ -48,6 +50,7 @@ struct tc_worker {
   json_object **queue;        /* ring of capacity claimed, not yet handed out step events */
   int q_head, q_len;
   int in_flight;              /* handed out, not yet completed */
+  char (*flight_tokens)[37];  /* claim tokens of the in-flight steps (capacity slots, "" = free) */
   bool stopping;
   bool started;
   bool listen_connected;
@@ -141,11 +144,12 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
   w->queue = tc_calloc((size_t)capacity, sizeof(json_object *));
+  w->flight_tokens = tc_calloc((size_t)capacity, sizeof *w->flight_tokens);
   w->namespaces = tc_calloc(n_ns, sizeof(char *));
   size_t lit_len = 3;
   for (size_t i = 0; i < n_ns; i++) lit_len += json_object_get_string_len(json_object_array_get_idx(ns, i)) + 1;
   w->ns_literal = tc_malloc(lit_len);
-  bool ok = w->queue && w->namespaces && w->ns_literal && pipe2(w->wake_fd, O_NONBLOCK | O_CLOEXEC) == 0;
+  bool ok = w->queue && w->flight_tokens && w->namespaces && w->ns_literal && pipe2(w->wake_fd, O_NONBLOCK | O_CLOEXEC) == 0;
   if (ok) {
     strcpy(w->ns_literal, "{");
     for (size_t i = 0; i < n_ns && ok; i++) {
@@ -215,18 +219,21 @@ static int drain_notifies(tc_worker_t *w) {
   return count;
 }
 
-/* Claims up to `asked` steps into the queue; returns the number claimed or a negative code. */
+/* Claims up to `asked` steps into the queue (after the database put back due retries and expired
+ * claims); returns the number claimed or a negative code. Records when the next retry falls due. */
 static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
   char limit[16], vis[16];
   snprintf(limit, sizeof limit, "%d", asked);
   snprintf(vis, sizeof vis, "%d", w->visibility_s);
   const char *params[] = {w->worker_uuid, w->ns_literal, limit, vis};
-  json_object *rows = NULL;
-  int rc = tc_db_query_json_rows(w->conn,
-                                 "SELECT * FROM tasker.claim_steps($1::uuid, $2::text[], $3::integer, $4::integer)",
-                                 4, params, &rows, err);
+  json_object *res = NULL;
+  int rc = tc_db_query_json(w->conn, "SELECT tasker.claim($1::uuid, $2::text[], $3::integer, $4::integer)", 4,
+                            params, &res, err);
   if (rc != TC_OK) return rc;
-  int got = (int)json_object_array_length(rows);
+  json_object *rows = get(res, "steps");
+  json_object *due = get(res, "next_due_in_ms");
+  w->retry_due_at = due ? tc_now_ms() + json_object_get_int64(due) : 0;
+  int got = rows ? (int)json_object_array_length(rows) : 0;
   pthread_mutex_lock(&w->mu);
   w->claim_queries++;
   for (int i = 0; i < got; i++) {
@@ -238,8 +245,49 @@ static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
   }
   if (got > 0) pthread_cond_broadcast(&w->cv);
   pthread_mutex_unlock(&w->mu);
-  json_object_put(rows);
+  json_object_put(res);
   return got;
+}
+
+/* Extends the claims of every queued and in-flight step, so a long handler keeps its step. */
+static void heartbeat(tc_worker_t *w) {
+  json_object *tokens = json_object_new_array();
+  if (!tokens) return;
+  pthread_mutex_lock(&w->mu);
+  for (int i = 0; i < w->capacity; i++)
+    if (w->flight_tokens[i][0]) json_object_array_add(tokens, json_object_new_string(w->flight_tokens[i]));
+  for (int i = 0; i < w->q_len; i++) {
+    json_object *tok = get(w->queue[(w->q_head + i) % w->capacity], "claim_token");
+    if (tok) json_object_array_add(tokens, json_object_get(tok));
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (json_object_array_length(tokens) > 0) {
+    char vis[16];
+    snprintf(vis, sizeof vis, "%d", w->visibility_s);
+    const char *params[] = {w->worker_uuid, tc_json_str(tokens), vis};
+    tc_error_t err = {0};
+    json_object *n = NULL;
+    if (tc_db_query_json(w->conn, "SELECT tasker.extend_claims($1::uuid, $2::jsonb, $3::integer)", 3, params, &n,
+                         &err) != TC_OK)
+      tc_log(w->rt, TC_LOG_WARN, "heartbeat_failed", "could not extend claims: %s", err.message);
+    json_object_put(n);
+  }
+  json_object_put(tokens);
+}
+
+/* Remembers (token != NULL) or forgets the claim token of an in-flight step. Caller holds w->mu. */
+static void track_locked(tc_worker_t *w, const char *token, bool add) {
+  if (!token) return;
+  for (int i = 0; i < w->capacity; i++) {
+    if (add && w->flight_tokens[i][0] == '\0') {
+      snprintf(w->flight_tokens[i], sizeof w->flight_tokens[i], "%s", token);
+      return;
+    }
+    if (!add && strcmp(w->flight_tokens[i], token) == 0) {
+      w->flight_tokens[i][0] = '\0';
+      return;
+    }
+  }
 }
 
 static int free_slots(tc_worker_t *w) {
@@ -289,6 +337,7 @@ static void *claimer_main(void *arg) {
   int backoff_ms = 100;
   int64_t last_poll = tc_now_ms();
   w->want_claim = true;
+  w->last_heartbeat = tc_now_ms();
   while (!is_stopping(w)) {
     tc_error_t err = {0};
     if (!w->conn) {
@@ -321,17 +370,34 @@ static void *claimer_main(void *arg) {
       }
       continue;
     }
-    int timeout = 1000;
+    int64_t now = tc_now_ms();
+    int64_t beat_every = w->visibility_s * 1000 / 3;
+    if (now - w->last_heartbeat >= beat_every) {
+      heartbeat(w);
+      w->last_heartbeat = now;
+    }
+    int64_t timeout = 1000;
     if (w->mode != MODE_EVENT_DRIVEN_ONLY) {
-      int64_t due = last_poll + w->poll_interval_ms - tc_now_ms();
+      int64_t due = last_poll + w->poll_interval_ms - now;
       if (due <= 0) {
         w->want_claim = true;
-        last_poll = tc_now_ms();
+        last_poll = now;
         continue;
       }
-      timeout = (int)due;
+      timeout = due;
     }
-    if (wait_events(w, timeout)) w->want_claim = true;
+    if (w->retry_due_at) {
+      /* Wake for the next retry on time, not at the next coarse poll. */
+      if (w->retry_due_at <= now) {
+        w->retry_due_at = 0;
+        w->want_claim = true;
+        continue;
+      }
+      if (w->retry_due_at - now < timeout) timeout = w->retry_due_at - now;
+    }
+    int64_t beat_due = w->last_heartbeat + beat_every - now;
+    if (beat_due < timeout) timeout = beat_due < 1 ? 1 : beat_due;
+    if (wait_events(w, (int)timeout)) w->want_claim = true;
   }
   drop_conn(w);
   return NULL;
@@ -380,6 +446,7 @@ int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, jso
     w->q_head = (w->q_head + 1) % w->capacity;
     w->q_len--;
     w->in_flight++;
+    track_locked(w, json_object_get_string(get(ev, "claim_token")), true);
     pthread_mutex_unlock(&w->mu);
     *out = ev;
     return TC_OK;
@@ -393,6 +460,7 @@ int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, jso
 
 void tc_worker_requeue(tc_worker_t *w, json_object *ev) {
   pthread_mutex_lock(&w->mu);
+  track_locked(w, json_object_get_string(get(ev, "claim_token")), false);
   if (w->q_len < w->capacity) {
     w->q_head = (w->q_head - 1 + w->capacity) % w->capacity;
     w->queue[w->q_head] = ev;
@@ -421,8 +489,14 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
   }
   bool applied = rc == TC_OK && res && json_object_get_boolean(get(res, "applied"));
   bool success = result && json_object_get_boolean(get(result, "success"));
+  /* A database failure leaves the step claimed by us: the caller may retry the submission (its
+   * claim stays alive through the heartbeat) or give it up with tc_worker_abandon_step. */
+  bool retry_later = rc == TC_EDB || rc == TC_ETIMEDOUT;
   pthread_mutex_lock(&w->mu);
-  if (w->in_flight > 0) w->in_flight--;
+  if (!retry_later) {
+    if (w->in_flight > 0) w->in_flight--;
+    if (claim_token) track_locked(w, claim_token, false);
+  }
   if (applied) {
     if (success) w->completed_total++;
     else w->failed_total++;
@@ -438,6 +512,16 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
            json_object_get_string(get(res, "step_status")));
   *out = res;
   return TC_OK;
+}
+
+void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token) {
+  pthread_mutex_lock(&w->mu);
+  if (w->in_flight > 0) w->in_flight--;
+  track_locked(w, claim_token, false);
+  pthread_mutex_unlock(&w->mu);
+  wake_claimer(w);
+  tc_log(w->rt, TC_LOG_WARN, "step_abandoned",
+         "gave up submitting the result of claim %s; the step runs again when its claim expires", claim_token);
 }
 
 /* Gives claimed but never started steps back to the queue at once. */
@@ -530,6 +614,7 @@ void tc_worker_free(tc_worker_t *w) {
   for (int i = 0; w->queue && i < w->q_len; i++)
     json_object_put(w->queue[(w->q_head + i) % w->capacity]);
   tc_free(w->queue);
+  tc_free(w->flight_tokens);
   for (int i = 0; w->namespaces && i < w->n_namespaces; i++) tc_free(w->namespaces[i]);
   tc_free(w->namespaces);
   tc_free(w->ns_literal);

@@ -1,0 +1,316 @@
+-- Execution that never loses work: retries with backoff, recovery of expired claims, claim
+-- heartbeats, and results for tasks that finished (cancelled) while a step was running.
+
+-- The delay before a retry, in milliseconds: the handler's requested delay (retry_after, carried as
+-- a ServerRequested backoff hint or a retry-after header) when given, capped at one hour; else the
+-- step's backoff policy (none, linear, exponential, fibonacci over backoff_base_ms, capped at
+-- max_backoff_ms) with +/- 15 % jitter.
+CREATE OR REPLACE FUNCTION tasker.retry_delay_ms(p_attempts integer, p_retry jsonb, p_result jsonb)
+RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  v_hint numeric := (p_result->'orchestration_metadata'->'backoff_hint'->>'delay_seconds')::numeric;
+  v_header text := p_result->'orchestration_metadata'->'headers'->>'retry-after';
+  v_policy text := coalesce(p_retry->>'backoff', 'exponential');
+  v_base numeric := coalesce((p_retry->>'backoff_base_ms')::numeric, 1000);
+  v_max numeric := coalesce((p_retry->>'max_backoff_ms')::numeric, 30000);
+  v_n integer := greatest(p_attempts, 1);
+  v_delay numeric;
+  a numeric := 1;
+  b numeric := 1;
+BEGIN
+  IF v_hint IS NULL AND v_header ~ '^\s*\d+(\.\d+)?\s*$' THEN
+    v_hint := v_header::numeric;
+  END IF;
+  IF v_hint IS NOT NULL AND v_hint >= 0 THEN
+    RETURN least(v_hint * 1000, 3600000)::bigint;
+  END IF;
+
+  IF v_policy = 'none' THEN
+    RETURN 0;
+  ELSIF v_policy = 'linear' THEN
+    v_delay := v_base * v_n;
+  ELSIF v_policy = 'fibonacci' THEN
+    FOR i IN 3..least(v_n, 60) LOOP
+      SELECT b, a + b INTO a, b;
+    END LOOP;
+    v_delay := v_base * b;
+  ELSE
+    v_delay := v_base * power(2::numeric, least(v_n - 1, 40));
+  END IF;
+  v_delay := least(v_delay, v_max);
+  v_delay := v_delay * (1 + (random() * 0.3 - 0.15));
+  RETURN greatest(v_delay, 0)::bigint;
+END $$;
+
+-- Applies a result to a step the caller has locked in in_progress, and everything that follows
+-- from it, in the caller's transaction:
+--   success                      -> complete; children whose parents are all complete are enqueued
+--   retryable failure with tries -> waiting_for_retry with next_retry_at (still active for the task)
+--   otherwise                    -> error
+-- then the task is finalized when nothing is left to run (complete, or blocked_by_failures -> error).
+-- When the task already ended (cancelled while the step ran) the result is recorded on the step and
+-- in the audit, and nothing else moves.
+CREATE OR REPLACE FUNCTION tasker.apply_step_result(p_step uuid, p_worker uuid, p_result jsonb,
+                                                    p_applied_event text DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_now timestamp := clock_timestamp() AT TIME ZONE 'utc';
+  v_success boolean := coalesce((p_result->>'success')::boolean, false);
+  v_exec_ms bigint := (p_result->'metadata'->>'execution_time_ms')::numeric::bigint;
+  v_retryable boolean := coalesce((p_result->'metadata'->>'retryable')::boolean,
+                                  (p_result->'error'->>'retryable')::boolean, true);
+  s tasker.workflow_steps;
+  t tasker.tasks;
+  v_live boolean;
+  v_to text;
+  v_mid text;
+  v_delay bigint;
+  v_retry jsonb;
+  v_transition uuid;
+  v_enqueued integer := 0;
+  v_seq integer;
+BEGIN
+  SELECT * INTO s FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step;
+  SELECT * INTO t FROM tasker.tasks WHERE task_uuid = s.task_uuid FOR UPDATE;
+  v_live := t.status NOT IN ('complete', 'error', 'cancelled', 'resolved_manually');
+
+  IF v_success THEN
+    v_to := 'complete';
+  ELSIF v_retryable AND s.retryable AND s.attempts < s.max_attempts AND v_live THEN
+    v_to := 'waiting_for_retry';
+    SELECT d->'retry' INTO v_retry
+    FROM tasker.named_tasks nt, jsonb_array_elements(nt.configuration->'steps') AS d
+    WHERE nt.named_task_uuid = t.named_task_uuid AND d->>'name' = s.template_step_name;
+    v_delay := tasker.retry_delay_ms(s.attempts, v_retry, p_result);
+  ELSE
+    v_to := 'error';
+  END IF;
+  v_mid := CASE WHEN v_success THEN 'enqueued_for_orchestration' ELSE 'enqueued_as_error_for_orchestration' END;
+
+  UPDATE tasker.workflow_steps
+  SET status = v_to,
+      in_process = false,
+      processed = v_to = 'complete',
+      processed_at = CASE WHEN v_to = 'complete' THEN v_now ELSE processed_at END,
+      results = p_result,
+      claim_owner = NULL, claim_token = NULL, claim_expires_at = NULL,
+      next_retry_at = CASE WHEN v_to = 'waiting_for_retry'
+                           THEN v_now + make_interval(secs => v_delay / 1000.0) END,
+      backoff_request_seconds = CASE WHEN v_to = 'waiting_for_retry' THEN ceil(v_delay / 1000.0)::integer
+                                     ELSE backoff_request_seconds END,
+      transition_seq = transition_seq + 2,
+      updated_at = v_now
+  WHERE workflow_step_uuid = p_step
+  RETURNING * INTO s;
+
+  INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
+    to_state, event, attempt, worker_uuid, sort_key, metadata, created_at)
+  VALUES (p_step, s.task_uuid, 'in_progress', v_mid,
+          coalesce(p_applied_event, CASE WHEN v_success THEN 'enqueue_for_orchestration'
+                                         ELSE 'enqueue_as_error_for_orchestration' END),
+          s.attempts, p_worker, s.transition_seq - 1,
+          jsonb_build_object('execution_time_ms', v_exec_ms), v_now)
+  RETURNING workflow_step_transition_uuid INTO v_transition;
+
+  INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
+    to_state, event, attempt, worker_uuid, sort_key, metadata, created_at)
+  VALUES (p_step, s.task_uuid, v_mid, v_to,
+          CASE v_to WHEN 'complete' THEN 'complete' WHEN 'error' THEN 'fail' ELSE 'wait_for_retry' END,
+          s.attempts, p_worker, s.transition_seq,
+          CASE WHEN v_success THEN '{}'::jsonb
+               ELSE jsonb_strip_nulls(jsonb_build_object('error', p_result->'error',
+                      'next_retry_at', s.next_retry_at, 'retry_delay_ms', v_delay,
+                      'task_finished', CASE WHEN NOT v_live THEN t.status END)) END,
+          v_now);
+
+  INSERT INTO tasker.workflow_step_result_audit (workflow_step_uuid, workflow_step_transition_uuid,
+    task_uuid, worker_uuid, correlation_id, success, applied, execution_time_ms, result, recorded_at)
+  VALUES (p_step, v_transition, s.task_uuid, p_worker, t.correlation_id, v_success, true, v_exec_ms,
+          p_result, v_now);
+
+  IF NOT v_live THEN
+    RETURN jsonb_build_object('applied', true, 'step_status', s.status, 'task_status', t.status,
+                              'enqueued', 0, 'task_resumed', false);
+  END IF;
+
+  IF v_to = 'complete' THEN
+    WITH released AS (
+      UPDATE tasker.workflow_steps c
+      SET pending_parents = c.pending_parents - 1,
+          status = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN 'enqueued' ELSE c.status END,
+          ready_at = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN v_now ELSE c.ready_at END,
+          transition_seq = CASE WHEN c.pending_parents = 1 AND c.status = 'pending'
+                                THEN c.transition_seq + 1 ELSE c.transition_seq END,
+          updated_at = v_now
+      FROM tasker.workflow_step_edges e
+      WHERE e.from_step_uuid = p_step AND e.to_step_uuid = c.workflow_step_uuid
+      RETURNING c.workflow_step_uuid, c.task_uuid, c.status, c.pending_parents, c.transition_seq
+    ), logged AS (
+      INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
+        to_state, event, sort_key, created_at)
+      SELECT workflow_step_uuid, task_uuid, 'pending', 'enqueued', 'enqueue', transition_seq, v_now
+      FROM released WHERE status = 'enqueued' AND pending_parents = 0
+      RETURNING 1
+    )
+    SELECT count(*) INTO v_enqueued FROM logged;
+
+    UPDATE tasker.tasks
+    SET unfinished_steps = unfinished_steps - 1, active_steps = active_steps - 1 + v_enqueued,
+        updated_at = v_now
+    WHERE task_uuid = s.task_uuid
+    RETURNING * INTO t;
+  ELSIF v_to = 'error' THEN
+    UPDATE tasker.tasks
+    SET error_steps = error_steps + 1, active_steps = active_steps - 1, updated_at = v_now
+    WHERE task_uuid = s.task_uuid
+    RETURNING * INTO t;
+  END IF;
+
+  IF t.status = 'steps_in_process' AND t.unfinished_steps = 0 THEN
+    v_seq := t.transition_seq;
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, created_at)
+    VALUES (t.task_uuid, 'steps_in_process', 'evaluating_results', 'all_steps_completed', v_seq + 1, v_now),
+           (t.task_uuid, 'evaluating_results', 'complete', 'all_steps_successful', v_seq + 2, v_now);
+    UPDATE tasker.tasks SET status = 'complete', complete = true, completed_at = v_now,
+           transition_seq = v_seq + 2 WHERE task_uuid = t.task_uuid
+    RETURNING * INTO t;
+  ELSIF t.status = 'steps_in_process' AND t.active_steps = 0 AND t.error_steps > 0 THEN
+    v_seq := t.transition_seq;
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
+    VALUES (t.task_uuid, 'steps_in_process', 'evaluating_results', 'step_completed', v_seq + 1, '{}', v_now),
+           (t.task_uuid, 'evaluating_results', 'blocked_by_failures', 'permanent_failure', v_seq + 2,
+            jsonb_build_object('error_steps', t.error_steps), v_now),
+           (t.task_uuid, 'blocked_by_failures', 'error', 'give_up', v_seq + 3, '{}', v_now);
+    UPDATE tasker.tasks SET status = 'error', transition_seq = v_seq + 3
+    WHERE task_uuid = t.task_uuid
+    RETURNING * INTO t;
+  END IF;
+
+  -- Children to claim, or a retry whose due time every worker should now wait for.
+  IF v_enqueued > 0 OR v_to = 'waiting_for_retry' THEN
+    PERFORM pg_notify('tasker_steps_' || s.namespace_name, '');
+  END IF;
+
+  RETURN jsonb_build_object('applied', true, 'step_status', s.status, 'task_status', t.status,
+                            'enqueued', v_enqueued, 'next_retry_at', s.next_retry_at);
+END $$;
+
+-- A worker's result for its claim. Refused (recorded in the audit with applied = false, nothing
+-- else changed) when the claim token is no longer current: the claim expired and the step was
+-- recovered, or it was released.
+CREATE OR REPLACE FUNCTION tasker.complete_step(p_step uuid, p_claim_token uuid, p_worker uuid,
+                                                p_result jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  s tasker.workflow_steps;
+BEGIN
+  SELECT * INTO s FROM tasker.workflow_steps
+  WHERE workflow_step_uuid = p_step AND claim_token = p_claim_token AND status = 'in_progress'
+  FOR UPDATE;
+
+  IF NOT FOUND THEN
+    SELECT * INTO s FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'step not found: %', p_step USING ERRCODE = 'TK404';
+    END IF;
+    INSERT INTO tasker.workflow_step_result_audit (workflow_step_uuid, task_uuid, worker_uuid,
+      correlation_id, success, applied, execution_time_ms, result)
+    SELECT p_step, s.task_uuid, p_worker, tk.correlation_id,
+           coalesce((p_result->>'success')::boolean, false), false,
+           (p_result->'metadata'->>'execution_time_ms')::numeric::bigint, p_result
+    FROM tasker.tasks tk WHERE tk.task_uuid = s.task_uuid;
+    RETURN jsonb_build_object('applied', false, 'reason', 'stale_claim', 'step_status', s.status);
+  END IF;
+
+  RETURN tasker.apply_step_result(p_step, p_worker, p_result);
+END $$;
+
+-- Keeps a worker's claims alive while their handlers run (a heartbeat); returns how many it held.
+CREATE OR REPLACE FUNCTION tasker.extend_claims(p_worker uuid, p_tokens jsonb, p_visibility_seconds integer)
+RETURNS integer LANGUAGE sql AS $$
+  WITH extended AS (
+    UPDATE tasker.workflow_steps
+    SET claim_expires_at = (clock_timestamp() AT TIME ZONE 'utc') + make_interval(secs => p_visibility_seconds)
+    WHERE status = 'in_progress' AND claim_owner = p_worker
+      AND claim_token IN (SELECT t::uuid FROM jsonb_array_elements_text(p_tokens) AS t)
+    RETURNING 1
+  )
+  SELECT count(*)::integer FROM extended
+$$;
+
+-- Moves due retries of the given namespaces back to the queue and recovers steps whose claim
+-- expired (their worker died or hung): each counts as a failed, retryable attempt. Returns the
+-- number of steps moved.
+CREATE OR REPLACE FUNCTION tasker.recover_steps(p_namespaces text[], p_limit integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_now timestamp := clock_timestamp() AT TIME ZONE 'utc';
+  v_promoted integer;
+  v_recovered integer := 0;
+  r record;
+BEGIN
+  WITH due AS (
+    SELECT workflow_step_uuid FROM tasker.workflow_steps
+    WHERE status = 'waiting_for_retry' AND next_retry_at <= v_now AND namespace_name = ANY (p_namespaces)
+    ORDER BY next_retry_at
+    LIMIT p_limit
+    FOR UPDATE SKIP LOCKED
+  ), promoted AS (
+    UPDATE tasker.workflow_steps s
+    SET status = 'enqueued', ready_at = s.next_retry_at, next_retry_at = NULL,
+        transition_seq = s.transition_seq + 2, updated_at = v_now
+    FROM due WHERE s.workflow_step_uuid = due.workflow_step_uuid
+    RETURNING s.workflow_step_uuid, s.task_uuid, s.transition_seq, s.attempts
+  ), logged AS (
+    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
+      to_state, event, attempt, sort_key, created_at)
+    SELECT workflow_step_uuid, task_uuid, 'waiting_for_retry', 'pending', 'retry', attempts,
+           transition_seq - 1, v_now FROM promoted
+    UNION ALL
+    SELECT workflow_step_uuid, task_uuid, 'pending', 'enqueued', 'enqueue', attempts,
+           transition_seq, v_now FROM promoted
+  )
+  SELECT count(*) INTO v_promoted FROM promoted;
+
+  FOR r IN
+    SELECT workflow_step_uuid, claim_owner, claim_expires_at FROM tasker.workflow_steps
+    WHERE status = 'in_progress' AND claim_expires_at < v_now AND namespace_name = ANY (p_namespaces)
+    ORDER BY claim_expires_at
+    LIMIT p_limit
+    FOR UPDATE SKIP LOCKED
+  LOOP
+    PERFORM tasker.apply_step_result(r.workflow_step_uuid, NULL, jsonb_build_object(
+      'step_uuid', r.workflow_step_uuid, 'success', false, 'status', 'failed', 'result', NULL,
+      'error', jsonb_build_object(
+        'message', format('claim expired at %s: worker %s did not report a result in time',
+                          r.claim_expires_at, r.claim_owner),
+        'error_type', 'ClaimExpired', 'retryable', true),
+      'metadata', jsonb_build_object('retryable', true, 'error_type', 'ClaimExpired',
+                                     'claim_owner', r.claim_owner)),
+      'claim_expired');
+    v_recovered := v_recovered + 1;
+  END LOOP;
+
+  RETURN v_promoted + v_recovered;
+END $$;
+
+-- The claim of a worker: first due retries and expired claims are put back, then up to p_limit
+-- enqueued steps are claimed. Returns {"steps": [step events], "next_due_in_ms": ms until the next
+-- retry of these namespaces falls due (null when none)}.
+CREATE OR REPLACE FUNCTION tasker.claim(p_worker uuid, p_namespaces text[], p_limit integer,
+                                        p_visibility_seconds integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_steps jsonb;
+  v_due timestamp;
+BEGIN
+  PERFORM tasker.recover_steps(p_namespaces, 100);
+  SELECT coalesce(jsonb_agg(e), '[]'::jsonb) INTO v_steps
+  FROM tasker.claim_steps(p_worker, p_namespaces, p_limit, p_visibility_seconds) AS e;
+  SELECT min(next_retry_at) INTO v_due FROM tasker.workflow_steps
+  WHERE status = 'waiting_for_retry' AND namespace_name = ANY (p_namespaces);
+  RETURN jsonb_build_object('steps', v_steps, 'next_due_in_ms',
+    CASE WHEN v_due IS NOT NULL
+         THEN greatest(0, ceil(extract(epoch FROM v_due - (clock_timestamp() AT TIME ZONE 'utc')) * 1000))::bigint
+    END);
+END $$;
