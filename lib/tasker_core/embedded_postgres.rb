@@ -50,6 +50,9 @@ module TaskerCore
         @shared.url
       end
 
+      # The cluster database_url! started in this process, if any.
+      def shared = @shared
+
       private
 
       def start_shared(fsync:)
@@ -112,6 +115,21 @@ module TaskerCore
       false
     rescue Errno::EPERM
       true
+    end
+
+    # Stops the server but keeps its data (an outage, for resilience tests); resume starts it again.
+    def pause
+      raise Error, "embedded PostgreSQL is not started" unless @started
+
+      shutdown_server if running?
+      self
+    end
+
+    def resume
+      raise Error, "embedded PostgreSQL is not started" unless @started
+
+      start_server unless running?
+      self
     end
 
     # Stops the server (fast shutdown, falling back to immediate) and removes

@@ -129,7 +129,7 @@ module TaskerCore
         retry
       rescue Errors::DatabaseError, Errors::TimeoutError => e
         if Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
-          @logger.warn("tasker could not submit step #{event['step_uuid']} (#{e.message}); retrying in #{delay}s")
+          @logger.info("tasker could not submit step #{event['step_uuid']} (#{e.message}); retrying in #{delay}s")
           sleep delay
           delay = [delay * 2, 2.0].min
           retry

@@ -92,4 +92,14 @@ module SpecHandlers
       success({ "attempt" => context.retry_count + 1, "pid" => Process.pid })
     end
   end
+
+  # A side effect with a duration: records "step_uuid pid started finished" once the work is done.
+  class Chaos < TaskerCore::StepHandler::Base
+    def call(context)
+      started = Process.clock_gettime(Process::CLOCK_REALTIME)
+      sleep(rand * 0.02)
+      SpecSupport::Ledger.record("#{context.step_uuid} #{started} #{Process.clock_gettime(Process::CLOCK_REALTIME)}")
+      success({ "step" => context.step_name })
+    end
+  end
 end

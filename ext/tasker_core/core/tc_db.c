@@ -52,6 +52,20 @@ void tc_pool_abandon(tc_pool_t *pool) {
   }
 }
 
+/* Closes every idle connection: after one is found dead (server restart, failover) the others,
+ * opened to the same server, are too. */
+static void pool_flush_idle(tc_pool_t *pool) {
+  pthread_mutex_lock(&pool->mu);
+  int n = pool->n_idle;
+  PGconn *idle[n > 0 ? n : 1];
+  for (int i = 0; i < n; i++) idle[i] = pool->idle[i];
+  pool->n_idle = 0;
+  pool->n_open -= n;
+  pthread_cond_broadcast(&pool->cv);
+  pthread_mutex_unlock(&pool->mu);
+  for (int i = 0; i < n; i++) PQfinish(idle[i]);
+}
+
 /* Builds the connection keywords: the URL (expanded), then defaults it did not set. */
 static PGconn *connect_now(tc_pool_t *pool) {
   char timeout[16];
@@ -83,7 +97,15 @@ int tc_db_connect(tc_pool_t *pool, PGconn **out, tc_error_t *err) {
   return TC_OK;
 }
 
+/* Like tc_pool_acquire; *fresh tells whether the connection was just opened. */
+static int pool_acquire(tc_pool_t *pool, PGconn **out, bool *fresh, tc_error_t *err);
+
 int tc_pool_acquire(tc_pool_t *pool, PGconn **out, tc_error_t *err) {
+  bool fresh;
+  return pool_acquire(pool, out, &fresh, err);
+}
+
+static int pool_acquire(tc_pool_t *pool, PGconn **out, bool *fresh, tc_error_t *err) {
   struct timespec deadline;
   tc_deadline(&deadline, pool->acquire_timeout_ms);
   pthread_mutex_lock(&pool->mu);
@@ -97,6 +119,7 @@ int tc_pool_acquire(tc_pool_t *pool, PGconn **out, tc_error_t *err) {
       pthread_mutex_unlock(&pool->mu);
       if (PQstatus(conn) == CONNECTION_OK) {
         *out = conn;
+        *fresh = false;
         return TC_OK;
       }
       PQfinish(conn);  /* Broken while idle (server restart): replace it below. */
@@ -117,6 +140,7 @@ int tc_pool_acquire(tc_pool_t *pool, PGconn **out, tc_error_t *err) {
         return rc;
       }
       *out = conn;
+      *fresh = true;
       return TC_OK;
     }
     int rc = pthread_cond_timedwait(&pool->cv, &pool->mu, &deadline);
@@ -226,22 +250,37 @@ int tc_db_exec(PGconn *conn, const char *sql, int n, const char *const *params, 
   return rc;
 }
 
+typedef int (*query_fn)(PGconn *, const char *, int, const char *const *, json_object **, tc_error_t *);
+
+/* Runs one query on a pooled connection. A pooled connection can have died while idle (a server
+ * restart or failover) without libpq knowing; when the query fails because such a connection is
+ * gone, it runs once more on a new connection: the lost one never delivered the query. */
+static int rt_query(tc_runtime_t *rt, query_fn fn, const char *sql, int n, const char *const *params,
+                    json_object **out, tc_error_t *err) {
+  for (int attempt = 0;; attempt++) {
+    PGconn *conn = NULL;
+    bool fresh = false;
+    int rc = pool_acquire(&rt->pool, &conn, &fresh, err);
+    if (rc != TC_OK) return rc;
+    bool was_idle = PQtransactionStatus(conn) == PQTRANS_IDLE;
+    rc = fn(conn, sql, n, params, out, err);
+    bool lost = PQstatus(conn) != CONNECTION_OK;
+    tc_pool_release(&rt->pool, conn);
+    if (rc == TC_EDB && lost && !fresh && was_idle && attempt == 0) {
+      pool_flush_idle(&rt->pool);
+      tc_log(rt, TC_LOG_INFO, "stale_connection_replaced", "a pooled connection was lost; retrying on a new one");
+      continue;
+    }
+    return rc;
+  }
+}
+
 int tc_rt_query_json(tc_runtime_t *rt, const char *sql, int n, const char *const *params,
                      json_object **out, tc_error_t *err) {
-  PGconn *conn = NULL;
-  int rc = tc_pool_acquire(&rt->pool, &conn, err);
-  if (rc != TC_OK) return rc;
-  rc = tc_db_query_json(conn, sql, n, params, out, err);
-  tc_pool_release(&rt->pool, conn);
-  return rc;
+  return rt_query(rt, tc_db_query_json, sql, n, params, out, err);
 }
 
 int tc_rt_query_json_rows(tc_runtime_t *rt, const char *sql, int n, const char *const *params,
                           json_object **out, tc_error_t *err) {
-  PGconn *conn = NULL;
-  int rc = tc_pool_acquire(&rt->pool, &conn, err);
-  if (rc != TC_OK) return rc;
-  rc = tc_db_query_json_rows(conn, sql, n, params, out, err);
-  tc_pool_release(&rt->pool, conn);
-  return rc;
+  return rt_query(rt, tc_db_query_json_rows, sql, n, params, out, err);
 }

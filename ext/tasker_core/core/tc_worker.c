@@ -344,7 +344,7 @@ static void *claimer_main(void *arg) {
       if (open_conn(w, &err) != TC_OK) {
         tc_log(w->rt, TC_LOG_WARN, "worker_connect_failed", "%s; retrying in %d ms", err.message, backoff_ms);
         wait_events(w, backoff_ms);
-        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+        backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
         continue;
       }
       backoff_ms = 100;
@@ -359,7 +359,7 @@ static void *claimer_main(void *arg) {
         tc_log(w->rt, TC_LOG_WARN, "claim_failed", "%s", err.message);
         if (PQstatus(w->conn) != CONNECTION_OK) drop_conn(w);
         wait_events(w, backoff_ms);
-        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+        backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
         continue;
       }
       backoff_ms = 100;
