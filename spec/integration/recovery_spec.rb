@@ -40,6 +40,19 @@ RSpec.describe "claims, crashes and deployment modes" do
     expect(events.flatten).to include("claim_expired", "wait_for_retry", "retry")
   end
 
+  it "lets a running handler finish on SIGTERM, then exits 0" do
+    TaskerCore::Templates.load([templates])
+    pid = spawn_worker("WORKER_CONCURRENCY" => "1")
+    uuid = create("sleepy_workflow")
+    sleep_until { psql_value("SELECT status FROM tasker.workflow_steps WHERE task_uuid = '#{uuid}'") == "in_progress" }
+    Process.kill("TERM", pid)
+    _, status = Process.wait2(pid)
+    expect(status.exitstatus).to eq(0)
+    task = TaskerCore::Client.get_task(uuid)
+    expect(task["status"]).to eq("complete")
+    expect(steps_by_name(uuid)["sleepy"]["attempts"]).to eq(1)
+  end
+
   it "keeps a long handler's claim alive with a heartbeat" do
     TaskerCore::Worker.start(template_paths: [templates], concurrency: 1, visibility_timeout_seconds: 1, poll_interval_ms: 200)
     task = wait_for_task(create("sleepy_workflow"), timeout: 20)
