@@ -22,6 +22,7 @@ require_relative "tasker_core/step_handler/base"
 require_relative "tasker_core/step_executor"
 require_relative "tasker_core/worker"
 require_relative "tasker_core/client"
+require_relative "tasker_core/operations"
 
 module TaskerCore
   BOOT_MUTEX = Mutex.new

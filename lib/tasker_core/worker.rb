@@ -36,7 +36,8 @@ module TaskerCore
     # namespaces: the namespaces to serve (default: those of the templates loaded from
     # template_paths); template_paths: files/directories of YAML templates to register first.
     def initialize(namespaces: nil, concurrency: 10, template_paths: nil, poll_interval_ms: 1000,
-                   visibility_timeout_seconds: 30, deployment_mode: "Hybrid", logger: nil)
+                   visibility_timeout_seconds: 30, deployment_mode: "Hybrid", logger: nil,
+                   staleness_check_interval_seconds: 60, staleness_threshold_minutes: 30, max_task_lifetime_hours: 24)
       unless concurrency.is_a?(Integer) && concurrency.between?(1, 1000)
         raise Errors::ConfigurationError, "concurrency must be an Integer between 1 and 1000 (got #{concurrency.inspect})"
       end
@@ -46,7 +47,10 @@ module TaskerCore
       @namespaces = namespaces&.map(&:to_s)
       @options = { "concurrency" => concurrency, "poll_interval_ms" => poll_interval_ms,
                    "visibility_timeout_seconds" => visibility_timeout_seconds,
-                   "deployment_mode" => deployment_mode.to_s }
+                   "deployment_mode" => deployment_mode.to_s,
+                   "staleness_check_interval_seconds" => staleness_check_interval_seconds,
+                   "staleness_threshold_minutes" => staleness_threshold_minutes,
+                   "max_task_lifetime_hours" => max_task_lifetime_hours }
       @logger = logger || Logger.new($stderr, level: Logger::WARN)
       @threads = []
       @errors = []

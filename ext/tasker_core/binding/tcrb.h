@@ -64,6 +64,7 @@ void tcrb_copy_string(VALUE v, const char *what, char *buf, size_t cap);
 void tcrb_runtime_init(void);
 void tcrb_client_init(void);
 void tcrb_worker_init(void);
+void tcrb_operations_init(void);
 /* Called when fork is detected: drops the worker without joining threads that do not exist. */
 void tcrb_worker_forget_after_fork(void);
 

@@ -13,4 +13,5 @@ __attribute__((visibility("default"))) void Init_tasker_core(void) {
   tcrb_runtime_init();
   tcrb_client_init();
   tcrb_worker_init();
+  tcrb_operations_init();
 }

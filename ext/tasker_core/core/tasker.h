@@ -122,6 +122,22 @@ int tc_client_get_task(tc_runtime_t *rt, const char *task_uuid, json_object **ou
 int tc_client_list_task_steps(tc_runtime_t *rt, const char *task_uuid, json_object **out,
                               tc_error_t *err);
 
+/* ---- Operations: operator actions, staleness, dead-letter queue (tc_operations.c). ---- */
+/* action: "reset_for_retry", "resolve_manually" or "complete_manually"; payload: {reason,
+ * performed_by, result, metadata} (result required for complete_manually). The task re-evaluates;
+ * *out: {task_uuid, step_uuid, action_type, step_status, task_status, enqueued}. */
+int tc_step_operate(tc_runtime_t *rt, const char *task_uuid, const char *step_uuid, const char *action,
+                    json_object *payload, json_object **out, tc_error_t *err);
+/* options: batch_size, threshold_minutes (default 30), max_lifetime_hours (24), dry_run. *out: the
+ * actions taken, one per stale task (DLQ entry + task error). */
+int tc_detect_stale_tasks(tc_runtime_t *rt, json_object *options, json_object **out, tc_error_t *err);
+/* task_uuid and status may be NULL (no filter). *out: array of entries, newest first. */
+int tc_dlq_list(tc_runtime_t *rt, const char *task_uuid, const char *status, int limit, int offset,
+                json_object **out, tc_error_t *err);
+/* changes: {resolution_status, resolution_notes, resolved_by, metadata}. *out: the entry. */
+int tc_dlq_update(tc_runtime_t *rt, const char *entry_uuid, json_object *changes, json_object **out,
+                  tc_error_t *err);
+
 /* ---- Worker: claims steps of its namespaces into a bounded in-memory queue. ----
  * options: namespaces (array of strings, required), concurrency (1..1000, default 10: the most
  * steps claimed but not yet completed), poll_interval_ms (default 1000), visibility_timeout_seconds

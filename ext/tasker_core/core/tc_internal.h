@@ -73,6 +73,10 @@ int tc_rt_query_json(tc_runtime_t *rt, const char *sql, int n, const char *const
 int tc_rt_query_json_rows(tc_runtime_t *rt, const char *sql, int n, const char *const *params,
                           json_object **out, tc_error_t *err);
 
+/* Runs the staleness detector on a connection the caller owns (tc_operations.c). */
+int tc__detect_stale_on(PGconn *conn, int limit, int threshold_minutes, int lifetime_hours, bool dry_run,
+                        json_object **out, tc_error_t *err);
+
 /* ---- Runtime (tc_runtime.c). ---- */
 struct tc_runtime {
   tc_pool_t pool;

@@ -35,6 +35,10 @@ struct tc_worker {
   int poll_interval_ms;
   int visibility_s;
   tc_mode_t mode;
+  int staleness_interval_s;   /* 0: this worker does not run the staleness detector */
+  int staleness_threshold_min;
+  int max_lifetime_h;
+  int64_t last_staleness;     /* claimer thread only */
 
   pthread_t thread;
   bool thread_started;
@@ -125,6 +129,10 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
   if ((rc = opt_int(options, "batch_size", 1, 1000, &batch, err)) != TC_OK) return rc;
   if ((rc = opt_int(options, "poll_interval_ms", 10, 3600000, &poll_ms, err)) != TC_OK) return rc;
   if ((rc = opt_int(options, "visibility_timeout_seconds", 1, 86400, &vis, err)) != TC_OK) return rc;
+  int stale_every = 60, stale_threshold = 30, lifetime = 24;
+  if ((rc = opt_int(options, "staleness_check_interval_seconds", 0, 86400, &stale_every, err)) != TC_OK) return rc;
+  if ((rc = opt_int(options, "staleness_threshold_minutes", 0, 525600, &stale_threshold, err)) != TC_OK) return rc;
+  if ((rc = opt_int(options, "max_task_lifetime_hours", 1, 87600, &lifetime, err)) != TC_OK) return rc;
   tc_mode_t mode;
   json_object *m = get(options, "deployment_mode");
   if (parse_mode(m ? json_object_get_string(m) : NULL, &mode) != 0)
@@ -139,6 +147,9 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
   w->poll_interval_ms = poll_ms;
   w->visibility_s = vis;
   w->mode = mode;
+  w->staleness_interval_s = stale_every;
+  w->staleness_threshold_min = stale_threshold;
+  w->max_lifetime_h = lifetime;
   w->wake_fd[0] = w->wake_fd[1] = -1;
   tc_uuid_v7(w->worker_uuid);
   pthread_mutex_init(&w->mu, NULL);
@@ -275,6 +286,22 @@ static void heartbeat(tc_worker_t *w) {
   json_object_put(tokens);
 }
 
+/* Sends tasks that stopped making progress to the dead-letter queue (any worker may; they
+ * coordinate through row locks). */
+static void detect_stale(tc_worker_t *w) {
+  json_object *actions = NULL;
+  tc_error_t err = {0};
+  if (tc__detect_stale_on(w->conn, 100, w->staleness_threshold_min, w->max_lifetime_h, false, &actions, &err) != TC_OK) {
+    tc_log(w->rt, TC_LOG_WARN, "staleness_check_failed", "%s", err.message);
+    return;
+  }
+  size_t n = actions ? json_object_array_length(actions) : 0;
+  if (n > 0)
+    tc_log(w->rt, TC_LOG_WARN, "stale_tasks_dead_lettered", "%zu stale tasks moved to the DLQ and error: %s", n,
+           tc_json_str(actions));
+  json_object_put(actions);
+}
+
 /* Remembers (token != NULL) or forgets the claim token of an in-flight step. Caller holds w->mu. */
 static void track_locked(tc_worker_t *w, const char *token, bool add) {
   if (!token) return;
@@ -338,6 +365,7 @@ static void *claimer_main(void *arg) {
   int64_t last_poll = tc_now_ms();
   w->want_claim = true;
   w->last_heartbeat = tc_now_ms();
+  w->last_staleness = tc_now_ms();
   while (!is_stopping(w)) {
     tc_error_t err = {0};
     if (!w->conn) {
@@ -375,6 +403,10 @@ static void *claimer_main(void *arg) {
     if (now - w->last_heartbeat >= beat_every) {
       heartbeat(w);
       w->last_heartbeat = now;
+    }
+    if (w->staleness_interval_s > 0 && now - w->last_staleness >= (int64_t)w->staleness_interval_s * 1000) {
+      detect_stale(w);
+      w->last_staleness = now;
     }
     int64_t timeout = 1000;
     if (w->mode != MODE_EVENT_DRIVEN_ONLY) {

@@ -42,6 +42,61 @@ BEGIN
   RETURN greatest(v_delay, 0)::bigint;
 END $$;
 
+-- Releases the children of a step that just became complete or resolved_manually: each child's
+-- count of unfinished parents drops, and children reaching zero are enqueued. Returns how many.
+CREATE OR REPLACE FUNCTION tasker.release_children(p_step uuid, p_now timestamp) RETURNS integer
+LANGUAGE sql AS $$
+  WITH released AS (
+    UPDATE tasker.workflow_steps c
+    SET pending_parents = c.pending_parents - 1,
+        status = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN 'enqueued' ELSE c.status END,
+        ready_at = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN p_now ELSE c.ready_at END,
+        transition_seq = CASE WHEN c.pending_parents = 1 AND c.status = 'pending'
+                              THEN c.transition_seq + 1 ELSE c.transition_seq END,
+        updated_at = p_now
+    FROM tasker.workflow_step_edges e
+    WHERE e.from_step_uuid = p_step AND e.to_step_uuid = c.workflow_step_uuid
+    RETURNING c.workflow_step_uuid, c.task_uuid, c.status, c.pending_parents, c.transition_seq
+  ), logged AS (
+    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
+      to_state, event, sort_key, created_at)
+    SELECT workflow_step_uuid, task_uuid, 'pending', 'enqueued', 'enqueue', transition_seq, p_now
+    FROM released WHERE status = 'enqueued' AND pending_parents = 0
+    RETURNING 1
+  )
+  SELECT count(*)::integer FROM logged
+$$;
+
+-- Moves a task in steps_in_process to its outcome when nothing is left to run: complete when no
+-- step is unfinished, blocked_by_failures -> error when a step failed and nothing is active.
+-- The caller holds the task's row lock. Returns the task's status.
+CREATE OR REPLACE FUNCTION tasker.finalize_task(p_task uuid, p_now timestamp) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  t tasker.tasks;
+BEGIN
+  SELECT * INTO t FROM tasker.tasks WHERE task_uuid = p_task;
+  IF t.status = 'steps_in_process' AND t.unfinished_steps = 0 THEN
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, created_at)
+    VALUES (p_task, 'steps_in_process', 'evaluating_results', 'all_steps_completed', t.transition_seq + 1, p_now),
+           (p_task, 'evaluating_results', 'complete', 'all_steps_successful', t.transition_seq + 2, p_now);
+    UPDATE tasker.tasks SET status = 'complete', complete = true, completed_at = p_now,
+           transition_seq = t.transition_seq + 2, updated_at = p_now
+    WHERE task_uuid = p_task;
+    RETURN 'complete';
+  ELSIF t.status = 'steps_in_process' AND t.active_steps = 0 AND t.error_steps > 0 THEN
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
+    VALUES (p_task, 'steps_in_process', 'evaluating_results', 'step_completed', t.transition_seq + 1, '{}', p_now),
+           (p_task, 'evaluating_results', 'blocked_by_failures', 'permanent_failure', t.transition_seq + 2,
+            jsonb_build_object('error_steps', t.error_steps), p_now),
+           (p_task, 'blocked_by_failures', 'error', 'give_up', t.transition_seq + 3, '{}', p_now);
+    UPDATE tasker.tasks SET status = 'error', transition_seq = t.transition_seq + 3, updated_at = p_now
+    WHERE task_uuid = p_task;
+    RETURN 'error';
+  END IF;
+  RETURN t.status;
+END $$;
+
 -- Applies a result to a step the caller has locked in in_progress, and everything that follows
 -- from it, in the caller's transaction:
 --   success                      -> complete; children whose parents are all complete are enqueued
@@ -68,7 +123,7 @@ DECLARE
   v_retry jsonb;
   v_transition uuid;
   v_enqueued integer := 0;
-  v_seq integer;
+  v_status text;
 BEGIN
   SELECT * INTO s FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step;
   SELECT * INTO t FROM tasker.tasks WHERE task_uuid = s.task_uuid FOR UPDATE;
@@ -134,64 +189,24 @@ BEGIN
   END IF;
 
   IF v_to = 'complete' THEN
-    WITH released AS (
-      UPDATE tasker.workflow_steps c
-      SET pending_parents = c.pending_parents - 1,
-          status = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN 'enqueued' ELSE c.status END,
-          ready_at = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN v_now ELSE c.ready_at END,
-          transition_seq = CASE WHEN c.pending_parents = 1 AND c.status = 'pending'
-                                THEN c.transition_seq + 1 ELSE c.transition_seq END,
-          updated_at = v_now
-      FROM tasker.workflow_step_edges e
-      WHERE e.from_step_uuid = p_step AND e.to_step_uuid = c.workflow_step_uuid
-      RETURNING c.workflow_step_uuid, c.task_uuid, c.status, c.pending_parents, c.transition_seq
-    ), logged AS (
-      INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
-        to_state, event, sort_key, created_at)
-      SELECT workflow_step_uuid, task_uuid, 'pending', 'enqueued', 'enqueue', transition_seq, v_now
-      FROM released WHERE status = 'enqueued' AND pending_parents = 0
-      RETURNING 1
-    )
-    SELECT count(*) INTO v_enqueued FROM logged;
-
+    v_enqueued := tasker.release_children(p_step, v_now);
     UPDATE tasker.tasks
     SET unfinished_steps = unfinished_steps - 1, active_steps = active_steps - 1 + v_enqueued,
         updated_at = v_now
-    WHERE task_uuid = s.task_uuid
-    RETURNING * INTO t;
+    WHERE task_uuid = s.task_uuid;
   ELSIF v_to = 'error' THEN
     UPDATE tasker.tasks
     SET error_steps = error_steps + 1, active_steps = active_steps - 1, updated_at = v_now
-    WHERE task_uuid = s.task_uuid
-    RETURNING * INTO t;
+    WHERE task_uuid = s.task_uuid;
   END IF;
-
-  IF t.status = 'steps_in_process' AND t.unfinished_steps = 0 THEN
-    v_seq := t.transition_seq;
-    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, created_at)
-    VALUES (t.task_uuid, 'steps_in_process', 'evaluating_results', 'all_steps_completed', v_seq + 1, v_now),
-           (t.task_uuid, 'evaluating_results', 'complete', 'all_steps_successful', v_seq + 2, v_now);
-    UPDATE tasker.tasks SET status = 'complete', complete = true, completed_at = v_now,
-           transition_seq = v_seq + 2 WHERE task_uuid = t.task_uuid
-    RETURNING * INTO t;
-  ELSIF t.status = 'steps_in_process' AND t.active_steps = 0 AND t.error_steps > 0 THEN
-    v_seq := t.transition_seq;
-    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
-    VALUES (t.task_uuid, 'steps_in_process', 'evaluating_results', 'step_completed', v_seq + 1, '{}', v_now),
-           (t.task_uuid, 'evaluating_results', 'blocked_by_failures', 'permanent_failure', v_seq + 2,
-            jsonb_build_object('error_steps', t.error_steps), v_now),
-           (t.task_uuid, 'blocked_by_failures', 'error', 'give_up', v_seq + 3, '{}', v_now);
-    UPDATE tasker.tasks SET status = 'error', transition_seq = v_seq + 3
-    WHERE task_uuid = t.task_uuid
-    RETURNING * INTO t;
-  END IF;
+  v_status := tasker.finalize_task(s.task_uuid, v_now);
 
   -- Children to claim, or a retry whose due time every worker should now wait for.
   IF v_enqueued > 0 OR v_to = 'waiting_for_retry' THEN
     PERFORM pg_notify('tasker_steps_' || s.namespace_name, '');
   END IF;
 
-  RETURN jsonb_build_object('applied', true, 'step_status', s.status, 'task_status', t.status,
+  RETURN jsonb_build_object('applied', true, 'step_status', s.status, 'task_status', v_status,
                             'enqueued', v_enqueued, 'next_retry_at', s.next_retry_at);
 END $$;
 

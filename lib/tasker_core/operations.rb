@@ -1,0 +1,70 @@
+# frozen_string_literal: true
+
+module TaskerCore
+  # Operator actions on steps, after which the task re-evaluates (a task in error reopens).
+  module Client
+    STEP_ACTIONS = %w[reset_for_retry resolve_manually complete_manually].freeze
+
+    module_function
+
+    # The generic form (the reference's PATCH .../workflow_steps/{step_uuid}).
+    def update_step(task_uuid, step_uuid, action_type:, reason: nil, performed_by: nil, result: nil, metadata: nil)
+      unless STEP_ACTIONS.include?(action_type.to_s)
+        raise Errors::ValidationError.new("action_type must be one of #{STEP_ACTIONS.join(', ')} (got #{action_type.inspect})",
+                                          field: "action_type")
+      end
+
+      TaskerCore.boot!
+      details = { "reason" => reason, "performed_by" => performed_by, "metadata" => PlainData.call(metadata) }.compact
+      details["result"] = PlainData.call(result) if action_type.to_s == "complete_manually"
+      FFI.client_update_step(task_uuid, step_uuid, action_type.to_s, details)
+    end
+
+    # A step in error runs again from its first attempt.
+    def reset_step_for_retry(task_uuid, step_uuid, reason: nil, reset_by: nil)
+      update_step(task_uuid, step_uuid, action_type: "reset_for_retry", reason: reason, performed_by: reset_by)
+    end
+
+    # Marks a step done without a result; its dependents may run.
+    def resolve_step_manually(task_uuid, step_uuid, reason: nil, resolved_by: nil)
+      update_step(task_uuid, step_uuid, action_type: "resolve_manually", reason: reason, performed_by: resolved_by)
+    end
+
+    # Completes a step with an operator-supplied result, which its dependents receive.
+    def complete_step_manually(task_uuid, step_uuid, result:, metadata: {}, reason: nil, completed_by: nil)
+      update_step(task_uuid, step_uuid, action_type: "complete_manually", result: result, metadata: metadata,
+                                        reason: reason, performed_by: completed_by)
+    end
+  end
+
+  # The dead-letter queue: an investigation log of tasks the staleness detector gave up on.
+  module DLQ
+    RESOLUTION_STATUSES = %w[pending manually_resolved permanently_failed cancelled].freeze
+
+    module_function
+
+    def list(task_uuid: nil, resolution_status: nil, limit: 50, offset: 0)
+      if resolution_status && !RESOLUTION_STATUSES.include?(resolution_status.to_s)
+        raise Errors::ValidationError.new("resolution_status must be one of #{RESOLUTION_STATUSES.join(', ')}",
+                                          field: "resolution_status")
+      end
+
+      TaskerCore.boot!
+      FFI.dlq_list(task_uuid, resolution_status&.to_s, limit, offset)
+    end
+
+    def update(dlq_entry_uuid, resolution_status: nil, resolution_notes: nil, resolved_by: nil, metadata: nil)
+      TaskerCore.boot!
+      changes = { "resolution_status" => resolution_status&.to_s, "resolution_notes" => resolution_notes,
+                  "resolved_by" => resolved_by, "metadata" => PlainData.call(metadata) }.compact
+      FFI.dlq_update(dlq_entry_uuid, changes)
+    end
+
+    # Runs the staleness detector once (workers also run it every staleness_check_interval_seconds).
+    def detect_stale_tasks(threshold_minutes: 30, max_lifetime_hours: 24, batch_size: 100, dry_run: false)
+      TaskerCore.boot!
+      FFI.detect_stale_tasks("threshold_minutes" => threshold_minutes, "max_lifetime_hours" => max_lifetime_hours,
+                             "batch_size" => batch_size, "dry_run" => dry_run)
+    end
+  end
+end
