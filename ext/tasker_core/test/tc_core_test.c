@@ -205,7 +205,9 @@ static void test_engine(const char *url) {
   rc = tc_worker_start(w, &err);
   CHECK_RC(rc, err);
 
+  char first_step[37] = "";
   json_object *ev = next_step(w);
+  if (ev) snprintf(first_step, sizeof first_step, "%s", str(ev, "step_uuid"));
   if (ev) {
     /* A result presented with a wrong claim token is refused and changes nothing. */
     json_object *result = parse("{\"success\":true,\"result\":1}");
@@ -230,6 +232,27 @@ static void test_engine(const char *url) {
   CHECK_RC(rc, err);
   CHECK(task && strcmp(str(task, "status"), "complete") == 0, "task not complete");
   json_object_put(task);
+
+  /* Operations: typed refusals, the staleness detector and the DLQ answer. */
+  json_object *op = NULL;
+  rc = tc_step_operate(rt, task_uuid, task_uuid, "explode", NULL, &op, &err);
+  CHECK(rc == TC_EINVAL && strstr(err.message, "action_type"), "%s", err.message);
+  rc = tc_step_operate(rt, task_uuid, "01a20000-0000-7000-8000-000000000002", "resolve_manually", NULL, &op, &err);
+  CHECK(rc == TC_ENOTFOUND, "operate on an unknown step: %s", tc_err_name(rc));
+  rc = tc_step_operate(rt, task_uuid, first_step, "reset_for_retry", NULL, &op, &err);
+  CHECK(rc == TC_ESTATE && strstr(err.message, "is complete"), "%s", err.message);
+  json_object *stale_opts = parse("{\"dry_run\":true,\"threshold_minutes\":0}");
+  rc = tc_detect_stale_tasks(rt, stale_opts, &op, &err);
+  CHECK_RC(rc, err);
+  CHECK(op && json_object_is_type(op, json_type_array), "detector answer");
+  json_object_put(op);
+  op = NULL;
+  json_object_put(stale_opts);
+  rc = tc_dlq_list(rt, NULL, NULL, 10, 0, &op, &err);
+  CHECK_RC(rc, err);
+  json_object_put(op);
+  rc = tc_dlq_list(rt, NULL, NULL, 0, 0, &op, &err);
+  CHECK(rc == TC_EINVAL, "limit 0 accepted");
 
   /* A cancelled wait returns TC_ECANCELED promptly. */
   waiter_t waiter = {.worker = w};
