@@ -77,6 +77,21 @@ RSpec.describe "claims, crashes and deployment modes" do
     TaskerCore::FFI.worker_stop
   end
 
+  it "never runs more handlers, nor holds more claims, than its concurrency" do
+    tpl = { "name" => "wide_workflow", "namespace_name" => "wide", "version" => "1.0.0",
+            "steps" => Array.new(12) { |i| { "name" => "s#{i}", "handler" => { "callable" => "SpecHandlers::Concurrent" } } } }
+    TaskerCore::FFI.template_register(tpl)
+    SpecHandlers::Concurrent.peak = 0
+    TaskerCore::Worker.start(namespaces: ["wide"], concurrency: 3)
+    uuids = Array.new(5) { |i| TaskerCore::Client.create_task(name: "wide_workflow", namespace: "wide", context: { i: i })["task_uuid"] }
+    held = []
+    sampler = Thread.new { loop { st = TaskerCore::FFI.worker_status; held << st["queued"] + st["in_flight"]; sleep 0.002 } }
+    uuids.each { |u| expect(wait_for_task(u)["status"]).to eq("complete") }
+    sampler.kill
+    expect(SpecHandlers::Concurrent.peak).to eq(3)
+    expect(held.max).to be <= 3
+  end
+
   %w[PollingOnly EventDrivenOnly Hybrid].each do |mode|
     it "completes workflows in #{mode} mode" do
       TaskerCore::Worker.start(template_paths: [templates], concurrency: 2, deployment_mode: mode, poll_interval_ms: 100)

@@ -102,4 +102,25 @@ module SpecHandlers
       success({ "step" => context.step_name })
     end
   end
+
+  # Tracks how many handlers run at once in this process.
+  class Concurrent < TaskerCore::StepHandler::Base
+    LOCK = Mutex.new
+    @running = 0
+    @peak = 0
+    class << self
+      attr_accessor :running, :peak
+    end
+
+    def call(_context)
+      LOCK.synchronize do
+        self.class.running += 1
+        self.class.peak = [self.class.peak, self.class.running].max
+      end
+      sleep 0.03
+      success({ "ok" => true })
+    ensure
+      LOCK.synchronize { self.class.running -= 1 }
+    end
+  end
 end
