@@ -7,6 +7,13 @@ module TaskerCore
 
     module_function
 
+    # Blocks (without holding the GVL, and without polling) until the task reaches a terminal state;
+    # returns that state ("complete", "error", "cancelled", "resolved_manually"), or nil after timeout.
+    def wait_for_task(task_uuid, timeout: 30)
+      TaskerCore.boot!
+      FFI.wait_for_task(task_uuid, timeout)
+    end
+
     # The generic form (the reference's PATCH .../workflow_steps/{step_uuid}).
     def update_step(task_uuid, step_uuid, action_type:, reason: nil, performed_by: nil, result: nil, metadata: nil)
       unless STEP_ACTIONS.include?(action_type.to_s)

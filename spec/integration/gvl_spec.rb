@@ -64,4 +64,26 @@ RSpec.describe "waiting in the engine without the GVL" do
     end
     expect(threads.map(&:value).map { |t| t["task_uuid"] }.uniq.size).to eq(16)
   end
+
+  it "waits for a task to finish without polling, and the wait can time out or be killed" do
+    TaskerCore::Templates.load([File.expand_path("../fixtures/templates", __dir__)])
+    uuid = TaskerCore::Client.create_task(name: "linear_workflow", namespace: "math", context: { even_number: 2 })["task_uuid"]
+    expect(TaskerCore::Client.wait_for_task(uuid, timeout: 0.2)).to be_nil # no worker for "math" yet
+    waiter = Thread.new { TaskerCore::Client.wait_for_task(uuid, timeout: 30) }
+    sleep 0.1
+    TaskerCore::FFI.worker_stop
+    TaskerCore::Worker.start(namespaces: ["math"], concurrency: 2)
+    expect(waiter.value).to eq("complete")
+    expect(TaskerCore::Client.wait_for_task(uuid, timeout: 1)).to eq("complete") # already finished
+    killed = Thread.new { TaskerCore::Client.wait_for_task(TaskerCore::FFI.uuid_v7, timeout: 30) }
+    expect { killed.value }.to raise_error(TaskerCore::Errors::NotFoundError)
+    blocked = TaskerCore::Client.create_task(name: "linear_workflow", namespace: "math", context: { even_number: 4 })
+    TaskerCore::Worker.stop
+    psql("UPDATE tasker.workflow_steps SET status = 'pending' WHERE task_uuid = '#{blocked['task_uuid']}'")
+    slow = Thread.new { TaskerCore::Client.wait_for_task(blocked["task_uuid"], timeout: 30) }
+    sleep 0.2
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    slow.kill.join
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 0.5
+  end
 end

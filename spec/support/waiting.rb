@@ -4,18 +4,13 @@ module SpecSupport
   module Waiting
     TERMINAL = %w[complete error cancelled resolved_manually].freeze
 
-    # Polls the task every 5 ms until it reaches a terminal state; fails after timeout seconds.
+    # Waits (LISTEN, no polling) until the task reaches a terminal state; fails after timeout seconds.
     def wait_for_task(task_uuid, timeout: 15)
-      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
-      loop do
-        task = TaskerCore::Client.get_task(task_uuid)
-        return task if TERMINAL.include?(task["status"])
-        if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-          raise "task #{task_uuid} still #{task['status']} after #{timeout}s"
-        end
+      status = TaskerCore::Client.wait_for_task(task_uuid, timeout: timeout)
+      task = TaskerCore::Client.get_task(task_uuid)
+      raise "task #{task_uuid} still #{task['status']} after #{timeout}s" unless status
 
-        sleep 0.005
-      end
+      task
     end
 
     def sleep_until(timeout: 10, interval: 0.01)

@@ -50,6 +50,7 @@ struct tcrb_call {
   bool counted;
 };
 extern int tcrb_active_calls;
+extern int tcrb_worker_calls;
 /* Runs call->fn without the GVL, raises on failure, returns call->convert's value (or the
  * plain converted out when convert is NULL). */
 VALUE tcrb_call_run(tcrb_call_t *call);

@@ -41,6 +41,8 @@ void tcrb_raise_validation(const char *msg) {
 /* Engine calls running without the GVL right now; shutdown waits for zero. Read and written
  * only with the GVL held. */
 int tcrb_active_calls = 0;
+/* Of those, the calls using the worker; replacing or freeing the worker waits for zero. */
+int tcrb_worker_calls = 0;
 
 static void *trampoline(void *arg) {
   tcrb_call_t *call = arg;
@@ -54,6 +56,7 @@ static VALUE call_body(VALUE arg) {
   /* A pending interrupt may raise here before fn runs; the ensure below still cleans up. */
   call->counted = true;
   tcrb_active_calls++;
+  if (call->worker) tcrb_worker_calls++;
   rb_thread_call_without_gvl(trampoline, call, call->ubf ? call->ubf : RUBY_UBF_IO, call);
   if (!call->ran) rb_thread_check_ints();
   if (call->rc != TC_OK) tcrb_raise(&call->err);
@@ -64,7 +67,10 @@ static VALUE call_body(VALUE arg) {
 
 static VALUE call_cleanup(VALUE arg) {
   tcrb_call_t *call = (tcrb_call_t *)arg;
-  if (call->counted) tcrb_active_calls--;
+  if (call->counted) {
+    tcrb_active_calls--;
+    if (call->worker) tcrb_worker_calls--;
+  }
   call->counted = false;
   json_object_put(call->in);
   call->in = NULL;

@@ -78,7 +78,31 @@ static VALUE tcrb_ops_m_dlq_update(VALUE self, VALUE entry, VALUE changes) {
   return tcrb_call_run(&call);
 }
 
+static int wait_fn(tcrb_call_t *call) {
+  int rc = tc_task_wait(call->rt, call->s1, call->timeout_ms, &call->cancel, call->s2, &call->err);
+  if (rc == TC_ETIMEDOUT || rc == TC_ECANCELED) {
+    call->s2[0] = '\0';
+    return TC_OK;
+  }
+  return rc;
+}
+
+static void wait_ubf(void *arg) { tc_cancel_fire(&((tcrb_call_t *)arg)->cancel); }
+
+static VALUE wait_convert(tcrb_call_t *call) { return call->s2[0] ? rb_str_new_cstr(call->s2) : Qnil; }
+
+/* FFI.wait_for_task(task_uuid, timeout_seconds) -> the terminal status, or nil on timeout */
+static VALUE tcrb_ops_m_wait_for_task(VALUE self, VALUE task_uuid, VALUE timeout) {
+  tcrb_call_t call = {.fn = wait_fn, .convert = wait_convert, .rt = tcrb_runtime(), .ubf = wait_ubf};
+  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  double seconds = NUM2DBL(timeout);
+  if (!(seconds >= 0 && seconds <= 86400)) tcrb_raise_validation("timeout must be between 0 and 86400 seconds");
+  call.timeout_ms = (int)(seconds * 1000);
+  return tcrb_call_run(&call);
+}
+
 void tcrb_operations_init(void) {
+  rb_define_module_function(tcrb_mFFI, "wait_for_task", tcrb_ops_m_wait_for_task, 2);
   rb_define_module_function(tcrb_mFFI, "client_update_step", tcrb_ops_m_update_step, 4);
   rb_define_module_function(tcrb_mFFI, "detect_stale_tasks", tcrb_ops_m_detect_stale, 1);
   rb_define_module_function(tcrb_mFFI, "dlq_list", tcrb_ops_m_dlq_list, 4);

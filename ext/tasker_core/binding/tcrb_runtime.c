@@ -20,6 +20,7 @@ static void forget_if_forked(void) {
     tc_runtime_abandon(g_rt);
     g_rt = NULL;
     tcrb_active_calls = 0; /* The threads that were inside calls do not exist here. */
+    tcrb_worker_calls = 0;
   }
 }
 

@@ -32,7 +32,7 @@ static void drop_worker(void) {
   if (!g_worker) return;
   tc_worker_t *w = g_worker;
   rb_thread_call_without_gvl(stop_nogvl, w, RUBY_UBF_IO, NULL);
-  while (tcrb_active_calls > 0) rb_thread_wait_for(rb_time_interval(DBL2NUM(0.001)));
+  while (tcrb_worker_calls > 0) rb_thread_wait_for(rb_time_interval(DBL2NUM(0.001)));
   g_worker = NULL;
   rb_thread_call_without_gvl(free_nogvl, w, RUBY_UBF_IO, NULL);
 }

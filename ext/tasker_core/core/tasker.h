@@ -138,6 +138,12 @@ int tc_dlq_list(tc_runtime_t *rt, const char *task_uuid, const char *status, int
 int tc_dlq_update(tc_runtime_t *rt, const char *entry_uuid, json_object *changes, json_object **out,
                   tc_error_t *err);
 
+/* Waits up to timeout_ms for the task to reach a terminal state, without polling (LISTEN on the
+ * task's channel). status receives the task's state. Returns TC_ETIMEDOUT (status holds the current
+ * state), TC_ECANCELED, TC_ENOTFOUND. */
+int tc_task_wait(tc_runtime_t *rt, const char *task_uuid, int timeout_ms, tc_cancel_t *cancel, char status[32],
+                 tc_error_t *err);
+
 /* ---- Worker: claims steps of its namespaces into a bounded in-memory queue. ----
  * options: namespaces (array of strings, required), concurrency (1..1000, default 10: the most
  * steps claimed but not yet completed), poll_interval_ms (default 1000), visibility_timeout_seconds

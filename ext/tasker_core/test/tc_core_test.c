@@ -233,6 +233,13 @@ static void test_engine(const char *url) {
   CHECK(task && strcmp(str(task, "status"), "complete") == 0, "task not complete");
   json_object_put(task);
 
+  /* Waiting for a task: finished already, unknown, and a timeout. */
+  char wstatus[32] = "";
+  rc = tc_task_wait(rt, task_uuid, 1000, NULL, wstatus, &err);
+  CHECK(rc == TC_OK && strcmp(wstatus, "complete") == 0, "wait: %s %s", tc_err_name(rc), wstatus);
+  rc = tc_task_wait(rt, "01a20000-0000-7000-8000-000000000003", 100, NULL, wstatus, &err);
+  CHECK(rc == TC_ENOTFOUND, "wait on an unknown task: %s", tc_err_name(rc));
+
   /* Operations: typed refusals, the staleness detector and the DLQ answer. */
   json_object *op = NULL;
   rc = tc_step_operate(rt, task_uuid, task_uuid, "explode", NULL, &op, &err);

@@ -1,0 +1,82 @@
+/*
+ * tc_wait.c - waiting for a task to finish without polling: LISTEN on the task's own channel,
+ * which a trigger notifies when the task reaches a terminal state.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tc_internal.h"
+
+static bool terminal(const char *status) {
+  return status && (strcmp(status, "complete") == 0 || strcmp(status, "error") == 0 ||
+                    strcmp(status, "cancelled") == 0 || strcmp(status, "resolved_manually") == 0);
+}
+
+/* Reads the task's status into buf; TC_ENOTFOUND when the task does not exist. */
+static int read_status(PGconn *conn, const char *uuid, char *buf, size_t cap, tc_error_t *err) {
+  const char *params[] = {uuid};
+  json_object *st = NULL;
+  int rc = tc_db_query_json(conn, "SELECT to_jsonb(status) FROM tasker.tasks WHERE task_uuid = $1::uuid", 1, params,
+                            &st, err);
+  if (rc != TC_OK) return rc;
+  if (!st) return tc_error_set(err, TC_ENOTFOUND, "task not found: %s", uuid);
+  snprintf(buf, cap, "%s", json_object_get_string(st));
+  json_object_put(st);
+  return TC_OK;
+}
+
+int tc_task_wait(tc_runtime_t *rt, const char *task_uuid, int timeout_ms, tc_cancel_t *cancel, char status[32],
+                 tc_error_t *err) {
+  if (!tc_uuid_valid(task_uuid))
+    return tc_error_set(err, TC_EINVAL, "Invalid UUID for task_uuid: %s", task_uuid ? task_uuid : "(nil)");
+  char channel[64] = "tasker_task_";
+  for (const char *p = task_uuid; *p; p++)
+    if (*p != '-') strncat(channel, p, 1);
+  char listen[96], unlisten[96];
+  snprintf(listen, sizeof listen, "LISTEN \"%s\"", channel);
+  snprintf(unlisten, sizeof unlisten, "UNLISTEN \"%s\"", channel);
+
+  PGconn *conn = NULL;
+  int rc = tc_pool_acquire(&rt->pool, &conn, err);
+  if (rc != TC_OK) return rc;
+  rc = tc_db_exec(conn, listen, 0, NULL, err);
+  /* LISTEN first, then read: a task finishing in between still leaves a notification. */
+  if (rc == TC_OK) rc = read_status(conn, task_uuid, status, 32, err);
+  int64_t deadline = tc_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+  while (rc == TC_OK && !terminal(status)) {
+    if (cancel && cancel->fired) {
+      rc = tc_error_set(err, TC_ECANCELED, "the wait was cancelled");
+      break;
+    }
+    int64_t left = deadline - tc_now_ms();
+    if (left <= 0) {
+      rc = tc_error_set(err, TC_ETIMEDOUT, "task %s did not finish within %d ms (it is %s)", task_uuid, timeout_ms,
+                        status);
+      break;
+    }
+    struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+    int r = poll(&pfd, 1, (int)(left < 100 ? left : 100)); /* Slices of 100 ms notice a cancel. */
+    if (r < 0) continue;
+    if (r == 0) continue;
+    if (!PQconsumeInput(conn)) {
+      rc = tc_error_from_pg(err, conn, NULL, "waiting for the task");
+      break;
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(conn)) != NULL) {
+      if (strcmp(n->relname, channel) == 0) snprintf(status, 32, "%s", n->extra);
+      PQfreemem(n);
+    }
+  }
+  tc_error_t ignored;
+  if (PQstatus(conn) == CONNECTION_OK) tc_db_exec(conn, unlisten, 0, NULL, &ignored);
+  /* A LISTEN that could not be undone must not go back to the pool. */
+  if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE) {
+    tc_db_exec(conn, "SELECT 1", 0, NULL, &ignored);
+    PGnotify *n;
+    while ((n = PQnotifies(conn)) != NULL) PQfreemem(n);
+  }
+  tc_pool_release(&rt->pool, conn);
+  return rc;
+}
