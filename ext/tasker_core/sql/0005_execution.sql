@@ -124,10 +124,24 @@ DECLARE
   v_transition uuid;
   v_enqueued integer := 0;
   v_status text;
+  v_invalid text;
 BEGIN
   SELECT * INTO s FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step;
   SELECT * INTO t FROM tasker.tasks WHERE task_uuid = s.task_uuid FOR UPDATE;
   v_live := t.status NOT IN ('complete', 'error', 'cancelled', 'resolved_manually');
+
+  -- A decision step's outcome must name its own declared descendants (migration 0007).
+  IF v_success AND s.step_type = 'decision' THEN
+    v_invalid := tasker.decision_outcome_error(s, p_result);
+    IF v_invalid IS NOT NULL THEN
+      p_result := p_result || jsonb_build_object('success', false, 'status', 'failed',
+        'error', jsonb_build_object('message', v_invalid, 'error_type', 'PermanentError',
+                                    'error_code', 'INVALID_DECISION_OUTCOME', 'retryable', false),
+        'metadata', coalesce(p_result->'metadata', '{}'::jsonb) || '{"retryable": false}'::jsonb);
+      v_success := false;
+      v_retryable := false;
+    END IF;
+  END IF;
 
   IF v_success THEN
     v_to := 'complete';
@@ -189,6 +203,9 @@ BEGIN
   END IF;
 
   IF v_to = 'complete' THEN
+    IF s.step_type = 'decision' THEN
+      PERFORM tasker.expand_decision(s, p_result, v_now);
+    END IF;
     v_enqueued := tasker.release_children(p_step, v_now);
     UPDATE tasker.tasks
     SET unfinished_steps = unfinished_steps - 1, active_steps = active_steps - 1 + v_enqueued,

@@ -1,0 +1,84 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require_relative "../../examples/approvals/handlers"
+
+RSpec.describe "decision points" do
+  let(:templates) { File.expand_path("../../examples/approvals/templates", __dir__) }
+
+  before { TaskerCore::Worker.start(template_paths: [templates], concurrency: 2) }
+
+  def approve(amount)
+    uuid = TaskerCore::Client.create_task(name: "approval_routing", namespace: "approvals",
+                                          context: { amount: amount, requester: "ada", purpose: "laptop" })["task_uuid"]
+    task = wait_for_task(uuid)
+    [task, steps_by_name(uuid)]
+  end
+
+  {
+    500 => %w[auto_approve],
+    1_000 => %w[manager_approval],
+    4_999 => %w[manager_approval],
+    5_000 => %w[finance_review manager_approval]
+  }.each do |amount, branches|
+    it "routes #{amount} to #{branches.join(' and ')} only, and converges on the created branches" do
+      task, steps = approve(amount)
+      expect(task["status"]).to eq("complete")
+      expect(steps.keys).to match_array(%w[validate_request routing_decision finalize_approval] + branches)
+      expect(steps.values.map { |s| s["current_state"] }.uniq).to eq(["complete"])
+      final = steps["finalize_approval"]
+      expect(final["total_parents"]).to eq(branches.size)
+      expect(final.dig("results", "result")).to include("approvals" => branches, "amount" => amount)
+      expect(steps["routing_decision"].dig("results", "metadata")).to include("decision_point" => true,
+                                                                              "branches_created" => branches.size)
+      expect(task["total_steps"]).to eq(3 + branches.size)
+    end
+  end
+
+  it "creates only the initial steps when the task starts" do
+    TaskerCore::Worker.stop
+    uuid = TaskerCore::Client.create_task(name: "approval_routing", namespace: "approvals",
+                                          context: { amount: 10, requester: "a", purpose: "b" })["task_uuid"]
+    expect(steps_by_name(uuid).keys).to eq(%w[validate_request routing_decision])
+  end
+
+  context "with a handler that chooses badly" do
+    let(:bad) do
+      { "name" => "bad_routing", "namespace_name" => "approvals", "version" => "1.0.0",
+        "steps" => [{ "name" => "start", "handler" => { "callable" => "Approvals::ApproveHandler" } },
+                    { "name" => "choose", "type" => "decision", "dependencies" => ["start"],
+                      "handler" => { "callable" => "BadChoice" } },
+                    { "name" => "left", "dependencies" => ["choose"], "handler" => { "callable" => "Approvals::ApproveHandler" } },
+                    { "name" => "right", "dependencies" => ["choose"], "handler" => { "callable" => "Approvals::ApproveHandler" } }] }
+    end
+
+    before do
+      stub_const("BadChoice", Class.new(TaskerCore::StepHandler::Decision) do
+        def call(context) = decision_success(steps: [context.get_input("choice")])
+      end)
+      TaskerCore::FFI.template_register(bad)
+    end
+
+    { "start" => "does not depend on it", "nowhere" => "is not a step of this template" }.each do |choice, message|
+      it "fails the decision step permanently when it chooses #{choice}" do
+        uuid = TaskerCore::Client.create_task(name: "bad_routing", namespace: "approvals", context: { choice: choice })["task_uuid"]
+        expect(wait_for_task(uuid)["status"]).to eq("error")
+        choose = steps_by_name(uuid)["choose"]
+        expect(choose["current_state"]).to eq("error")
+        expect(choose["attempts"]).to eq(1)
+        expect(choose.dig("results", "error")).to include("error_code" => "INVALID_DECISION_OUTCOME")
+        expect(choose.dig("results", "error", "message")).to include(message)
+        expect(steps_by_name(uuid).keys).to match_array(%w[start choose])
+      end
+    end
+
+    it "continues without branches on no_branches" do
+      stub_const("BadChoice", Class.new(TaskerCore::StepHandler::Decision) do
+        def call(_context) = decision_no_branches(result_data: { "why" => "nothing to do" })
+      end)
+      uuid = TaskerCore::Client.create_task(name: "bad_routing", namespace: "approvals", context: { choice: "x" })["task_uuid"]
+      expect(wait_for_task(uuid)["status"]).to eq("complete")
+      expect(steps_by_name(uuid).keys).to match_array(%w[start choose])
+    end
+  end
+end
