@@ -130,13 +130,17 @@ BEGIN
   SELECT * INTO t FROM tasker.tasks WHERE task_uuid = s.task_uuid FOR UPDATE;
   v_live := t.status NOT IN ('complete', 'error', 'cancelled', 'resolved_manually');
 
-  -- A decision step's outcome must name its own declared descendants (migration 0007).
-  IF v_success AND s.step_type = 'decision' THEN
-    v_invalid := tasker.decision_outcome_error(s, p_result);
+  -- Decision and batchable steps create steps at run time; a bad outcome is a permanent failure
+  -- (migrations 0007 and 0008).
+  IF v_success AND s.step_type IN ('decision', 'batchable') THEN
+    v_invalid := CASE s.step_type WHEN 'decision' THEN tasker.decision_outcome_error(s, p_result)
+                                  ELSE tasker.batch_outcome_error(s, p_result) END;
     IF v_invalid IS NOT NULL THEN
       p_result := p_result || jsonb_build_object('success', false, 'status', 'failed',
         'error', jsonb_build_object('message', v_invalid, 'error_type', 'PermanentError',
-                                    'error_code', 'INVALID_DECISION_OUTCOME', 'retryable', false),
+                                    'error_code', CASE s.step_type WHEN 'decision' THEN 'INVALID_DECISION_OUTCOME'
+                                                                   ELSE 'INVALID_BATCH_OUTCOME' END,
+                                    'retryable', false),
         'metadata', coalesce(p_result->'metadata', '{}'::jsonb) || '{"retryable": false}'::jsonb);
       v_success := false;
       v_retryable := false;
@@ -205,6 +209,8 @@ BEGIN
   IF v_to = 'complete' THEN
     IF s.step_type = 'decision' THEN
       PERFORM tasker.expand_decision(s, p_result, v_now);
+    ELSIF s.step_type = 'batchable' THEN
+      PERFORM tasker.expand_batches(s, p_result, v_now);
     END IF;
     v_enqueued := tasker.release_children(p_step, v_now);
     UPDATE tasker.tasks
