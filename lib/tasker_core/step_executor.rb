@@ -7,6 +7,8 @@ module TaskerCore
   # Never raises for handler failures: every outcome becomes an envelope.
   module StepExecutor
     BACKTRACE_LINES = 10
+    # An envelope with this key is a checkpoint to save, not a result.
+    CHECKPOINT_KEY = "__checkpoint"
 
     module_function
 
@@ -51,6 +53,11 @@ module TaskerCore
     end
 
     def envelope(event, outcome, timing)
+      if outcome.is_a?(StepHandlerCallResult::Checkpoint)
+        return { CHECKPOINT_KEY => { "cursor" => PlainData.call(outcome.cursor), "items_processed" => outcome.items_processed,
+                                     "accumulated_results" => PlainData.call(outcome.accumulated_results) } }
+      end
+
       metadata = PlainData.call(outcome.metadata || {}).merge(timing)
       if outcome.success?
         return { "step_uuid" => event["step_uuid"], "success" => true, "status" => "completed",

@@ -15,7 +15,17 @@ module TaskerCore
       def success? = false
     end
 
+    # Progress saved by a long handler: the engine stores it and runs the handler again at once.
+    Checkpoint = Struct.new(:cursor, :items_processed, :accumulated_results, keyword_init: true) do
+      def success? = false
+      def checkpoint? = true
+    end
+
     module_function
+
+    def checkpoint(cursor:, items_processed:, accumulated_results: nil)
+      Checkpoint.new(cursor: cursor, items_processed: items_processed, accumulated_results: accumulated_results)
+    end
 
     def success(result: nil, metadata: {})
       Success.new(result: result, metadata: metadata || {})
@@ -32,7 +42,7 @@ module TaskerCore
     # other value, which is wrapped as a successful result.
     def from(value)
       case value
-      when Success, Error then value
+      when Success, Error, Checkpoint then value
       when Hash
         flag = value.key?(:success) ? value[:success] : value["success"]
         return wrap(value) if flag.nil?

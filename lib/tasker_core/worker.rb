@@ -115,9 +115,23 @@ module TaskerCore
       raise
     end
 
+    # Runs the handler; a checkpoint is saved and the handler runs again at once with it, in the
+    # same claim (unless the claim was lost meanwhile).
     def execute(event)
-      envelope = StepExecutor.call(event, worker_id: @worker_id)
-      submit(event, envelope)
+      loop do
+        envelope = StepExecutor.call(event, worker_id: @worker_id)
+        checkpoint = envelope[StepExecutor::CHECKPOINT_KEY]
+        return submit(event, envelope) unless checkpoint
+
+        answer = FFI.checkpoint_step(event["step_uuid"], event["claim_token"], checkpoint)
+        unless answer["applied"]
+          FFI.abandon_step(event["claim_token"])
+          return
+        end
+        event = answer["event"]
+      end
+    rescue Errors::ValidationError => e
+      submit(event, StepExecutor.unstorable(event, e.message))
     end
 
     # Hands the result to the engine. While the database is unreachable the step stays claimed (the

@@ -123,4 +123,25 @@ module SpecHandlers
       LOCK.synchronize { self.class.running -= 1 }
     end
   end
+
+  # Sums items 1..N in chunks, checkpointing after each chunk; records each item it processes.
+  # With context hang_after_first_checkpoint, a first attempt hangs after its first checkpoint.
+  class Chunked < TaskerCore::StepHandler::Base
+    def call(context)
+      cursor = context.has_checkpoint? ? context.checkpoint_cursor : 0
+      total = (context.accumulated_results || {}).fetch("sum", 0)
+      if context.get_input("hang_after_first_checkpoint") && cursor.positive? && context.retry_count.zero?
+        sleep 60
+      end
+      items = context.get_config("items")
+      last = [cursor + context.get_config("chunk"), items].min
+      (cursor...last).each do |i|
+        SpecSupport::Ledger.record("#{context.step_uuid} item#{i} #{Process.pid}")
+        total += i + 1
+      end
+      return success({ "sum" => total, "resumed_from" => cursor }) if last >= items
+
+      checkpoint_yield(cursor: last, items_processed: last, accumulated_results: { "sum" => total })
+    end
+  end
 end

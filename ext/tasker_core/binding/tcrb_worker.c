@@ -129,6 +129,22 @@ static VALUE tcrb_worker_m_complete_step(VALUE self, VALUE step_uuid, VALUE clai
   return tcrb_call_run(&call);
 }
 
+static int checkpoint_fn(tcrb_call_t *call) {
+  return tc_worker_checkpoint_step(call->worker, call->s1, call->s2, call->in, &call->out, &call->err);
+}
+
+/* FFI.checkpoint_step(step_uuid, claim_token, checkpoint) -> {"applied", "event"} */
+static VALUE tcrb_worker_m_checkpoint_step(VALUE self, VALUE step_uuid, VALUE claim_token, VALUE checkpoint) {
+  tc_worker_t *w = current_worker();
+  tcrb_call_t call = {.fn = checkpoint_fn, .worker = w};
+  tcrb_copy_string(step_uuid, "step_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_string(claim_token, "claim_token", call.s2, sizeof call.s2);
+  if (!RB_TYPE_P(checkpoint, T_HASH)) tcrb_raise_validation("the checkpoint must be a Hash");
+  char msg[700];
+  if (tcrb_value_to_json(checkpoint, "checkpoint", &call.in, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
+  return tcrb_call_run(&call);
+}
+
 /* FFI.abandon_step(claim_token) -> nil: stop keeping a step whose result cannot be submitted. */
 static VALUE tcrb_worker_m_abandon_step(VALUE self, VALUE claim_token) {
   tc_worker_t *w = current_worker();
@@ -163,5 +179,6 @@ void tcrb_worker_init(void) {
   rb_define_module_function(tcrb_mFFI, "complete_step", tcrb_worker_m_complete_step, 3);
   rb_define_module_function(tcrb_mFFI, "worker_stop", tcrb_worker_m_stop, 0);
   rb_define_module_function(tcrb_mFFI, "abandon_step", tcrb_worker_m_abandon_step, 1);
+  rb_define_module_function(tcrb_mFFI, "checkpoint_step", tcrb_worker_m_checkpoint_step, 3);
   rb_define_module_function(tcrb_mFFI, "worker_status", tcrb_worker_m_status, 0);
 }

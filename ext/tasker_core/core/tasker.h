@@ -165,6 +165,11 @@ void tc_worker_requeue(tc_worker_t *w, json_object *ev);
  * retry the call, or give up with tc_worker_abandon_step. */
 int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
                             json_object *result, json_object **out, tc_error_t *err);
+/* Saves a checkpoint ({cursor, items_processed, accumulated_results}) of a step handed out by
+ * tc_worker_next_step, keeping its claim and slot; *out: {"applied": true, "event": the step's fresh
+ * event, to run the handler again} or {"applied": false} when the claim is no longer current. */
+int tc_worker_checkpoint_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
+                              json_object *checkpoint, json_object **out, tc_error_t *err);
 /* Frees the slot of a step whose result could not be submitted (tc_worker_complete_step kept
  * returning TC_EDB): the claim is no longer kept alive and the step runs again after it expires. */
 void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token);

@@ -546,6 +546,19 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
   return TC_OK;
 }
 
+int tc_worker_checkpoint_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
+                              json_object *checkpoint, json_object **out, tc_error_t *err) {
+  if (!tc_uuid_valid(step_uuid)) return tc_error_set(err, TC_EINVAL, "Invalid UUID for step_uuid: %s", step_uuid);
+  if (!tc_uuid_valid(claim_token)) return tc_error_set(err, TC_EINVAL, "Invalid UUID for claim_token: %s", claim_token);
+  if (!checkpoint || !json_object_is_type(checkpoint, json_type_object))
+    return tc_error_set(err, TC_EINVAL, "the checkpoint must be an object");
+  char vis[16];
+  snprintf(vis, sizeof vis, "%d", w->visibility_s);
+  const char *params[] = {step_uuid, claim_token, w->worker_uuid, tc_json_str(checkpoint), vis};
+  return tc_rt_query_json(w->rt, "SELECT tasker.checkpoint_step($1::uuid, $2::uuid, $3::uuid, $4::jsonb, $5::integer)",
+                          5, params, out, err);
+}
+
 void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token) {
   pthread_mutex_lock(&w->mu);
   if (w->in_flight > 0) w->in_flight--;

@@ -28,6 +28,13 @@ module TaskerCore
         StepHandlerCallResult.success(result: result, metadata: metadata)
       end
 
+      # Saves progress and asks to be called again with it (context.checkpoint_cursor,
+      # checkpoint_items_processed, accumulated_results), without consuming a retry attempt.
+      def checkpoint_yield(cursor:, items_processed:, accumulated_results: nil)
+        StepHandlerCallResult.checkpoint(cursor: cursor, items_processed: items_processed,
+                                         accumulated_results: accumulated_results)
+      end
+
       # failure(message, error_type:, retryable:, error_code:, metadata:, retry_after:).
       def failure(message = nil, error_type: "UnexpectedError", error_code: nil, retryable: false,
                   metadata: {}, retry_after: nil, context: {}, **rest)
