@@ -1,0 +1,117 @@
+# frozen_string_literal: true
+
+require "json"
+require "net/http"
+require "openssl"
+require "time"
+require "uri"
+
+module TaskerCore
+  module StepHandler
+    # Base class of steps that call an HTTP API. The connection comes from the step's
+    # handler.initialization (or class defaults): base_url (or url), headers, open_timeout,
+    # read_timeout (seconds). Responses are classified (SPEC 4.5): 2xx/3xx return a Response;
+    # 400, 401, 403, 404 and 422 raise PermanentError (NotFoundError for 404); 429 and 5xx raise
+    # RetryableError honouring Retry-After; other 4xx raise PermanentError; connection failures and
+    # timeouts raise NetworkError / TimeoutError (retryable).
+    #
+    #   class FetchInventory < TaskerCore::StepHandler::Api
+    #     def call(context)
+    #       response = get("/inventory", params: { sku: context.get_input("sku") })
+    #       success(response.json)
+    #     end
+    #   end
+    class Api < Base
+      Response = Struct.new(:status, :headers, :body, keyword_init: true) do
+        def json
+          body.nil? || body.empty? ? nil : JSON.parse(body)
+        rescue JSON::ParserError => e
+          raise Errors::PermanentError.new("the API answered with invalid JSON: #{e.message}", error_code: "INVALID_JSON")
+        end
+
+        def success? = status.between?(200, 299)
+      end
+
+      PERMANENT_STATUSES = [400, 401, 403, 404, 422].freeze
+
+      class << self
+        attr_writer :base_url, :default_headers
+
+        def base_url = @base_url
+        def default_headers = @default_headers || {}
+      end
+
+      def base_url
+        url = config["base_url"] || config["url"] || self.class.base_url
+        raise Errors::ConfigurationError, "#{self.class.name} has no base_url (handler.initialization.base_url)" unless url
+
+        url
+      end
+
+      def get(path, params: {}, headers: {}) = request(Net::HTTP::Get, path, params: params, headers: headers)
+      def delete(path, params: {}, headers: {}) = request(Net::HTTP::Delete, path, params: params, headers: headers)
+      def post(path, body: nil, headers: {}) = request(Net::HTTP::Post, path, body: body, headers: headers)
+      def put(path, body: nil, headers: {}) = request(Net::HTTP::Put, path, body: body, headers: headers)
+      def patch(path, body: nil, headers: {}) = request(Net::HTTP::Patch, path, body: body, headers: headers)
+
+      # The connection (this handler): seed 002's `connection.get(...)` style.
+      def connection = self
+
+      private
+
+      def request(verb, path, params: {}, body: nil, headers: {})
+        uri = build_uri(path, params)
+        req = verb.new(uri)
+        self.class.default_headers.merge(config.fetch("headers", {})).merge(headers).each { |k, v| req[k.to_s] = v.to_s }
+        if body
+          req["Content-Type"] ||= "application/json"
+          req.body = body.is_a?(String) ? body : JSON.generate(PlainData.call(body))
+        end
+        classify(perform(uri, req), verb, uri)
+      end
+
+      def build_uri(path, params)
+        uri = URI.join(base_url.end_with?("/") ? base_url : "#{base_url}/", path.to_s.sub(%r{\A/}, ""))
+        uri.query = URI.encode_www_form(PlainData.call(params)) unless params.nil? || params.empty?
+        uri
+      end
+
+      def perform(uri, req)
+        Net::HTTP.start(uri.host, uri.port, use_ssl: uri.scheme == "https",
+                                            open_timeout: config.fetch("open_timeout", 5),
+                                            read_timeout: config.fetch("read_timeout", 30)) { |http| http.request(req) }
+      rescue Net::OpenTimeout, Net::ReadTimeout => e
+        raise Errors::TimeoutError.new("#{req.method} #{uri} timed out (#{e.class.name.split('::').last})",
+                                       timeout_duration: config.fetch("read_timeout", 30))
+      rescue SystemCallError, SocketError, IOError, OpenSSL::SSL::SSLError => e
+        raise Errors::NetworkError.new("#{req.method} #{uri} failed: #{e.message}")
+      end
+
+      def classify(raw, verb, uri)
+        response = Response.new(status: raw.code.to_i, headers: raw.each_header.to_h, body: raw.body)
+        status = response.status
+        return response if status < 400
+
+        what = "#{verb::METHOD} #{uri} answered #{status}"
+        context = { "status_code" => status, "body" => response.body.to_s[0, 500] }
+        if status == 429 || status >= 500
+          raise Errors::RetryableError.new(what, retry_after: retry_after(raw["Retry-After"]), context: context,
+                                                 error_code: "HTTP_#{status}")
+        end
+        raise Errors::NotFoundError.new(what, resource_type: uri.path, context: context, error_code: "HTTP_404") if status == 404
+
+        raise Errors::PermanentError.new(what, context: context, error_code: "HTTP_#{status}")
+      end
+
+      # Retry-After is either seconds or an HTTP date.
+      def retry_after(value)
+        return nil if value.nil? || value.strip.empty?
+        return Float(value) if value.strip.match?(/\A\d+(\.\d+)?\z/)
+
+        [Time.httpdate(value) - Time.now, 0].max
+      rescue ArgumentError
+        nil
+      end
+    end
+  end
+end
