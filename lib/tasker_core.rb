@@ -14,6 +14,7 @@ else
 end
 require_relative "tasker_core/plain_data"
 require_relative "tasker_core/configuration"
+require_relative "tasker_core/template_format"
 require_relative "tasker_core/templates"
 require_relative "tasker_core/handler_registry"
 require_relative "tasker_core/step_context"

@@ -26,9 +26,16 @@ module TaskerCore
       data = YAML.safe_load(File.read(path), permitted_classes: [Date, Time, Symbol], aliases: true)
       raise Errors::TemplateError, "#{path}: a template must be a YAML mapping" unless data.is_a?(Hash)
 
-      PlainData.call(data)
+      prepare(PlainData.call(data))
     rescue Psych::Exception => e
       raise Errors::TemplateError, "#{path}: invalid YAML: #{e.message}"
+    end
+
+    # The engine's format: legacy (seed 002) templates converted, the current environment's
+    # overrides (TASKER_ENV) applied.
+    def prepare(data, environment: TaskerCore.config.environment)
+      data = TemplateFormat.convert_legacy(data) if TemplateFormat.legacy?(data)
+      TemplateFormat.apply_environment(data, environment)
     end
 
     # Validates a template without touching the database; returns its normalized form.
