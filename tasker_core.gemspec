@@ -21,6 +21,7 @@ Gem::Specification.new do |spec|
 
   spec.add_dependency "dry-struct", ">= 1.4"
   spec.add_dependency "dry-types", ">= 1.5"
+  spec.add_dependency "json_schemer", ">= 2.0"
 
   spec.add_development_dependency "rake", ">= 13"
   spec.add_development_dependency "rake-compiler", ">= 1.2"

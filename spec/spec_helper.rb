@@ -28,6 +28,7 @@ RSpec.configure do |config|
   config.before do
     SpecSupport::Database.clean!
     SpecSupport::Ledger.reset!
+    TaskerCore::InputSchema.clear_cache!
   end
 
   config.after do

@@ -19,6 +19,9 @@ module TaskerCore
                   "context" => PlainData.call(context), "initiator" => initiator,
                   "source_system" => source_system, "reason" => reason }
       options.each { |key, value| request[key.to_s] = PlainData.call(value) unless value.nil? }
+      if request["context"].is_a?(Hash)
+        InputSchema.validate!(namespace: namespace, name: name, version: version, context: request["context"])
+      end
       FFI.client_create_task(request)
     end
 

@@ -35,6 +35,18 @@ RSpec.describe "decision points" do
     end
   end
 
+  it "validates the context against the template's input_schema, listing every violation" do
+    expect do
+      TaskerCore::Client.create_task(name: "approval_routing", namespace: "approvals", context: { amount: -5, purpose: 3 })
+    end.to raise_error(TaskerCore::Errors::ValidationError) { |e|
+      expect(e.message).to include("input_schema of approvals/approval_routing@1.0.0")
+      expect(e.message).to include("/amount", "/purpose", "requester")
+      expect(e.field).to eq("context")
+      expect(e.context["violations"].size).to eq(3)
+    }
+    expect(psql_value("SELECT count(*) FROM tasker.tasks")).to eq("0")
+  end
+
   it "creates only the initial steps when the task starts" do
     TaskerCore::Worker.stop
     uuid = TaskerCore::Client.create_task(name: "approval_routing", namespace: "approvals",

@@ -101,7 +101,24 @@ static VALUE tcrb_ops_m_wait_for_task(VALUE self, VALUE task_uuid, VALUE timeout
   return tcrb_call_run(&call);
 }
 
+static int template_fetch_fn(tcrb_call_t *call) {
+  return tc_template_get(call->rt, call->s1, call->s2, json_object_get_string(call->in), &call->out, &call->err);
+}
+
+/* FFI.template_fetch(namespace, name, version) -> the registered template (raw Hash) */
+static VALUE tcrb_ops_m_template_fetch(VALUE self, VALUE ns, VALUE name, VALUE version) {
+  tcrb_call_t call = {.fn = template_fetch_fn, .rt = tcrb_runtime()};
+  tcrb_copy_string(ns, "namespace", call.s1, sizeof call.s1);
+  tcrb_copy_string(name, "name", call.s2, sizeof call.s2);
+  char ver[64];
+  tcrb_copy_string(version, "version", ver, sizeof ver);
+  call.in = json_object_new_string(ver);
+  if (!call.in) rb_raise(rb_eNoMemError, "out of memory");
+  return tcrb_call_run(&call);
+}
+
 void tcrb_operations_init(void) {
+  rb_define_module_function(tcrb_mFFI, "template_fetch", tcrb_ops_m_template_fetch, 3);
   rb_define_module_function(tcrb_mFFI, "wait_for_task", tcrb_ops_m_wait_for_task, 2);
   rb_define_module_function(tcrb_mFFI, "client_update_step", tcrb_ops_m_update_step, 4);
   rb_define_module_function(tcrb_mFFI, "detect_stale_tasks", tcrb_ops_m_detect_stale, 1);

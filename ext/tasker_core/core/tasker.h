@@ -109,6 +109,11 @@ int tc_template_normalize(json_object *raw, json_object **out, tc_error_t *err);
  * "version", "step_count"}. */
 int tc_template_register(tc_runtime_t *rt, json_object *raw, json_object **out, tc_error_t *err);
 
+/* *out: {named_task_uuid, namespace_name, name, version, configuration (the normalized template),
+ * registered_at, updated_at}; TC_ENOTFOUND names the template. */
+int tc_template_get(tc_runtime_t *rt, const char *ns, const char *name, const char *version, json_object **out,
+                    tc_error_t *err);
+
 /* ---- Client. ---- */
 /* request: {name, namespace, version, context, initiator, source_system, reason, tags, priority,
  * correlation_id, parent_correlation_id, idempotency_key}. *out: {task_uuid, status,

@@ -233,6 +233,13 @@ static void test_engine(const char *url) {
   CHECK(task && strcmp(str(task, "status"), "complete") == 0, "task not complete");
   json_object_put(task);
 
+  json_object *fetched = NULL;
+  rc = tc_template_get(rt, ns, "pair", "1.0.0", &fetched, &err);
+  CHECK(rc == TC_OK && fetched && strcmp(str(fetched, "name"), "pair") == 0, "template_get: %s", err.message);
+  json_object_put(fetched);
+  rc = tc_template_get(rt, ns, "pair", "9.9", &fetched, &err);
+  CHECK(rc == TC_ENOTFOUND && strstr(err.message, "version=9.9"), "%s", err.message);
+
   /* Waiting for a task: finished already, unknown, and a timeout. */
   char wstatus[32] = "";
   rc = tc_task_wait(rt, task_uuid, 1000, NULL, wstatus, &err);
