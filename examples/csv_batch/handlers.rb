@@ -39,8 +39,14 @@ module CsvBatch
   class AggregateCsvResultsHandler < TaskerCore::StepHandler::Base
     def call(context)
       workers = context.dependency_results.keys.grep(/\Aprocess_csv_batch_/).sort
-      totals = { "rows" => 0, "inventory_value_cents" => 0, "stock_by_category" => Hash.new(0) }
+      totals = { "rows" => 0, "inventory_value_cents" => 0, "stock_by_category" => Hash.new(0), "failed_workers" => [] }
       workers.each do |name|
+        # Under continue_on_failure a failed worker completes with its failure as its result.
+        unless context.dependency_results.get_result(name)["success"]
+          totals["failed_workers"] << name
+          next
+        end
+
         result = context.get_dependency_result(name)
         next if result["no_op"]
 

@@ -38,9 +38,35 @@ module TaskerCore
       TemplateFormat.apply_environment(data, environment)
     end
 
-    # Validates a template without touching the database; returns its normalized form.
-    def validate(path)
-      with_path(path) { FFI.template_normalize(read(path)) }
+    # Validates a template without touching the database; returns its normalized form. With
+    # check_handlers, every step's handler.callable must resolve to a loaded class (or registered
+    # key) that responds to its handler.method.
+    def validate(path, check_handlers: false, registry: HandlerRegistry.instance)
+      with_path(path) do
+        template = FFI.template_normalize(read(path))
+        unresolvable_handlers(template, registry).then { |problems| raise_handler_problems(template, problems) } if check_handlers
+        template
+      end
+    end
+
+    # ["step 'x': no handler for callable 'Y' ...", ...] for the steps whose handler cannot run here.
+    def unresolvable_handlers(template, registry = HandlerRegistry.instance)
+      template["steps"].filter_map do |step|
+        handler = step["handler"]
+        klass = registry.resolve(handler["callable"])
+        next if klass.method_defined?(handler["method"]) || klass.private_method_defined?(handler["method"])
+
+        "step '#{step['name']}': #{klass.name} has no method #{handler['method']}"
+      rescue Errors::ConfigurationError => e
+        "step '#{step['name']}': #{e.message}"
+      end
+    end
+
+    def raise_handler_problems(template, problems)
+      return if problems.empty?
+
+      label = "#{template['namespace_name']}/#{template['name']}@#{template['version']}"
+      raise Errors::TemplateError, "template #{label}: #{problems.join('; ')}"
     end
 
     # Registers every template under paths; returns their summaries

@@ -55,6 +55,22 @@ RSpec.describe "batch processing" do
     expect(steps["analyze_csv"].dig("results", "error", "message")).to include("worker_template_name must be process_csv_batch")
   end
 
+  it "lets the aggregator run with a failed worker's failure under continue_on_failure" do
+    stub_const("CsvBatch::ProcessCsvBatchHandler", Class.new(CsvBatch::ProcessCsvBatchHandler) do
+      def call(context)
+        return failure("row 250 is corrupt", retryable: false) if batch_cursor(context)["batch_id"] == "002"
+
+        super
+      end
+    end)
+    task, steps = run_csv(CsvBatch.write_products(File.join(dir, "p.csv"), 1000))
+    expect(task["status"]).to eq("complete")
+    expect(steps["process_csv_batch_002"]["current_state"]).to eq("complete")
+    expect(steps["process_csv_batch_002"].dig("results", "success")).to be(false)
+    expect(steps["aggregate_csv_results"].dig("results", "result")).to include("rows" => 800,
+                                                                             "failed_workers" => ["process_csv_batch_002"])
+  end
+
   it "splits N items into K ranges with create_cursor_configs" do
     configs = TaskerCore::StepHandler::Batchable.new.create_cursor_configs(350, 2)
     expect(configs).to eq([{ "batch_id" => "001", "start_cursor" => 0, "end_cursor" => 175, "batch_size" => 175 },

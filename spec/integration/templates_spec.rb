@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "spec_helper"
+require "tmpdir"
 
 RSpec.describe TaskerCore::Templates do
   let(:invalid) { File.expand_path("../fixtures/invalid_templates", __dir__) }
@@ -70,5 +71,35 @@ RSpec.describe TaskerCore::Templates do
     expect(psql_value("SELECT count(*) FROM tasker.named_tasks")).to eq(first.size.to_s)
     config = psql_value("SELECT configuration->'steps'->1->>'name' FROM tasker.named_tasks WHERE name = 'linear_workflow'")
     expect(config).to eq("linear_step_2")
+  end
+
+  it "reports handlers that cannot run, before any task does" do
+    path = File.join(Dir.mktmpdir("tasker-tpl"), "ghost.yml")
+    File.write(path, <<~YAML)
+      name: ghost
+      namespace_name: ghosts
+      version: "1.0.0"
+      steps:
+        - {name: real, handler: {callable: SpecHandlers::SquareInput}}
+        - {name: wrong_method, dependencies: [real], handler: {callable: SpecHandlers::SquareInput, method: nope}}
+        - {name: missing, dependencies: [real], handler: {callable: Ghosts::Nothing}}
+    YAML
+    expect(described_class.validate(path)["name"]).to eq("ghost") # structure alone is fine
+    expect { described_class.validate(path, check_handlers: true) }.to raise_error(TaskerCore::Errors::TemplateError) { |e|
+      expect(e.message).to include("step 'wrong_method': SpecHandlers::SquareInput has no method nope")
+      expect(e.message).to include("step 'missing': no handler for callable 'Ghosts::Nothing'")
+      expect(e.message).not_to include("step 'real'")
+    }
+  end
+
+  it "dispatches to handler.method" do
+    klass = Class.new(TaskerCore::StepHandler::Base) { def custom(context) = success({ "via" => "custom", "n" => context.get_input("n") }) }
+    stub_const("SpecHandlers::Custom", klass)
+    TaskerCore::FFI.template_register({ "name" => "custom_method", "namespace_name" => "math", "version" => "1.0.0",
+                                        "steps" => [{ "name" => "c", "handler" => { "callable" => "SpecHandlers::Custom", "method" => "custom" } }] })
+    TaskerCore::Worker.start(namespaces: ["math"], concurrency: 1)
+    uuid = TaskerCore::Client.create_task(name: "custom_method", namespace: "math", context: { n: 3 })["task_uuid"]
+    expect(wait_for_task(uuid)["status"]).to eq("complete")
+    expect(steps_by_name(uuid)["c"].dig("results", "result")).to eq("via" => "custom", "n" => 3)
   end
 end

@@ -155,6 +155,11 @@ BEGIN
     FROM tasker.named_tasks nt, jsonb_array_elements(nt.configuration->'steps') AS d
     WHERE nt.named_task_uuid = t.named_task_uuid AND d->>'name' = s.template_step_name;
     v_delay := tasker.retry_delay_ms(s.attempts, v_retry, p_result);
+  ELSIF s.step_type = 'batch_worker' AND s.inputs->'batch_metadata'->>'failure_strategy' = 'continue_on_failure'
+        AND v_live THEN
+    -- A batch worker under continue_on_failure completes with its failure as its result, so the
+    -- convergence step runs and sees it (migration 0008).
+    v_to := 'complete';
   ELSE
     v_to := 'error';
   END IF;
