@@ -55,6 +55,17 @@ int tc_task_wait(tc_runtime_t *rt, const char *task_uuid, int timeout_ms, tc_can
                         status);
       break;
     }
+    /* A notification may already sit in libpq's buffer, read along with a query's result. */
+    PGnotify *early;
+    bool got = false;
+    while ((early = PQnotifies(conn)) != NULL) {
+      if (strcmp(early->relname, channel) == 0) {
+        snprintf(status, 32, "%s", early->extra);
+        got = true;
+      }
+      PQfreemem(early);
+    }
+    if (got) continue;
     struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
     int r = poll(&pfd, 1, (int)(left < 100 ? left : 100)); /* Slices of 100 ms notice a cancel. */
     if (r < 0) continue;

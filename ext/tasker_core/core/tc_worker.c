@@ -403,10 +403,12 @@ static void *claimer_main(void *arg) {
     if (now - w->last_heartbeat >= beat_every) {
       heartbeat(w);
       w->last_heartbeat = now;
+      if (drain_notifies(w) > 0) w->want_claim = true; /* read along with the heartbeat's result */
     }
     if (w->staleness_interval_s > 0 && now - w->last_staleness >= (int64_t)w->staleness_interval_s * 1000) {
       detect_stale(w);
       w->last_staleness = now;
+      if (drain_notifies(w) > 0) w->want_claim = true;
     }
     int64_t timeout = 1000;
     if (w->mode != MODE_EVENT_DRIVEN_ONLY) {
