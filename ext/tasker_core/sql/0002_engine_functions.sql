@@ -1,4 +1,5 @@
--- The engine's hot path as SQL functions: one round trip each for create, claim and complete.
+-- The engine's hot path as SQL functions: one round trip each for create, claim and complete
+-- (complete_step and the claim wrapper with recovery live in 0005).
 --
 -- Custom SQLSTATEs raised here (mapped to Ruby exception classes by the binding):
 --   TK404 not found, TK422 invalid request, TK409 invalid state for the operation.
@@ -216,8 +217,8 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Claims up to p_limit enqueued steps of the given namespaces for worker p_worker, highest
--- priority first, skipping rows other workers are claiming. Each claim gets a fresh token and
--- an expiry; returns one step event per claimed step.
+-- priority first, skipping rows other workers are claiming and steps of tasks that already ended.
+-- Each claim gets a fresh token and an expiry; returns one step event per claimed step.
 CREATE OR REPLACE FUNCTION tasker.claim_steps(p_worker uuid, p_namespaces text[], p_limit integer,
                                               p_visibility_seconds integer) RETURNS SETOF jsonb
 LANGUAGE plpgsql AS $$
@@ -226,11 +227,12 @@ DECLARE
 BEGIN
   RETURN QUERY
   WITH picked AS (
-    SELECT workflow_step_uuid FROM tasker.workflow_steps
-    WHERE status = 'enqueued' AND namespace_name = ANY (p_namespaces)
-    ORDER BY priority DESC, ready_at
+    SELECT s.workflow_step_uuid FROM tasker.workflow_steps s
+    WHERE s.status = 'enqueued' AND s.namespace_name = ANY (p_namespaces)
+      AND EXISTS (SELECT 1 FROM tasker.tasks t WHERE t.task_uuid = s.task_uuid AND t.status = 'steps_in_process')
+    ORDER BY s.priority DESC, s.ready_at
     LIMIT p_limit
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF s SKIP LOCKED
   ), claimed AS (
     UPDATE tasker.workflow_steps s
     SET status = 'in_progress', in_process = true, attempts = s.attempts + 1,
@@ -249,133 +251,7 @@ BEGIN
   SELECT tasker.step_event(c::tasker.workflow_steps) FROM claimed c;
 END $$;
 
--- Applies a handler's result for a claimed step: ONE transaction that stores the result and the
--- transitions, enqueues children whose parents are now all complete, and finalizes the task when
--- nothing is left to run. A result whose claim token is no longer current is refused: it is
--- recorded in the audit with applied = false and changes nothing else.
-CREATE OR REPLACE FUNCTION tasker.complete_step(p_step uuid, p_claim_token uuid, p_worker uuid,
-                                                p_result jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_now timestamp := clock_timestamp() AT TIME ZONE 'utc';
-  v_success boolean := coalesce((p_result->>'success')::boolean, false);
-  v_exec_ms bigint := (p_result->'metadata'->>'execution_time_ms')::bigint;
-  s tasker.workflow_steps;
-  t tasker.tasks;
-  v_transition uuid;
-  v_enqueued integer := 0;
-  v_seq integer;
-BEGIN
-  UPDATE tasker.workflow_steps
-  SET status = CASE WHEN v_success THEN 'complete' ELSE 'error' END,
-      in_process = false,
-      processed = v_success,
-      processed_at = CASE WHEN v_success THEN v_now ELSE processed_at END,
-      results = p_result,
-      claim_owner = NULL, claim_token = NULL, claim_expires_at = NULL,
-      transition_seq = transition_seq + 2,
-      updated_at = v_now
-  WHERE workflow_step_uuid = p_step AND claim_token = p_claim_token AND status = 'in_progress'
-  RETURNING * INTO s;
-
-  IF NOT FOUND THEN
-    SELECT * INTO s FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'step not found: %', p_step USING ERRCODE = 'TK404';
-    END IF;
-    INSERT INTO tasker.workflow_step_result_audit (workflow_step_uuid, task_uuid, worker_uuid,
-      correlation_id, success, applied, execution_time_ms, result)
-    SELECT p_step, s.task_uuid, p_worker, tk.correlation_id, v_success, false, v_exec_ms, p_result
-    FROM tasker.tasks tk WHERE tk.task_uuid = s.task_uuid;
-    RETURN jsonb_build_object('applied', false, 'reason', 'stale_claim',
-                              'step_status', s.status);
-  END IF;
-
-  INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
-    to_state, event, attempt, worker_uuid, sort_key, metadata, created_at)
-  VALUES (p_step, s.task_uuid, 'in_progress',
-          CASE WHEN v_success THEN 'enqueued_for_orchestration' ELSE 'enqueued_as_error_for_orchestration' END,
-          CASE WHEN v_success THEN 'enqueue_for_orchestration' ELSE 'enqueue_as_error_for_orchestration' END,
-          s.attempts, p_worker, s.transition_seq - 1,
-          jsonb_build_object('execution_time_ms', v_exec_ms), v_now)
-  RETURNING workflow_step_transition_uuid INTO v_transition;
-
-  INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
-    to_state, event, attempt, worker_uuid, sort_key, metadata, created_at)
-  VALUES (p_step, s.task_uuid,
-          CASE WHEN v_success THEN 'enqueued_for_orchestration' ELSE 'enqueued_as_error_for_orchestration' END,
-          s.status, CASE WHEN v_success THEN 'complete' ELSE 'fail' END,
-          s.attempts, p_worker, s.transition_seq,
-          CASE WHEN v_success THEN '{}'::jsonb
-               ELSE jsonb_build_object('error', p_result->'error') END, v_now);
-
-  INSERT INTO tasker.workflow_step_result_audit (workflow_step_uuid, workflow_step_transition_uuid,
-    task_uuid, worker_uuid, correlation_id, success, applied, execution_time_ms, result, recorded_at)
-  SELECT p_step, v_transition, s.task_uuid, p_worker, tk.correlation_id, v_success, true,
-         v_exec_ms, p_result, v_now
-  FROM tasker.tasks tk WHERE tk.task_uuid = s.task_uuid;
-
-  IF v_success THEN
-    WITH released AS (
-      UPDATE tasker.workflow_steps c
-      SET pending_parents = c.pending_parents - 1,
-          status = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN 'enqueued' ELSE c.status END,
-          ready_at = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN v_now ELSE c.ready_at END,
-          transition_seq = CASE WHEN c.pending_parents = 1 AND c.status = 'pending'
-                                THEN c.transition_seq + 1 ELSE c.transition_seq END,
-          updated_at = v_now
-      FROM tasker.workflow_step_edges e
-      WHERE e.from_step_uuid = p_step AND e.to_step_uuid = c.workflow_step_uuid
-      RETURNING c.workflow_step_uuid, c.task_uuid, c.status, c.pending_parents, c.transition_seq
-    ), logged AS (
-      INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
-        to_state, event, sort_key, created_at)
-      SELECT workflow_step_uuid, task_uuid, 'pending', 'enqueued', 'enqueue', transition_seq, v_now
-      FROM released WHERE status = 'enqueued' AND pending_parents = 0
-      RETURNING 1
-    )
-    SELECT count(*) INTO v_enqueued FROM logged;
-
-    UPDATE tasker.tasks
-    SET unfinished_steps = unfinished_steps - 1,
-        active_steps = active_steps - 1 + v_enqueued,
-        updated_at = v_now
-    WHERE task_uuid = s.task_uuid
-    RETURNING * INTO t;
-  ELSE
-    UPDATE tasker.tasks
-    SET error_steps = error_steps + 1, active_steps = active_steps - 1, updated_at = v_now
-    WHERE task_uuid = s.task_uuid
-    RETURNING * INTO t;
-  END IF;
-
-  IF t.status = 'steps_in_process' AND t.unfinished_steps = 0 THEN
-    v_seq := t.transition_seq;
-    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, created_at)
-    VALUES (t.task_uuid, 'steps_in_process', 'evaluating_results', 'all_steps_completed', v_seq + 1, v_now),
-           (t.task_uuid, 'evaluating_results', 'complete', 'all_steps_successful', v_seq + 2, v_now);
-    UPDATE tasker.tasks SET status = 'complete', complete = true, completed_at = v_now,
-           transition_seq = v_seq + 2 WHERE task_uuid = t.task_uuid
-    RETURNING * INTO t;
-  ELSIF t.status = 'steps_in_process' AND t.active_steps = 0 AND t.error_steps > 0 THEN
-    v_seq := t.transition_seq;
-    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
-    VALUES (t.task_uuid, 'steps_in_process', 'evaluating_results', 'step_completed', v_seq + 1, '{}', v_now),
-           (t.task_uuid, 'evaluating_results', 'blocked_by_failures', 'permanent_failure', v_seq + 2,
-            jsonb_build_object('error_steps', t.error_steps), v_now),
-           (t.task_uuid, 'blocked_by_failures', 'error', 'give_up', v_seq + 3, '{}', v_now);
-    UPDATE tasker.tasks SET status = 'error', transition_seq = v_seq + 3
-    WHERE task_uuid = t.task_uuid
-    RETURNING * INTO t;
-  END IF;
-
-  IF v_enqueued > 0 THEN
-    PERFORM pg_notify('tasker_steps_' || s.namespace_name, '');
-  END IF;
-
-  RETURN jsonb_build_object('applied', true, 'step_status', s.status, 'task_status', t.status,
-                            'enqueued', v_enqueued);
-END $$;
+-- tasker.complete_step, which applies a worker's result, is defined with the retry logic in 0005.
 
 -- Gives claimed but never started steps back to the queue (a stopping worker's unstarted claims).
 -- The attempt the claim counted is returned too, since the handler never ran.

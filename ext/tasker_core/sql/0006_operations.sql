@@ -171,38 +171,6 @@ BEGIN
   RETURN v_actions;
 END $$;
 
--- Steps of tasks that ended (error by staleness, or cancelled) are never claimed again.
-CREATE OR REPLACE FUNCTION tasker.claim_steps(p_worker uuid, p_namespaces text[], p_limit integer,
-                                              p_visibility_seconds integer) RETURNS SETOF jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_now timestamp := now() AT TIME ZONE 'utc';
-BEGIN
-  RETURN QUERY
-  WITH picked AS (
-    SELECT s.workflow_step_uuid FROM tasker.workflow_steps s
-    WHERE s.status = 'enqueued' AND s.namespace_name = ANY (p_namespaces)
-      AND EXISTS (SELECT 1 FROM tasker.tasks t WHERE t.task_uuid = s.task_uuid AND t.status = 'steps_in_process')
-    ORDER BY s.priority DESC, s.ready_at
-    LIMIT p_limit
-    FOR UPDATE OF s SKIP LOCKED
-  ), claimed AS (
-    UPDATE tasker.workflow_steps s
-    SET status = 'in_progress', in_process = true, attempts = s.attempts + 1,
-        last_attempted_at = v_now, claim_owner = p_worker, claim_token = tasker.uuid_v7(),
-        claim_expires_at = v_now + make_interval(secs => p_visibility_seconds),
-        transition_seq = s.transition_seq + 1, updated_at = v_now
-    FROM picked WHERE s.workflow_step_uuid = picked.workflow_step_uuid
-    RETURNING s.*
-  ), logged AS (
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
-      to_state, event, attempt, worker_uuid, sort_key, metadata)
-    SELECT c.workflow_step_uuid, c.task_uuid, 'enqueued', 'in_progress', 'start', c.attempts,
-           p_worker, c.transition_seq, jsonb_build_object('claim_token', c.claim_token)
-    FROM claimed c
-  )
-  SELECT tasker.step_event(c::tasker.workflow_steps) FROM claimed c;
-END $$;
 
 -- Dead-letter entries, newest first, optionally of one task or one resolution status.
 CREATE OR REPLACE FUNCTION tasker.list_dlq(p_task uuid, p_status text, p_limit integer, p_offset integer)
