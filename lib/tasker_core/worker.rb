@@ -116,22 +116,36 @@ module TaskerCore
     end
 
     # Runs the handler; a checkpoint is saved and the handler runs again at once with it, in the
-    # same claim (unless the claim was lost meanwhile).
+    # same claim (unless the claim was lost meanwhile). The submission of a result may bring the
+    # next step (claim on complete), which runs next on this thread.
     def execute(event)
-      loop do
+      while event
         envelope = StepExecutor.call(event, worker_id: @worker_id)
         checkpoint = envelope[StepExecutor::CHECKPOINT_KEY]
-        return submit(event, envelope) unless checkpoint
-
-        answer = FFI.checkpoint_step(event["step_uuid"], event["claim_token"], checkpoint)
-        unless answer["applied"]
-          FFI.abandon_step(event["claim_token"])
-          return
+        if checkpoint
+          event = save_checkpoint(event, checkpoint)
+          next
         end
-        event = answer["event"]
+        answer = submit(event, envelope)
+        event = answer && answer["next_steps"]&.first
       end
+    rescue StandardError => e
+      # An engine error (not a handler's: those become results). Give the claim up so the step runs
+      # again once it expires, and keep this thread serving.
+      @errors << e
+      @logger.error("tasker could not run step #{event && event['step_uuid']}: #{e.class}: #{e.message}")
+      FFI.abandon_step(event["claim_token"]) if event
+    end
+
+    def save_checkpoint(event, checkpoint)
+      answer = FFI.checkpoint_step(event["step_uuid"], event["claim_token"], checkpoint)
+      return answer["event"] if answer["applied"]
+
+      FFI.abandon_step(event["claim_token"])
+      nil
     rescue Errors::ValidationError => e
       submit(event, StepExecutor.unstorable(event, e.message))
+      nil
     end
 
     # Hands the result to the engine. While the database is unreachable the step stays claimed (the

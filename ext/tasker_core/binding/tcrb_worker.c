@@ -117,10 +117,19 @@ static int complete_fn(tcrb_call_t *call) {
   return tc_worker_complete_step(call->worker, call->s1, call->s2, call->in, &call->out, &call->err);
 }
 
-/* FFI.complete_step(step_uuid, claim_token, result) -> {"applied", "step_status", "task_status", "enqueued"} */
+/* A next step claimed with the result but never handed to Ruby goes to the worker's queue. */
+static void complete_abandon(tcrb_call_t *call) {
+  json_object *next = json_object_object_get(call->out, "next_steps");
+  if (next && json_object_array_length(next) > 0)
+    tc_worker_requeue(call->worker, json_object_get(json_object_array_get_idx(next, 0)));
+  json_object_put(call->out);
+}
+
+/* FFI.complete_step(step_uuid, claim_token, result) -> {"applied", "step_status", "task_status",
+ * "enqueued", "next_steps"}; an event in next_steps is the caller's to run. */
 static VALUE tcrb_worker_m_complete_step(VALUE self, VALUE step_uuid, VALUE claim_token, VALUE result) {
   tc_worker_t *w = current_worker();
-  tcrb_call_t call = {.fn = complete_fn, .worker = w};
+  tcrb_call_t call = {.fn = complete_fn, .on_abandon = complete_abandon, .worker = w};
   tcrb_copy_string(step_uuid, "step_uuid", call.s1, sizeof call.s1);
   tcrb_copy_string(claim_token, "claim_token", call.s2, sizeof call.s2);
   if (!RB_TYPE_P(result, T_HASH)) tcrb_raise_validation("the step result must be a Hash");

@@ -152,7 +152,9 @@ int tc_task_wait(tc_runtime_t *rt, const char *task_uuid, int timeout_ms, tc_can
 /* ---- Worker: claims steps of its namespaces into a bounded in-memory queue. ----
  * options: namespaces (array of strings, required), concurrency (1..1000, default 10: the most
  * steps claimed but not yet completed), poll_interval_ms (default 1000), visibility_timeout_seconds
- * (default 30), deployment_mode ("Hybrid" default, "PollingOnly", "EventDrivenOnly").
+ * (default 30), deployment_mode ("Hybrid" default, "PollingOnly", "EventDrivenOnly"),
+ * claim_on_complete (default true), staleness_check_interval_seconds (60; 0 off),
+ * staleness_threshold_minutes (30), max_task_lifetime_hours (24).
  * The worker's claimer thread starts in tc_worker_start. */
 int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_error_t *err);
 int tc_worker_start(tc_worker_t *w, tc_error_t *err);
@@ -165,7 +167,10 @@ void tc_cancel_fire(tc_cancel_t *cancel);
  * handler never started (the waiting thread was interrupted). Takes ownership of ev. */
 void tc_worker_requeue(tc_worker_t *w, json_object *ev);
 /* Applies the result envelope of a step handed out by tc_worker_next_step; *out:
- * {applied, step_status, task_status, enqueued}. Works after tc_worker_stop too, so running
+ * {applied, step_status, task_status, enqueued, next_steps}. With the worker option
+ * claim_on_complete (default true) the same round trip claims the next step of the worker's
+ * namespaces into the freed slot: when next_steps holds an event, the caller owns it as if
+ * tc_worker_next_step had returned it. Works after tc_worker_stop too, so running
  * handlers can finish. On TC_EDB / TC_ETIMEDOUT the step stays claimed (and its claim alive):
  * retry the call, or give up with tc_worker_abandon_step. */
 int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,

@@ -36,6 +36,7 @@ struct tc_worker {
   int visibility_s;
   tc_mode_t mode;
   int staleness_interval_s;   /* 0: this worker does not run the staleness detector */
+  bool claim_on_complete;     /* a result's submission also claims the next step */
   int staleness_threshold_min;
   int max_lifetime_h;
   int64_t last_staleness;     /* claimer thread only */
@@ -148,6 +149,8 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
   w->visibility_s = vis;
   w->mode = mode;
   w->staleness_interval_s = stale_every;
+  json_object *coc = get(options, "claim_on_complete");
+  w->claim_on_complete = coc ? json_object_get_boolean(coc) : true;
   w->staleness_threshold_min = stale_threshold;
   w->max_lifetime_h = lifetime;
   w->wake_fd[0] = w->wake_fd[1] = -1;
@@ -515,21 +518,39 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
     rc = tc_error_set(err, TC_EINVAL, "Invalid UUID for claim_token: %s", claim_token);
   else if (!result || !json_object_is_type(result, json_type_object))
     rc = tc_error_set(err, TC_EINVAL, "the step result must be an object");
+  /* Claim on complete: unless stopping, ask for one step into the slot this result frees. */
+  pthread_mutex_lock(&w->mu);
+  bool claim_next = !w->stopping && w->claim_on_complete;
+  pthread_mutex_unlock(&w->mu);
   json_object *res = NULL;
   if (rc == TC_OK) {
-    const char *params[] = {step_uuid, claim_token, w->worker_uuid, tc_json_str(result)};
-    rc = tc_rt_query_json(w->rt, "SELECT tasker.complete_step($1::uuid, $2::uuid, $3::uuid, $4::jsonb)", 4,
-                          params, &res, err);
+    char vis[16];
+    snprintf(vis, sizeof vis, "%d", w->visibility_s);
+    const char *params[] = {step_uuid, claim_token, w->worker_uuid, tc_json_str(result), claim_next ? "1" : "0",
+                            w->ns_literal, vis};
+    rc = tc_rt_query_json(w->rt,
+                          "SELECT tasker.complete_and_claim($1::uuid, $2::uuid, $3::uuid, $4::jsonb, $5::integer,"
+                          " $6::text[], $7::integer)",
+                          7, params, &res, err);
   }
   bool applied = rc == TC_OK && res && json_object_get_boolean(get(res, "applied"));
   bool success = result && json_object_get_boolean(get(result, "success"));
+  json_object *next_steps = res ? get(res, "next_steps") : NULL;
+  json_object *next = next_steps && json_object_array_length(next_steps) > 0 ? json_object_array_get_idx(next_steps, 0)
+                                                                            : NULL;
   /* A database failure leaves the step claimed by us: the caller may retry the submission (its
    * claim stays alive through the heartbeat) or give it up with tc_worker_abandon_step. */
   bool retry_later = rc == TC_EDB || rc == TC_ETIMEDOUT;
   pthread_mutex_lock(&w->mu);
   if (!retry_later) {
-    if (w->in_flight > 0) w->in_flight--;
     if (claim_token) track_locked(w, claim_token, false);
+    if (next) {
+      /* The slot goes straight to the next step: in_flight stays, its claim is tracked. */
+      track_locked(w, json_object_get_string(get(next, "claim_token")), true);
+      w->claimed_total++;
+    } else if (w->in_flight > 0) {
+      w->in_flight--;
+    }
   }
   if (applied) {
     if (success) w->completed_total++;

@@ -1,10 +1,12 @@
 -- Read side of the client API: tasks with their execution summary, steps with readiness.
 
--- Readiness of one step (SPEC 2.7's fields). In this engine a step whose parents are all
+-- Readiness of one step (SPEC 2.7's fields). The read functions are PL/pgSQL so that their plans
+-- are cached per session. In this engine a step whose parents are all
 -- complete is moved to 'enqueued' at once, so an enqueued step is the ready one.
 CREATE OR REPLACE FUNCTION tasker.step_readiness(s tasker.workflow_steps) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-  WITH parents AS (
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (WITH parents AS (
     SELECT count(*)::integer AS total FROM tasker.workflow_step_edges e
     WHERE e.to_step_uuid = s.workflow_step_uuid
   ), failure AS (
@@ -34,13 +36,14 @@ LANGUAGE sql STABLE AS $$
     'max_attempts', s.max_attempts,
     'backoff_request_seconds', s.backoff_request_seconds,
     'last_attempted_at', s.last_attempted_at)
-  FROM parents, failure
-$$;
+  FROM parents, failure);
+END $$;
 
 -- StepResponse: the readiness fields plus timestamps and results.
 CREATE OR REPLACE FUNCTION tasker.step_response(s tasker.workflow_steps) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-  SELECT r - 'workflow_step_uuid' - 'named_step_uuid' - 'backoff_request_seconds' || jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (SELECT r - 'workflow_step_uuid' - 'named_step_uuid' - 'backoff_request_seconds' || jsonb_build_object(
     'step_uuid', s.workflow_step_uuid,
     'step_type', s.step_type,
     'handler_callable', s.handler_callable,
@@ -48,8 +51,8 @@ LANGUAGE sql STABLE AS $$
     'updated_at', s.updated_at,
     'completed_at', CASE WHEN s.status IN ('complete', 'resolved_manually') THEN s.processed_at END,
     'results', s.results)
-  FROM tasker.step_readiness(s) AS r
-$$;
+  FROM tasker.step_readiness(s) AS r);
+END $$;
 
 -- TaskResponse: the task, its template identity, the execution summary (SPEC 2.9) and its steps.
 CREATE OR REPLACE FUNCTION tasker.get_task(p_task uuid) RETURNS jsonb

@@ -126,7 +126,9 @@ static json_object *next_step(tc_worker_t *w) {
   return ev;
 }
 
-static void complete(tc_worker_t *w, json_object *ev, const char *result_json, const char *expect_task) {
+/* Completes ev; returns the next step claimed in the same round trip (claim on complete), if any. */
+static json_object *complete(tc_worker_t *w, json_object *ev, const char *result_json, const char *expect_task) {
+  json_object *next = NULL;
   json_object *result = parse(result_json);
   json_object *out = NULL;
   tc_error_t err = {0};
@@ -136,9 +138,12 @@ static void complete(tc_worker_t *w, json_object *ev, const char *result_json, c
     CHECK(json_object_get_boolean(json_object_object_get(out, "applied")), "result not applied");
     CHECK(strcmp(str(out, "task_status"), expect_task) == 0, "task is %s, expected %s", str(out, "task_status"),
           expect_task);
+    json_object *steps = json_object_object_get(out, "next_steps");
+    if (steps && json_object_array_length(steps) > 0) next = json_object_get(json_object_array_get_idx(steps, 0));
   }
   json_object_put(out);
   json_object_put(result);
+  return next;
 }
 
 static void test_engine(const char *url) {
@@ -216,14 +221,16 @@ static void test_engine(const char *url) {
     CHECK(rc == TC_OK && out && !json_object_get_boolean(json_object_object_get(out, "applied")), "stale accepted");
     json_object_put(out);
     json_object_put(result);
-    complete(w, ev, "{\"success\":true,\"result\":{\"v\":1}}", "steps_in_process");
+    json_object *claimed = complete(w, ev, "{\"success\":true,\"result\":{\"v\":1}}", "steps_in_process");
     json_object_put(ev);
+    ev = claimed;
+    CHECK(ev != NULL, "the second step did not come back with the first one's completion");
   }
-  ev = next_step(w);
+  if (!ev) ev = next_step(w);
   if (ev) {
     json_object *deps = json_object_object_get(json_object_object_get(ev, "task_sequence_step"), "dependency_results");
     CHECK(json_object_object_get(deps, "first") != NULL, "second step lacks first's result");
-    complete(w, ev, "{\"success\":true,\"result\":{\"v\":2}}", "complete");
+    json_object_put(complete(w, ev, "{\"success\":true,\"result\":{\"v\":2}}", "complete"));
     json_object_put(ev);
   }
 
