@@ -71,6 +71,22 @@ RSpec.describe "batch processing" do
                                                                              "failed_workers" => ["process_csv_batch_002"])
   end
 
+  it "creates the steps after the convergence step too" do
+    stub_const("CsvBatch::ReportHandler", Class.new(TaskerCore::StepHandler::Base) do
+      def call(context) = success({ "rows" => context.get_dependency_field("aggregate_csv_results", "rows") })
+    end)
+    tpl = TaskerCore::Templates.validate(File.join(templates, "csv_products.yml"))
+    tpl["name"] = "csv_with_report"
+    tpl["steps"] << { "name" => "publish_report", "dependencies" => ["aggregate_csv_results"],
+                      "handler" => { "callable" => "CsvBatch::ReportHandler" } }
+    tpl["steps"].each { |step| step.delete("initial") }
+    TaskerCore::FFI.template_register(tpl)
+    uuid = TaskerCore::Client.create_task(name: "csv_with_report", namespace: "csv_processing",
+                                          context: { csv_path: CsvBatch.write_products(File.join(dir, "r.csv"), 30) })["task_uuid"]
+    expect(wait_for_task(uuid)["status"]).to eq("complete")
+    expect(steps_by_name(uuid)["publish_report"].dig("results", "result")).to eq("rows" => 30)
+  end
+
   it "splits N items into K ranges with create_cursor_configs" do
     configs = TaskerCore::StepHandler::Batchable.new.create_cursor_configs(350, 2)
     expect(configs).to eq([{ "batch_id" => "001", "start_cursor" => 0, "end_cursor" => 175, "batch_size" => 175 },

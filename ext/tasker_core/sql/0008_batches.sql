@@ -142,5 +142,73 @@ BEGIN
   SET total_steps = total_steps + v_count + v_conv, unfinished_steps = unfinished_steps + v_count + v_conv,
       updated_at = p_now
   WHERE task_uuid = p_step.task_uuid;
+  -- What lies after the convergence step (e.g. a report on the aggregate).
+  v_conv := v_conv + tasker.add_downstream_steps(p_step.task_uuid,
+    ARRAY(SELECT d->>'name' FROM jsonb_array_elements(v_steps) d
+          WHERE d->>'type' = 'deferred_convergence' AND d->'dependencies' ? (v_template->>'name')), p_now);
   RETURN v_count + v_conv;
+END $$;
+
+-- Creates the template steps downstream of p_from (names of steps just created at run time): a
+-- step joins when all its declared dependencies exist and at least one was just created; repeated
+-- until nothing more joins. Returns the number of steps created.
+CREATE OR REPLACE FUNCTION tasker.add_downstream_steps(p_task uuid, p_from text[], p_now timestamp)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  v_steps jsonb;
+  v_ns text;
+  v_priority integer;
+  v_frontier text[] := p_from;
+  v_more text[];
+  v_new jsonb;
+  v_total integer := 0;
+BEGIN
+  SELECT nt.configuration->'steps', t.namespace_name, t.priority INTO v_steps, v_ns, v_priority
+  FROM tasker.tasks t JOIN tasker.named_tasks nt USING (named_task_uuid) WHERE t.task_uuid = p_task;
+  LOOP
+    SELECT array_agg(d->>'name') INTO v_more
+    FROM jsonb_array_elements(v_steps) AS d
+    WHERE d->>'type' NOT IN ('batch_worker', 'deferred_convergence')
+      AND NOT EXISTS (SELECT 1 FROM tasker.workflow_steps w WHERE w.task_uuid = p_task AND w.template_step_name = d->>'name')
+      AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(d->'dependencies') x WHERE x = ANY (v_frontier))
+      AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(d->'dependencies') x
+                      WHERE NOT EXISTS (SELECT 1 FROM tasker.workflow_steps w
+                                        WHERE w.task_uuid = p_task AND w.template_step_name = x));
+    EXIT WHEN v_more IS NULL;
+
+    SELECT jsonb_agg(jsonb_build_object('uuid', tasker.uuid_v7(), 'def', d, 'ord', ord)) INTO v_new
+    FROM jsonb_array_elements(v_steps) WITH ORDINALITY AS x(d, ord) WHERE (d->>'name') = ANY (v_more);
+
+    INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name, step_type,
+      position, namespace_name, handler_callable, handler_method, status, retryable, max_attempts, priority,
+      pending_parents, inputs, transition_seq, created_at, updated_at)
+    SELECT (n->>'uuid')::uuid, p_task, n->'def'->>'name', n->'def'->>'name', n->'def'->>'type',
+           (n->>'ord')::integer * 10000 + 9999, v_ns, n->'def'->'handler'->>'callable',
+           coalesce(n->'def'->'handler'->>'method', 'call'), 'pending',
+           coalesce((n->'def'->'retry'->>'retryable')::boolean, true),
+           coalesce((n->'def'->'retry'->>'max_attempts')::integer, 3), v_priority,
+           (SELECT count(*) FROM jsonb_array_elements_text(n->'def'->'dependencies') dep
+            JOIN tasker.workflow_steps w ON w.task_uuid = p_task AND w.template_step_name = dep
+            WHERE w.status NOT IN ('complete', 'resolved_manually')),
+           coalesce(n->'def'->'handler'->'initialization', '{}'::jsonb), 1, p_now, p_now
+    FROM jsonb_array_elements(v_new) AS n;
+
+    INSERT INTO tasker.workflow_step_edges (task_uuid, from_step_uuid, to_step_uuid, name)
+    SELECT p_task, parent.workflow_step_uuid, (n->>'uuid')::uuid, 'provides'
+    FROM jsonb_array_elements(v_new) AS n
+    CROSS JOIN LATERAL jsonb_array_elements_text(n->'def'->'dependencies') AS dep
+    JOIN tasker.workflow_steps parent ON parent.task_uuid = p_task AND parent.template_step_name = dep;
+
+    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state,
+      event, sort_key, created_at)
+    SELECT (n->>'uuid')::uuid, p_task, NULL, 'pending', 'initialize', 1, p_now FROM jsonb_array_elements(v_new) AS n;
+
+    v_total := v_total + array_length(v_more, 1);
+    v_frontier := v_more;
+  END LOOP;
+  IF v_total > 0 THEN
+    UPDATE tasker.tasks SET total_steps = total_steps + v_total, unfinished_steps = unfinished_steps + v_total
+    WHERE task_uuid = p_task;
+  END IF;
+  RETURN v_total;
 END $$;
