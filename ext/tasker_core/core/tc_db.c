@@ -250,20 +250,14 @@ int tc_db_exec(PGconn *conn, const char *sql, int n, const char *const *params, 
   return rc;
 }
 
-typedef int (*query_fn)(PGconn *, const char *, int, const char *const *, json_object **, tc_error_t *);
-
-/* Runs one query on a pooled connection. A pooled connection can have died while idle (a server
- * restart or failover) without libpq knowing; when the query fails because such a connection is
- * gone, it runs once more on a new connection: the lost one never delivered the query. */
-static int rt_query(tc_runtime_t *rt, query_fn fn, const char *sql, int n, const char *const *params,
-                    json_object **out, tc_error_t *err) {
+int tc_rt_with_conn(tc_runtime_t *rt, tc_conn_fn fn, void *arg, tc_error_t *err) {
   for (int attempt = 0;; attempt++) {
     PGconn *conn = NULL;
     bool fresh = false;
     int rc = pool_acquire(&rt->pool, &conn, &fresh, err);
     if (rc != TC_OK) return rc;
     bool was_idle = PQtransactionStatus(conn) == PQTRANS_IDLE;
-    rc = fn(conn, sql, n, params, out, err);
+    rc = fn(conn, arg, err);
     bool lost = PQstatus(conn) != CONNECTION_OK;
     tc_pool_release(&rt->pool, conn);
     if (rc == TC_EDB && lost && !fresh && was_idle && attempt == 0) {
@@ -275,12 +269,29 @@ static int rt_query(tc_runtime_t *rt, query_fn fn, const char *sql, int n, const
   }
 }
 
+typedef int (*query_fn)(PGconn *, const char *, int, const char *const *, json_object **, tc_error_t *);
+
+typedef struct {
+  query_fn fn;
+  const char *sql;
+  int n;
+  const char *const *params;
+  json_object **out;
+} query_args_t;
+
+static int run_query(PGconn *conn, void *arg, tc_error_t *err) {
+  query_args_t *q = arg;
+  return q->fn(conn, q->sql, q->n, q->params, q->out, err);
+}
+
 int tc_rt_query_json(tc_runtime_t *rt, const char *sql, int n, const char *const *params,
                      json_object **out, tc_error_t *err) {
-  return rt_query(rt, tc_db_query_json, sql, n, params, out, err);
+  query_args_t q = {tc_db_query_json, sql, n, params, out};
+  return tc_rt_with_conn(rt, run_query, &q, err);
 }
 
 int tc_rt_query_json_rows(tc_runtime_t *rt, const char *sql, int n, const char *const *params,
                           json_object **out, tc_error_t *err) {
-  return rt_query(rt, tc_db_query_json_rows, sql, n, params, out, err);
+  query_args_t q = {tc_db_query_json_rows, sql, n, params, out};
+  return tc_rt_with_conn(rt, run_query, &q, err);
 }

@@ -67,7 +67,14 @@ int tc_db_query_json_rows(PGconn *conn, const char *sql, int n, const char *cons
 /* Runs a statement (or several, with n == 0) that returns no rows of interest. */
 int tc_db_exec(PGconn *conn, const char *sql, int n, const char *const *params, tc_error_t *err);
 
-/* Acquires a pooled connection, runs tc_db_query_json, releases. */
+/* Runs fn on a pooled connection. A pooled connection that died while idle (server restart,
+ * failover) makes fn fail on its first statement; then the idle connections are dropped and fn runs
+ * once more on a new one. fn must therefore do nothing before its first statement reaches the
+ * server. */
+typedef int (*tc_conn_fn)(PGconn *conn, void *arg, tc_error_t *err);
+int tc_rt_with_conn(tc_runtime_t *rt, tc_conn_fn fn, void *arg, tc_error_t *err);
+
+/* Acquires a pooled connection, runs tc_db_query_json, releases (via tc_rt_with_conn). */
 int tc_rt_query_json(tc_runtime_t *rt, const char *sql, int n, const char *const *params,
                      json_object **out, tc_error_t *err);
 int tc_rt_query_json_rows(tc_runtime_t *rt, const char *sql, int n, const char *const *params,

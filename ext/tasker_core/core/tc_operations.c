@@ -36,6 +36,17 @@ static int opt_int(json_object *o, const char *key, int lo, int hi, int *value, 
   return TC_OK;
 }
 
+typedef struct {
+  int limit, threshold, lifetime;
+  bool dry_run;
+  json_object **out;
+} stale_args_t;
+
+static int stale_on(PGconn *conn, void *arg, tc_error_t *err) {
+  stale_args_t *a = arg;
+  return tc__detect_stale_on(conn, a->limit, a->threshold, a->lifetime, a->dry_run, a->out, err);
+}
+
 int tc_detect_stale_tasks(tc_runtime_t *rt, json_object *options, json_object **out, tc_error_t *err) {
   int limit = 100, threshold = 30, lifetime = 24, rc;
   if ((rc = opt_int(options, "batch_size", 1, 10000, &limit, err)) != TC_OK) return rc;
@@ -43,12 +54,8 @@ int tc_detect_stale_tasks(tc_runtime_t *rt, json_object *options, json_object **
   if ((rc = opt_int(options, "max_lifetime_hours", 1, 87600, &lifetime, err)) != TC_OK) return rc;
   json_object *dry = NULL;
   bool dry_run = options && json_object_object_get_ex(options, "dry_run", &dry) && json_object_get_boolean(dry);
-  PGconn *conn = NULL;
-  rc = tc_pool_acquire(&rt->pool, &conn, err);
-  if (rc != TC_OK) return rc;
-  rc = tc__detect_stale_on(conn, limit, threshold, lifetime, dry_run, out, err);
-  tc_pool_release(&rt->pool, conn);
-  return rc;
+  stale_args_t a = {limit, threshold, lifetime, dry_run, out};
+  return tc_rt_with_conn(rt, stale_on, &a, err);
 }
 
 int tc__detect_stale_on(PGconn *conn, int limit, int threshold_minutes, int lifetime_hours, bool dry_run,

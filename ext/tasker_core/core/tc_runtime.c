@@ -119,49 +119,51 @@ static int apply_one(PGconn *conn, const tc_migration_t *m, tc_error_t *err) {
   return rc;
 }
 
-int tc_migrate(tc_runtime_t *rt, json_object **out, tc_error_t *err) {
-  PGconn *conn = NULL;
-  int rc = tc_pool_acquire(&rt->pool, &conn, err);
-  if (rc != TC_OK) return rc;
-  json_object *applied = json_object_new_array();
-  if (!applied) {
-    tc_pool_release(&rt->pool, conn);
-    return tc_error_set(err, TC_ENOMEM, "out of memory");
-  }
+typedef struct {
+  tc_runtime_t *rt;
+  json_object *applied;
+} migrate_args_t;
+
+static int migrate_on(PGconn *conn, void *arg, tc_error_t *err) {
+  migrate_args_t *m = arg;
   /* A session advisory lock serializes concurrent migrators (several processes booting at once). */
-  rc = tc_db_exec(conn, "SELECT pg_advisory_lock(" TC_MIGRATION_LOCK_KEY ")", 0, NULL, err);
-  bool locked = rc == TC_OK;
-  if (rc == TC_OK)
-    rc = tc_db_exec(conn,
-                    "SET client_min_messages = warning;"
-                    "CREATE SCHEMA IF NOT EXISTS tasker;"
-                    "CREATE TABLE IF NOT EXISTS tasker.schema_migrations ("
-                    "  version integer PRIMARY KEY, name text NOT NULL,"
-                    "  applied_at timestamp NOT NULL DEFAULT (now() AT TIME ZONE 'utc'))",
-                    0, NULL, err);
+  int rc = tc_db_exec(conn, "SELECT pg_advisory_lock(" TC_MIGRATION_LOCK_KEY ")", 0, NULL, err);
+  if (rc != TC_OK) return rc;
+  rc = tc_db_exec(conn,
+                  "SET client_min_messages = warning;"
+                  "CREATE SCHEMA IF NOT EXISTS tasker;"
+                  "CREATE TABLE IF NOT EXISTS tasker.schema_migrations ("
+                  "  version integer PRIMARY KEY, name text NOT NULL,"
+                  "  applied_at timestamp NOT NULL DEFAULT (now() AT TIME ZONE 'utc'))",
+                  0, NULL, err);
   json_object *done = NULL;
   if (rc == TC_OK)
-    rc = tc_db_query_json(conn,
-                          "SELECT coalesce(jsonb_agg(version), '[]') FROM tasker.schema_migrations",
-                          0, NULL, &done, err);
+    rc = tc_db_query_json(conn, "SELECT coalesce(jsonb_agg(version), '[]') FROM tasker.schema_migrations", 0, NULL,
+                          &done, err);
   for (size_t i = 0; rc == TC_OK && i < sizeof tc_migrations / sizeof tc_migrations[0]; i++) {
-    const tc_migration_t *m = &tc_migrations[i];
+    const tc_migration_t *mig = &tc_migrations[i];
     bool present = false;
     for (size_t j = 0; done && j < json_object_array_length(done); j++)
-      if (json_object_get_int(json_object_array_get_idx(done, j)) == m->version) present = true;
+      if (json_object_get_int(json_object_array_get_idx(done, j)) == mig->version) present = true;
     if (present) continue;
-    rc = apply_one(conn, m, err);
+    rc = apply_one(conn, mig, err);
     if (rc == TC_OK) {
-      json_object_array_add(applied, json_object_new_int(m->version));
-      tc_log(rt, TC_LOG_INFO, "migration_applied", "applied migration %04d_%s", m->version, m->name);
+      json_object_array_add(m->applied, json_object_new_int(mig->version));
+      tc_log(m->rt, TC_LOG_INFO, "migration_applied", "applied migration %04d_%s", mig->version, mig->name);
     }
   }
   json_object_put(done);
-  if (locked) {
-    tc_error_t ignored;
+  tc_error_t ignored;
+  if (PQstatus(conn) == CONNECTION_OK)
     tc_db_exec(conn, "SELECT pg_advisory_unlock(" TC_MIGRATION_LOCK_KEY ")", 0, NULL, &ignored);
-  }
-  tc_pool_release(&rt->pool, conn);
+  return rc;
+}
+
+int tc_migrate(tc_runtime_t *rt, json_object **out, tc_error_t *err) {
+  json_object *applied = json_object_new_array();
+  if (!applied) return tc_error_set(err, TC_ENOMEM, "out of memory");
+  migrate_args_t m = {rt, applied};
+  int rc = tc_rt_with_conn(rt, migrate_on, &m, err);
   if (rc != TC_OK) {
     json_object_put(applied);
     return rc;

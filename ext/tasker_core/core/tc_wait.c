@@ -26,21 +26,21 @@ static int read_status(PGconn *conn, const char *uuid, char *buf, size_t cap, tc
   return TC_OK;
 }
 
-int tc_task_wait(tc_runtime_t *rt, const char *task_uuid, int timeout_ms, tc_cancel_t *cancel, char status[32],
-                 tc_error_t *err) {
-  if (!tc_uuid_valid(task_uuid))
-    return tc_error_set(err, TC_EINVAL, "Invalid UUID for task_uuid: %s", task_uuid ? task_uuid : "(nil)");
-  char channel[64] = "tasker_task_";
-  for (const char *p = task_uuid; *p; p++)
-    if (*p != '-') strncat(channel, p, 1);
-  char listen[96], unlisten[96];
-  snprintf(listen, sizeof listen, "LISTEN \"%s\"", channel);
-  snprintf(unlisten, sizeof unlisten, "UNLISTEN \"%s\"", channel);
+typedef struct {
+  const char *task_uuid, *channel, *listen, *unlisten;
+  int timeout_ms;
+  tc_cancel_t *cancel;
+  char *status;
+} wait_args_t;
 
-  PGconn *conn = NULL;
-  int rc = tc_pool_acquire(&rt->pool, &conn, err);
-  if (rc != TC_OK) return rc;
-  rc = tc_db_exec(conn, listen, 0, NULL, err);
+/* LISTEN, read, wait; always leaves the connection without the LISTEN. */
+static int wait_on(PGconn *conn, void *arg, tc_error_t *err) {
+  wait_args_t *a = arg;
+  const char *task_uuid = a->task_uuid, *channel = a->channel, *listen = a->listen, *unlisten = a->unlisten;
+  int timeout_ms = a->timeout_ms;
+  tc_cancel_t *cancel = a->cancel;
+  char *status = a->status;
+  int rc = tc_db_exec(conn, listen, 0, NULL, err);
   /* LISTEN first, then read: a task finishing in between still leaves a notification. */
   if (rc == TC_OK) rc = read_status(conn, task_uuid, status, 32, err);
   int64_t deadline = tc_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
@@ -88,6 +88,20 @@ int tc_task_wait(tc_runtime_t *rt, const char *task_uuid, int timeout_ms, tc_can
     PGnotify *n;
     while ((n = PQnotifies(conn)) != NULL) PQfreemem(n);
   }
-  tc_pool_release(&rt->pool, conn);
   return rc;
+}
+
+int tc_task_wait(tc_runtime_t *rt, const char *task_uuid, int timeout_ms, tc_cancel_t *cancel, char status[32],
+                 tc_error_t *err) {
+  if (!tc_uuid_valid(task_uuid))
+    return tc_error_set(err, TC_EINVAL, "Invalid UUID for task_uuid: %s", task_uuid ? task_uuid : "(nil)");
+  char channel[64] = "tasker_task_";
+  for (const char *p = task_uuid; *p; p++)
+    if (*p != '-') strncat(channel, p, 1);
+  char listen[96], unlisten[96];
+  snprintf(listen, sizeof listen, "LISTEN \"%s\"", channel);
+  snprintf(unlisten, sizeof unlisten, "UNLISTEN \"%s\"", channel);
+
+  wait_args_t a = {task_uuid, channel, listen, unlisten, timeout_ms, cancel, status};
+  return tc_rt_with_conn(rt, wait_on, &a, err);
 }
