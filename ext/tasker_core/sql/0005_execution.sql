@@ -106,7 +106,8 @@ END $$;
 -- When the task already ended (cancelled while the step ran) the result is recorded on the step and
 -- in the audit, and nothing else moves.
 CREATE OR REPLACE FUNCTION tasker.apply_step_result(p_step uuid, p_worker uuid, p_result jsonb,
-                                                    p_applied_event text DEFAULT NULL) RETURNS jsonb
+                                                    p_applied_event text DEFAULT NULL,
+                                                    p_notify boolean DEFAULT true) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_now timestamp := clock_timestamp() AT TIME ZONE 'utc';
@@ -230,19 +231,21 @@ BEGIN
   v_status := tasker.finalize_task(s.task_uuid, v_now);
 
   -- Children to claim, or a retry whose due time every worker should now wait for.
-  IF v_enqueued > 0 OR v_to = 'waiting_for_retry' THEN
+  -- (Left to the caller with p_notify false: complete_and_claim notifies only for what it leaves.)
+  IF p_notify AND (v_enqueued > 0 OR v_to = 'waiting_for_retry') THEN
     PERFORM pg_notify('tasker_steps_' || s.namespace_name, '');
   END IF;
 
   RETURN jsonb_build_object('applied', true, 'step_status', s.status, 'task_status', v_status,
-                            'enqueued', v_enqueued, 'next_retry_at', s.next_retry_at);
+                            'enqueued', v_enqueued, 'next_retry_at', s.next_retry_at,
+                            'namespace', s.namespace_name);
 END $$;
 
 -- A worker's result for its claim. Refused (recorded in the audit with applied = false, nothing
 -- else changed) when the claim token is no longer current: the claim expired and the step was
 -- recovered, or it was released.
 CREATE OR REPLACE FUNCTION tasker.complete_step(p_step uuid, p_claim_token uuid, p_worker uuid,
-                                                p_result jsonb) RETURNS jsonb
+                                                p_result jsonb, p_notify boolean DEFAULT true) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   s tasker.workflow_steps;
@@ -265,7 +268,7 @@ BEGIN
     RETURN jsonb_build_object('applied', false, 'reason', 'stale_claim', 'step_status', s.status);
   END IF;
 
-  RETURN tasker.apply_step_result(p_step, p_worker, p_result);
+  RETURN tasker.apply_step_result(p_step, p_worker, p_result, NULL, p_notify);
 END $$;
 
 -- Keeps a worker's claims alive while their handlers run (a heartbeat); returns how many it held.
