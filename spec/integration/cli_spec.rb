@@ -39,4 +39,16 @@ RSpec.describe "bin/tasker" do
     expect($?.exitstatus).to eq(1)
     expect(out).to include("dependency cycle among steps: a, b, c")
   end
+
+  it "shows a task with its steps and draws its DAG" do
+    TaskerCore::Worker.start(template_paths: [File.expand_path("../fixtures/templates", __dir__)], concurrency: 2)
+    uuid = TaskerCore::Client.create_task(name: "diamond_workflow", namespace: "math", context: { even_number: 2 })["task_uuid"]
+    wait_for_task(uuid)
+    out = IO.popen(env, [RbConfig.ruby, tasker, "task", "show", uuid], &:read)
+    expect($?.exitstatus).to eq(0)
+    expect(out).to include("math/diamond_workflow@1.0.0  #{uuid}  complete  4/4 steps complete")
+    expect(out).to include("  0: [x] diamond_start")
+    expect(out).to include("  1: [x] diamond_branch_b <- diamond_start   [x] diamond_branch_c <- diamond_start")
+    expect(out).to include("  2: [x] diamond_end <- diamond_branch_b, diamond_branch_c")
+  end
 end

@@ -46,6 +46,10 @@ BEGIN
   RETURN (SELECT r - 'workflow_step_uuid' - 'named_step_uuid' - 'backoff_request_seconds' || jsonb_build_object(
     'step_uuid', s.workflow_step_uuid,
     'step_type', s.step_type,
+    -- The DAG, for drawing it: the names of this step's parents.
+    'parents', (SELECT coalesce(jsonb_agg(p.name ORDER BY p.position, p.name), '[]'::jsonb)
+                FROM tasker.workflow_step_edges e JOIN tasker.workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+                WHERE e.to_step_uuid = s.workflow_step_uuid),
     'handler_callable', s.handler_callable,
     'created_at', s.created_at,
     'updated_at', s.updated_at,
