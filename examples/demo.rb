@@ -25,17 +25,11 @@ CARTS = [
   { "cart_items" => [{ "product_id" => 99, "quantity" => 1 }], "customer_email" => "nobody@example.com" }
 ].freeze
 
-TERMINAL = %w[complete error cancelled resolved_manually].freeze
-
 def wait_for(task_uuid, timeout: 30)
-  deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
-  loop do
-    task = TaskerCore::Client.get_task(task_uuid)
-    return task if TERMINAL.include?(task["status"])
-    raise "task #{task_uuid} did not finish in #{timeout}s" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+  status = TaskerCore::Client.wait_for_task(task_uuid, timeout: timeout) # LISTEN, no polling
+  raise "task #{task_uuid} did not finish in #{timeout}s" unless status
 
-    sleep 0.01
-  end
+  TaskerCore::Client.get_task(task_uuid)
 end
 
 def summarize(value, width = 70)
