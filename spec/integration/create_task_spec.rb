@@ -76,4 +76,32 @@ RSpec.describe "TaskerCore::Client.create_task" do
     task = TaskerCore::Client.get_task(created["task_uuid"])
     expect(task["context"]).to eq("even_number" => 2, "nested" => { "at" => "2026-01-02T00:00:00.000000Z" })
   end
+
+  context "with the template's identity strategy" do
+    def register(strategy)
+      TaskerCore::FFI.template_register({ "name" => "#{strategy}_task", "namespace_name" => "ids", "version" => "1.0.0",
+                                          "identity_strategy" => strategy,
+                                          "steps" => [{ "name" => "only", "handler" => { "callable" => "X" } }] })
+    end
+
+    def create_in(strategy, **options)
+      TaskerCore::Client.create_task(name: "#{strategy}_task", namespace: "ids", context: { a: 1 }, **options)
+    end
+
+    it "requires an idempotency key under caller_provided" do
+      register("caller_provided")
+      expect { create_in("caller_provided") }
+        .to raise_error(TaskerCore::Errors::ValidationError, /idempotency_key is required .*CallerProvided/)
+      first = create_in("caller_provided", idempotency_key: "k1")
+      expect(create_in("caller_provided", idempotency_key: "k1")["task_uuid"]).to eq(first["task_uuid"])
+      expect(create_in("caller_provided", idempotency_key: "k2")["task_uuid"]).not_to eq(first["task_uuid"])
+    end
+
+    it "creates a new task every time under always_unique" do
+      register("always_unique")
+      expect(create_in("always_unique")["task_uuid"]).not_to eq(create_in("always_unique")["task_uuid"])
+      key = create_in("always_unique", idempotency_key: "same")
+      expect(create_in("always_unique", idempotency_key: "same")["task_uuid"]).to eq(key["task_uuid"])
+    end
+  end
 end
