@@ -7,7 +7,7 @@ static int create_fn(tcrb_call_t *call) {
   return tc_client_create_task(call->rt, call->in, &call->out, &call->err);
 }
 
-/* FFI.client_create_task(request_hash) -> {"task_uuid", "status", "correlation_id", "created", ...} */
+/* FFI.client_create_task(request_hash) -> the task (as client_get_task) plus "created", "step_count" */
 static VALUE tcrb_client_m_create_task(VALUE self, VALUE request) {
   tc_runtime_t *rt = tcrb_runtime();
   if (!RB_TYPE_P(request, T_HASH)) tcrb_raise_validation("the task request must be a Hash");
@@ -18,6 +18,7 @@ static VALUE tcrb_client_m_create_task(VALUE self, VALUE request) {
   return tcrb_call_run(&call);
 }
 
+/* FFI.client_get_task(task_uuid) -> the task with its execution summary and steps */
 static int get_task_fn(tcrb_call_t *call) {
   return tc_client_get_task(call->rt, call->s1, &call->out, &call->err);
 }
@@ -28,6 +29,7 @@ static VALUE tcrb_client_m_get_task(VALUE self, VALUE task_uuid) {
   return tcrb_call_run(&call);
 }
 
+/* FFI.client_list_task_steps(task_uuid) -> Array of steps */
 static int list_steps_fn(tcrb_call_t *call) {
   return tc_client_list_task_steps(call->rt, call->s1, &call->out, &call->err);
 }
@@ -38,8 +40,100 @@ static VALUE tcrb_client_m_list_task_steps(VALUE self, VALUE task_uuid) {
   return tcrb_call_run(&call);
 }
 
+/* A list call carries more arguments than tcrb_call_t has room for; the call comes first, so fn
+ * gets back to the whole struct from the tcrb_call_t pointer it receives. */
+typedef struct {
+  tcrb_call_t call;
+  int64_t limit, offset;
+  bool has_ns, has_status;
+  char ns[256];
+  char status[64];
+} list_call_t;
+
+static int list_tasks_fn(tcrb_call_t *call) {
+  list_call_t *lc = (list_call_t *)call;
+  return tc_client_list_tasks(call->rt, lc->limit, lc->offset, lc->has_ns ? lc->ns : NULL,
+                              lc->has_status ? lc->status : NULL, &call->out, &call->err);
+}
+
+/* An Integer argument as int64_t: values beyond its range saturate (the core reports them as out of
+ * range with the rest). */
+static int64_t integer_arg(VALUE v, const char *what) {
+  if (!RB_INTEGER_TYPE_P(v)) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s must be an Integer, got %s", what, rb_obj_classname(v));
+    tcrb_raise_validation(msg);
+  }
+  if (FIXNUM_P(v)) return (int64_t)FIX2LONG(v);
+  return RTEST(rb_funcall(v, rb_intern("negative?"), 0)) ? INT64_MIN : INT64_MAX;
+}
+
+/* FFI.client_list_tasks(limit, offset, namespace_or_nil, status_or_nil) -> {"tasks", "pagination"} */
+static VALUE tcrb_client_m_list_tasks(VALUE self, VALUE limit, VALUE offset, VALUE ns, VALUE status) {
+  list_call_t lc = {.call = {.fn = list_tasks_fn, .rt = tcrb_runtime()}};
+  lc.limit = integer_arg(limit, "limit");
+  lc.offset = integer_arg(offset, "offset");
+  if (!NIL_P(ns)) {
+    tcrb_copy_string(ns, "namespace", lc.ns, sizeof lc.ns);
+    lc.has_ns = true;
+  }
+  if (!NIL_P(status)) {
+    tcrb_copy_string(status, "status", lc.status, sizeof lc.status);
+    lc.has_status = true;
+  }
+  return tcrb_call_run(&lc.call);
+}
+
+static int cancel_fn(tcrb_call_t *call) {
+  return tc_client_cancel_task(call->rt, call->s1, &call->out, &call->err);
+}
+
+/* FFI.client_cancel_task(task_uuid) -> {"cancelled" => true, ...} */
+static VALUE tcrb_client_m_cancel_task(VALUE self, VALUE task_uuid) {
+  tcrb_call_t call = {.fn = cancel_fn, .rt = tcrb_runtime()};
+  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  return tcrb_call_run(&call);
+}
+
+static int get_step_fn(tcrb_call_t *call) {
+  return tc_client_get_step(call->rt, call->s1, call->s2, &call->out, &call->err);
+}
+
+/* FFI.client_get_step(task_uuid, step_uuid) -> the step */
+static VALUE tcrb_client_m_get_step(VALUE self, VALUE task_uuid, VALUE step_uuid) {
+  tcrb_call_t call = {.fn = get_step_fn, .rt = tcrb_runtime()};
+  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_string(step_uuid, "step_uuid", call.s2, sizeof call.s2);
+  return tcrb_call_run(&call);
+}
+
+static int audit_fn(tcrb_call_t *call) {
+  return tc_client_get_step_audit_history(call->rt, call->s1, call->s2, &call->out, &call->err);
+}
+
+/* FFI.client_get_step_audit_history(task_uuid, step_uuid) -> Array of entries, newest first */
+static VALUE tcrb_client_m_get_step_audit_history(VALUE self, VALUE task_uuid, VALUE step_uuid) {
+  tcrb_call_t call = {.fn = audit_fn, .rt = tcrb_runtime()};
+  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_string(step_uuid, "step_uuid", call.s2, sizeof call.s2);
+  return tcrb_call_run(&call);
+}
+
+static int health_fn(tcrb_call_t *call) { return tc_client_health_check(call->rt, &call->out, &call->err); }
+
+/* FFI.client_health_check -> {"healthy" => true/false, "status", "timestamp", ...} */
+static VALUE tcrb_client_m_health_check(VALUE self) {
+  tcrb_call_t call = {.fn = health_fn, .rt = tcrb_runtime()};
+  return tcrb_call_run(&call);
+}
+
 void tcrb_client_init(void) {
   rb_define_module_function(tcrb_mFFI, "client_create_task", tcrb_client_m_create_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_get_task", tcrb_client_m_get_task, 1);
+  rb_define_module_function(tcrb_mFFI, "client_list_tasks", tcrb_client_m_list_tasks, 4);
+  rb_define_module_function(tcrb_mFFI, "client_cancel_task", tcrb_client_m_cancel_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_list_task_steps", tcrb_client_m_list_task_steps, 1);
+  rb_define_module_function(tcrb_mFFI, "client_get_step", tcrb_client_m_get_step, 2);
+  rb_define_module_function(tcrb_mFFI, "client_get_step_audit_history", tcrb_client_m_get_step_audit_history, 2);
+  rb_define_module_function(tcrb_mFFI, "client_health_check", tcrb_client_m_health_check, 0);
 }

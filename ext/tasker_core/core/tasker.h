@@ -114,18 +114,46 @@ int tc_template_register(tc_runtime_t *rt, json_object *raw, json_object **out, 
 int tc_template_get(tc_runtime_t *rt, const char *ns, const char *name, const char *version, json_object **out,
                     tc_error_t *err);
 
-/* ---- Client. ---- */
+/* ---- Client (tc_client.c): seed 000's client API; SPEC 5's response fields. ----
+ * Every read and change validates its arguments (uuids, ranges, states) before the database is
+ * asked; unknown tasks and steps are TC_ENOTFOUND naming the uuid. Timestamps are naive ISO-8601
+ * UTC strings. */
 /* request: {name, namespace, version, context, initiator, source_system, reason, tags, priority,
- * correlation_id, parent_correlation_id, idempotency_key}. *out: {task_uuid, status,
- * correlation_id, created, step_count}. */
+ * correlation_id, parent_correlation_id, idempotency_key, requested_at}. *out: the task as
+ * tc_client_get_task returns it, plus "created" (false: a task with the same identity existed and is
+ * returned instead) and "step_count". */
 int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **out,
                           tc_error_t *err);
-/* *out: the task with its execution summary (SPEC 5 TaskResponse fields). */
+/* *out: the task with its execution summary and "steps" (SPEC 5 TaskResponse, SPEC 2.7 readiness). */
 int tc_client_get_task(tc_runtime_t *rt, const char *task_uuid, json_object **out,
                        tc_error_t *err);
+/* One page of tasks, newest first; ns and status may be NULL (no filter). limit 1..1000, offset >= 0,
+ * status one of SPEC 2.1's task states. *out: {"tasks": [TaskResponse without "steps"],
+ * "pagination": {page, per_page, total_count, total_pages, has_next, has_previous}}. */
+int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const char *ns,
+                         const char *status, json_object **out, tc_error_t *err);
+/* Cancels a task that has not finished: its pending, enqueued and waiting_for_retry steps and the task
+ * become cancelled in one transaction; steps in progress finish, and their results never resume the
+ * task. A finished task is TC_ESTATE naming its state. *out: {"cancelled": true, task_uuid, status,
+ * previous_status, cancelled_steps, running_steps, cancelled_at}. */
+int tc_client_cancel_task(tc_runtime_t *rt, const char *task_uuid, json_object **out, tc_error_t *err);
 /* *out: array of steps (SPEC 5 StepResponse fields), in creation order. */
 int tc_client_list_task_steps(tc_runtime_t *rt, const char *task_uuid, json_object **out,
                               tc_error_t *err);
+/* *out: one step of the task (StepResponse); a step of another task is TC_ENOTFOUND. */
+int tc_client_get_step(tc_runtime_t *rt, const char *task_uuid, const char *step_uuid, json_object **out,
+                       tc_error_t *err);
+/* *out: array of StepAuditResponse entries, newest first: every transition of the step with the
+ * worker result it recorded, if any, and results refused for a stale claim (applied false). */
+int tc_client_get_step_audit_history(tc_runtime_t *rt, const char *task_uuid, const char *step_uuid,
+                                     json_object **out, tc_error_t *err);
+/* One round trip: the database answers and its schema is at tc_schema_version() with every migration
+ * applied. An unreachable database (after connect_timeout_seconds) or a schema that is not current is
+ * an answer, not an error: *out: {healthy, status ("healthy"/"unhealthy"), timestamp,
+ * database_connected, response_time_ms, schema_version, expected_schema_version, error (when
+ * unhealthy)}. Fails only for TC_ENOMEM or a closed runtime. */
+int tc_client_health_check(tc_runtime_t *rt, json_object **out, tc_error_t *err);
+/* ---- End of Client. ---- */
 
 /* ---- Operations: operator actions, staleness, dead-letter queue (tc_operations.c). ---- */
 /* action: "reset_for_retry", "resolve_manually" or "complete_manually"; payload: {reason,

@@ -1,8 +1,10 @@
 /*
- * tc_client.c - task creation and the read side of the client API.
+ * tc_client.c - the client API (seed 000, SPEC 5): task creation, reads, lists, cancellation, audit
+ * history and the health check. Each call validates its arguments and runs one SQL function.
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "tc_internal.h"
 
@@ -138,7 +140,7 @@ int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **
   tc_uuid_v7(task_uuid);
   const char *params[] = {task_uuid, tc_json_str(req)};
   json_object *res = NULL;
-  rc = tc_rt_query_json(rt, "SELECT tasker.create_task($1::uuid, $2::jsonb)", 2, params, &res, err);
+  rc = tc_rt_query_json(rt, "SELECT tasker.create_task_response($1::uuid, $2::jsonb)", 2, params, &res, err);
   json_object_put(req);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_EDB, "create_task returned nothing");
@@ -167,4 +169,179 @@ int tc_client_get_task(tc_runtime_t *rt, const char *task_uuid, json_object **ou
 int tc_client_list_task_steps(tc_runtime_t *rt, const char *task_uuid, json_object **out,
                               tc_error_t *err) {
   return read_by_uuid(rt, "SELECT tasker.list_task_steps($1::uuid)", "task_uuid", task_uuid, out, err);
+}
+
+/* list_tasks page sizes. */
+#define TC_CLIENT_LIST_MIN 1
+#define TC_CLIENT_LIST_MAX 1000
+
+/* SPEC 2.1: the twelve task states, the only values the status filter accepts. */
+static const char *const task_states[] = {
+    "pending",          "initializing",      "enqueuing_steps",     "steps_in_process",
+    "evaluating_results", "waiting_for_dependencies", "waiting_for_retry", "blocked_by_failures",
+    "complete",         "error",             "cancelled",           "resolved_manually"};
+
+static bool known_task_state(const char *s) {
+  for (size_t i = 0; i < sizeof task_states / sizeof task_states[0]; i++)
+    if (strcmp(s, task_states[i]) == 0) return true;
+  return false;
+}
+
+int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const char *ns,
+                         const char *status, json_object **out, tc_error_t *err) {
+  if (limit < TC_CLIENT_LIST_MIN || limit > TC_CLIENT_LIST_MAX)
+    return tc_error_set(err, TC_EINVAL, "limit must be between %d and %d (got %lld)", TC_CLIENT_LIST_MIN,
+                        TC_CLIENT_LIST_MAX, (long long)limit);
+  if (offset < 0 || offset > INT32_MAX)
+    return tc_error_set(err, TC_EINVAL, "offset must be between 0 and %d (got %lld)", INT32_MAX, (long long)offset);
+  if (ns && (strlen(ns) == 0 || strlen(ns) > 64))
+    return tc_error_set(err, TC_EINVAL, "namespace must be 1 to 64 characters (got %zu)", strlen(ns));
+  if (status && !known_task_state(status))
+    return tc_error_set(err, TC_EINVAL,
+                        "status must be one of pending, initializing, enqueuing_steps, steps_in_process, "
+                        "evaluating_results, waiting_for_dependencies, waiting_for_retry, blocked_by_failures, "
+                        "complete, error, cancelled, resolved_manually (got %.100s)",
+                        status);
+  char limit_s[24], offset_s[24];
+  snprintf(limit_s, sizeof limit_s, "%lld", (long long)limit);
+  snprintf(offset_s, sizeof offset_s, "%lld", (long long)offset);
+  const char *params[] = {limit_s, offset_s, ns, status};
+  json_object *res = NULL;
+  int rc = tc_rt_query_json(rt, "SELECT tasker.list_tasks($1::integer, $2::integer, $3, $4)", 4, params, &res, err);
+  if (rc != TC_OK) return rc;
+  if (!res) return tc_error_set(err, TC_EDB, "list_tasks returned nothing");
+  *out = res;
+  return TC_OK;
+}
+
+/* A deadlock or serialization failure aborts the whole transaction and is safe to run again. */
+static bool retryable_conflict(const tc_error_t *err) {
+  return err && (strcmp(err->sqlstate, "40P01") == 0 || strcmp(err->sqlstate, "40001") == 0);
+}
+
+int tc_client_cancel_task(tc_runtime_t *rt, const char *task_uuid, json_object **out, tc_error_t *err) {
+  tc_error_t local = {0};
+  tc_error_t *e = err ? err : &local;
+  for (int attempt = 0;; attempt++) {
+    int rc = read_by_uuid(rt, "SELECT tasker.cancel_task($1::uuid)", "task_uuid", task_uuid, out, e);
+    if (rc == TC_OK || attempt == 2 || !retryable_conflict(e)) return rc;
+    tc_log(rt, TC_LOG_INFO, "cancel_retried", "cancelling task %s conflicted (%s); running it again", task_uuid,
+           e->sqlstate);
+  }
+}
+
+/* Validates both uuids, then runs sql($1 task, $2 step), which must return a value. */
+static int read_step(tc_runtime_t *rt, const char *sql, const char *task_uuid, const char *step_uuid,
+                     json_object **out, tc_error_t *err) {
+  if (!tc_uuid_valid(task_uuid))
+    return tc_error_set(err, TC_EINVAL, "Invalid UUID for task_uuid: %s", task_uuid ? task_uuid : "(nil)");
+  if (!tc_uuid_valid(step_uuid))
+    return tc_error_set(err, TC_EINVAL, "Invalid UUID for step_uuid: %s", step_uuid ? step_uuid : "(nil)");
+  const char *params[] = {task_uuid, step_uuid};
+  json_object *res = NULL;
+  int rc = tc_rt_query_json(rt, sql, 2, params, &res, err);
+  if (rc != TC_OK) return rc;
+  if (!res) return tc_error_set(err, TC_ENOTFOUND, "step not found: %s in task %s", step_uuid, task_uuid);
+  *out = res;
+  return TC_OK;
+}
+
+int tc_client_get_step(tc_runtime_t *rt, const char *task_uuid, const char *step_uuid, json_object **out,
+                       tc_error_t *err) {
+  return read_step(rt, "SELECT tasker.get_step($1::uuid, $2::uuid)", task_uuid, step_uuid, out, err);
+}
+
+int tc_client_get_step_audit_history(tc_runtime_t *rt, const char *task_uuid, const char *step_uuid,
+                                     json_object **out, tc_error_t *err) {
+  return read_step(rt, "SELECT tasker.step_audit_history($1::uuid, $2::uuid)", task_uuid, step_uuid, out, err);
+}
+
+/* Naive ISO-8601 UTC with microseconds, the format of every timestamp the API returns. */
+static void utc_timestamp(char buf[32]) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, 32 - n, ".%06ld", ts.tv_nsec / 1000);
+}
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Adds key: value to obj, taking value; false (value released) when out of memory. */
+static bool put(json_object *obj, const char *key, json_object *value) {
+  if (!value) return false;
+  if (json_object_object_add(obj, key, value) != 0) {
+    json_object_put(value);
+    return false;
+  }
+  return true;
+}
+
+int tc_client_health_check(tc_runtime_t *rt, json_object **out, tc_error_t *err) {
+  int64_t started = now_us();
+  json_object *versions = NULL;
+  tc_error_t qerr = {0};
+  /* Plain SQL, no function of ours: it answers on a database at any schema version. */
+  int rc = tc_rt_query_json(rt, "SELECT coalesce(jsonb_agg(version ORDER BY version), '[]'::jsonb) "
+                                "FROM tasker.schema_migrations", 0, NULL, &versions, &qerr);
+  double elapsed_ms = (double)(now_us() - started) / 1000.0;
+  bool not_migrated = rc == TC_EDB && strcmp(qerr.sqlstate, "42P01") == 0; /* undefined_table */
+  if (rc != TC_OK && rc != TC_EDB && rc != TC_ETIMEDOUT) {
+    if (err) *err = qerr;
+    return rc;
+  }
+  /* A statement the server refused still proves the round trip; a connection failure has no SQLSTATE. */
+  bool connected = rc == TC_OK || qerr.sqlstate[0] != '\0';
+
+  int expected = tc_schema_version();
+  int current = 0;
+  int applied_upto_expected = 0;
+  for (size_t i = 0; versions && i < json_object_array_length(versions); i++) {
+    int v = json_object_get_int(json_object_array_get_idx(versions, i));
+    if (v > current) current = v;
+    if (v >= 1 && v <= expected) applied_upto_expected++;
+  }
+  json_object_put(versions);
+
+  char message[sizeof qerr.message + 160] = "";
+  if (rc != TC_OK && !not_migrated) {
+    snprintf(message, sizeof message, "database check failed: %s", qerr.message);
+  } else if (not_migrated) {
+    snprintf(message, sizeof message, "the tasker schema is not migrated (this library expects version %d)",
+             expected);
+  } else if (current > expected) {
+    snprintf(message, sizeof message, "the tasker schema is at version %d, newer than this library's %d", current,
+             expected);
+  } else if (applied_upto_expected != expected) {
+    /* Migrations are numbered 1..expected without gaps: fewer applied means some are pending. */
+    snprintf(message, sizeof message,
+             "the tasker schema is at version %d with %d of this library's %d migrations applied: migrations are "
+             "pending",
+             current, applied_upto_expected, expected);
+  }
+  bool healthy = message[0] == '\0';
+  char stamp[32];
+  utc_timestamp(stamp);
+
+  json_object *res = json_object_new_object();
+  if (!res) return tc_error_set(err, TC_ENOMEM, "out of memory");
+  bool ok = put(res, "healthy", json_object_new_boolean(healthy)) &&
+            put(res, "status", json_object_new_string(healthy ? "healthy" : "unhealthy")) &&
+            put(res, "timestamp", json_object_new_string(stamp)) &&
+            put(res, "database_connected", json_object_new_boolean(connected)) &&
+            put(res, "response_time_ms", json_object_new_double(elapsed_ms)) &&
+            put(res, "schema_version", json_object_new_int(current)) &&
+            put(res, "expected_schema_version", json_object_new_int(expected));
+  if (ok && !healthy) ok = put(res, "error", json_object_new_string(message));
+  if (!ok) {
+    json_object_put(res);
+    return tc_error_set(err, TC_ENOMEM, "out of memory");
+  }
+  *out = res;
+  return TC_OK;
 }

@@ -1,0 +1,348 @@
+-- The rest of the client API (seed 000, SPEC 5): task lists with pagination, cancellation, single
+-- steps and their audit history. The task summary is now computed from the step rows' columns, so a
+-- page of tasks costs one aggregate per task instead of one readiness document per step.
+--
+-- This migration may run after later ones (on a database migrated before it existed), so it only
+-- defines functions no later migration defines, and redefines only functions of 0003.
+
+-- SPEC 2.7's ready_for_execution. In this engine a step whose parents are all complete is moved to
+-- 'enqueued' at once, so an enqueued step is the ready one. A SQL function, inlined by the planner.
+CREATE OR REPLACE FUNCTION tasker.step_ready(s tasker.workflow_steps) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT s.status = 'enqueued'
+      OR (s.status IN ('pending', 'waiting_for_retry') AND s.pending_parents = 0
+          AND NOT s.processed AND NOT s.in_process
+          AND (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts))
+          AND (s.next_retry_at IS NULL OR s.next_retry_at <= now() AT TIME ZONE 'utc'))
+$$;
+
+-- Readiness of one step (SPEC 2.7's fields), as in 0003 but sharing tasker.step_ready.
+CREATE OR REPLACE FUNCTION tasker.step_readiness(s tasker.workflow_steps) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (WITH parents AS (
+    SELECT count(*)::integer AS total FROM tasker.workflow_step_edges e
+    WHERE e.to_step_uuid = s.workflow_step_uuid
+  ), failure AS (
+    SELECT max(created_at) AS at FROM tasker.workflow_step_transitions tr
+    WHERE tr.workflow_step_uuid = s.workflow_step_uuid
+      AND tr.to_state IN ('error', 'waiting_for_retry', 'enqueued_as_error_for_orchestration')
+  )
+  SELECT jsonb_build_object(
+    'workflow_step_uuid', s.workflow_step_uuid,
+    'task_uuid', s.task_uuid,
+    'named_step_uuid', NULL,
+    'name', s.name,
+    'current_state', s.status,
+    'dependencies_satisfied', s.pending_parents = 0,
+    'retry_eligible', s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts),
+    'ready_for_execution', tasker.step_ready(s),
+    'last_failure_at', failure.at,
+    'next_retry_at', s.next_retry_at,
+    'total_parents', parents.total,
+    'completed_parents', parents.total - s.pending_parents,
+    'attempts', s.attempts,
+    'max_attempts', s.max_attempts,
+    'backoff_request_seconds', s.backoff_request_seconds,
+    'last_attempted_at', s.last_attempted_at)
+  FROM parents, failure);
+END $$;
+
+-- The execution summary of a task (SPEC 2.9), from its step rows. completion_percentage is a
+-- numeric with two decimals, so JSON always carries it as a decimal number (100.00, never 100).
+-- health_status is 'recovering' while a failed step waits for its retry (what the reference calls a
+-- failed but retry-eligible step), 'blocked' when a step failed for good.
+CREATE OR REPLACE FUNCTION tasker.task_summary(p_task uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  c record;
+  v_exec text;
+  v_action text;
+  v_health text;
+BEGIN
+  SELECT count(*)::integer AS total,
+         count(*) FILTER (WHERE s.status = 'pending')::integer AS pending,
+         count(*) FILTER (WHERE s.status IN ('enqueued', 'in_progress', 'enqueued_for_orchestration',
+                                             'enqueued_as_error_for_orchestration'))::integer AS in_progress,
+         count(*) FILTER (WHERE s.status IN ('complete', 'resolved_manually'))::integer AS completed,
+         count(*) FILTER (WHERE s.status = 'error')::integer AS failed,
+         count(*) FILTER (WHERE s.status = 'waiting_for_retry')::integer AS retrying,
+         count(*) FILTER (WHERE tasker.step_ready(s))::integer AS ready
+  INTO c FROM tasker.workflow_steps s WHERE s.task_uuid = p_task;
+
+  IF c.failed > 0 THEN
+    v_exec := 'blocked_by_failures'; v_action := 'handle_failures'; v_health := 'blocked';
+  ELSE
+    v_health := CASE WHEN c.retrying > 0 THEN 'recovering' ELSE 'healthy' END;
+    IF c.ready > 0 THEN
+      v_exec := 'has_ready_steps'; v_action := 'execute_ready_steps';
+    ELSIF c.in_progress > 0 THEN
+      v_exec := 'processing'; v_action := 'wait_for_completion';
+    ELSIF c.total > 0 AND c.completed = c.total THEN
+      v_exec := 'all_complete'; v_action := 'finalize_task';
+    ELSE
+      v_exec := 'waiting_for_dependencies'; v_action := 'wait_for_dependencies';
+    END IF;
+  END IF;
+
+  RETURN jsonb_build_object(
+    'total_steps', c.total,
+    'pending_steps', c.pending,
+    'in_progress_steps', c.in_progress,
+    'completed_steps', c.completed,
+    'failed_steps', c.failed,
+    'ready_steps', c.ready,
+    'execution_status', v_exec,
+    'recommended_action', v_action,
+    'completion_percentage',
+      CASE WHEN c.total = 0 THEN 0.00 ELSE round(c.completed::numeric * 100 / c.total, 2) END,
+    'health_status', v_health);
+END $$;
+
+-- The task's own fields of a TaskResponse.
+CREATE OR REPLACE FUNCTION tasker.task_fields(t tasker.tasks, p_name text, p_version text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+    'task_uuid', t.task_uuid,
+    'name', p_name,
+    'namespace', t.namespace_name,
+    'version', p_version,
+    'status', t.status,
+    'created_at', t.created_at,
+    'updated_at', t.updated_at,
+    'completed_at', t.completed_at,
+    'context', t.context,
+    'initiator', t.initiator,
+    'source_system', t.source_system,
+    'reason', t.reason,
+    'priority', t.priority,
+    'tags', t.tags,
+    'correlation_id', t.correlation_id,
+    'parent_correlation_id', t.parent_correlation_id)
+$$;
+
+-- TaskResponse: the task, its execution summary and its steps with readiness. Both read one snapshot.
+CREATE OR REPLACE FUNCTION tasker.get_task(p_task uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  t tasker.tasks;
+  nt tasker.named_tasks;
+BEGIN
+  SELECT * INTO t FROM tasker.tasks WHERE task_uuid = p_task;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'task not found: %', p_task USING ERRCODE = 'TK404';
+  END IF;
+  SELECT * INTO nt FROM tasker.named_tasks WHERE named_task_uuid = t.named_task_uuid;
+  RETURN tasker.task_fields(t, nt.name, nt.version) || tasker.task_summary(p_task)
+    || jsonb_build_object('steps',
+         (SELECT coalesce(jsonb_agg(tasker.step_readiness(s) ORDER BY s.position, s.created_at, s.name), '[]'::jsonb)
+          FROM tasker.workflow_steps s WHERE s.task_uuid = p_task));
+END $$;
+
+-- create_task answering with the whole TaskResponse (plus "created" and "step_count"), in the same
+-- round trip. Under a concurrent duplicate the read runs after create_task's wait for the other
+-- transaction, with a fresh snapshot (this function is volatile), so it sees the winner's task.
+CREATE OR REPLACE FUNCTION tasker.create_task_response(p_task_uuid uuid, p_request jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_created jsonb := tasker.create_task(p_task_uuid, p_request);
+  v_task jsonb;
+BEGIN
+  v_task := tasker.get_task((v_created->>'task_uuid')::uuid);
+  RETURN v_task || jsonb_build_object('created', v_created->'created',
+                                      'step_count', coalesce(v_created->'step_count', v_task->'total_steps'));
+END $$;
+
+-- Newest first without a filter (the namespace and status filters use their own indexes).
+CREATE INDEX IF NOT EXISTS tasks_created_idx ON tasker.tasks (created_at DESC, task_uuid DESC);
+
+-- TaskListResponse: one page of tasks, newest first, each with its summary but not its steps, and
+-- the pagination of SPEC 5 (page = offset / limit + 1). Dynamic SQL so that each filter
+-- combination is planned for its index.
+CREATE OR REPLACE FUNCTION tasker.list_tasks(p_limit integer, p_offset integer, p_namespace text, p_status text)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_where text := 'true';
+  v_total bigint;
+  v_tasks jsonb;
+BEGIN
+  IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
+    RAISE EXCEPTION 'limit must be between 1 and 1000 (got %)', p_limit USING ERRCODE = 'TK422';
+  END IF;
+  IF p_offset IS NULL OR p_offset < 0 THEN
+    RAISE EXCEPTION 'offset must not be negative (got %)', p_offset USING ERRCODE = 'TK422';
+  END IF;
+  IF p_namespace IS NOT NULL THEN
+    v_where := v_where || ' AND t.namespace_name = $1';
+  END IF;
+  IF p_status IS NOT NULL THEN
+    v_where := v_where || ' AND t.status = $2';
+  END IF;
+  EXECUTE 'SELECT count(*) FROM tasker.tasks t WHERE ' || v_where INTO v_total USING p_namespace, p_status;
+  EXECUTE 'SELECT coalesce(jsonb_agg(tasker.task_fields(t, nt.name, nt.version) || tasker.task_summary(t.task_uuid)'
+          '                          ORDER BY t.created_at DESC, t.task_uuid DESC), ''[]''::jsonb)'
+          ' FROM (SELECT * FROM tasker.tasks t WHERE ' || v_where ||
+          '       ORDER BY t.created_at DESC, t.task_uuid DESC LIMIT $3 OFFSET $4) t'
+          ' JOIN tasker.named_tasks nt USING (named_task_uuid)'
+  INTO v_tasks USING p_namespace, p_status, p_limit, p_offset;
+  RETURN jsonb_build_object('tasks', v_tasks, 'pagination', jsonb_build_object(
+    'page', p_offset / p_limit + 1,
+    'per_page', p_limit,
+    'total_count', v_total,
+    'total_pages', ceil(v_total::numeric / p_limit)::bigint,
+    'has_next', p_offset + p_limit < v_total,
+    'has_previous', p_offset > 0));
+END $$;
+
+-- Cancels a task that has not finished, in one transaction: the task row is locked first, then its
+-- pending, enqueued and waiting_for_retry steps become cancelled (processed, with a transition
+-- each) and the task goes to cancelled (event 'cancel'). Steps in progress are left to finish: their
+-- result is recorded on the step and in the audit, and the task stays cancelled (apply_step_result
+-- moves nothing else once the task has ended). A finished task raises TK409 naming its state.
+CREATE OR REPLACE FUNCTION tasker.cancel_task(p_task uuid) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_now timestamp := clock_timestamp() AT TIME ZONE 'utc';
+  t tasker.tasks;
+  v_cancelled integer;
+  v_active integer;
+  v_running integer;
+BEGIN
+  SELECT * INTO t FROM tasker.tasks WHERE task_uuid = p_task FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'task not found: %', p_task USING ERRCODE = 'TK404';
+  END IF;
+  IF t.status IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
+    RAISE EXCEPTION 'task % is %: only a task that has not finished can be cancelled', p_task, t.status
+      USING ERRCODE = 'TK409';
+  END IF;
+
+  WITH victims AS (
+    -- Locked in one order; a step a worker claims meanwhile is re-checked and left alone.
+    SELECT s.workflow_step_uuid, s.status FROM tasker.workflow_steps s
+    WHERE s.task_uuid = p_task AND s.status IN ('pending', 'enqueued', 'waiting_for_retry')
+    ORDER BY s.workflow_step_uuid
+    FOR UPDATE
+  ), cancelled AS (
+    UPDATE tasker.workflow_steps s
+    SET status = 'cancelled', processed = true, processed_at = v_now, in_process = false,
+        next_retry_at = NULL, transition_seq = s.transition_seq + 1, updated_at = v_now
+    FROM victims v
+    WHERE s.workflow_step_uuid = v.workflow_step_uuid
+    RETURNING s.workflow_step_uuid, v.status AS from_state, s.attempts, s.transition_seq
+  ), logged AS (
+    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state,
+      event, attempt, sort_key, metadata, created_at)
+    SELECT workflow_step_uuid, p_task, from_state, 'cancelled', 'cancel', attempts, transition_seq,
+           '{"reason": "task cancelled"}'::jsonb, v_now
+    FROM cancelled
+  )
+  SELECT count(*)::integer, count(*) FILTER (WHERE from_state <> 'pending')::integer
+  INTO v_cancelled, v_active FROM cancelled;
+
+  SELECT count(*)::integer INTO v_running FROM tasker.workflow_steps
+  WHERE task_uuid = p_task AND status = 'in_progress';
+
+  INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
+  VALUES (p_task, t.status, 'cancelled', 'cancel', t.transition_seq + 1,
+          jsonb_build_object('cancelled_steps', v_cancelled, 'running_steps', v_running), v_now);
+  UPDATE tasker.tasks
+  SET status = 'cancelled', unfinished_steps = unfinished_steps - v_cancelled,
+      active_steps = active_steps - v_active, transition_seq = t.transition_seq + 1, updated_at = v_now
+  WHERE task_uuid = p_task;
+
+  RETURN jsonb_build_object('cancelled', true, 'task_uuid', p_task, 'status', 'cancelled',
+                            'previous_status', t.status, 'cancelled_steps', v_cancelled,
+                            'running_steps', v_running, 'cancelled_at', v_now);
+END $$;
+
+-- The step of a task, or TK404 naming the task or the step (a step of another task is not found).
+CREATE OR REPLACE FUNCTION tasker.task_step(p_task uuid, p_step uuid) RETURNS tasker.workflow_steps
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  s tasker.workflow_steps;
+BEGIN
+  SELECT * INTO s FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step AND task_uuid = p_task;
+  IF NOT FOUND THEN
+    IF NOT EXISTS (SELECT 1 FROM tasker.tasks WHERE task_uuid = p_task) THEN
+      RAISE EXCEPTION 'task not found: %', p_task USING ERRCODE = 'TK404';
+    END IF;
+    RAISE EXCEPTION 'step not found: % in task %', p_step, p_task USING ERRCODE = 'TK404';
+  END IF;
+  RETURN s;
+END $$;
+
+-- StepResponse of one step.
+CREATE OR REPLACE FUNCTION tasker.get_step(p_task uuid, p_step uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN tasker.step_response(tasker.task_step(p_task, p_step));
+END $$;
+
+-- StepAuditResponse entries, newest first: every transition of the step, each joined with the
+-- result audit row it carries (the transition to enqueued_for_orchestration or
+-- enqueued_as_error_for_orchestration records the worker's result), plus results that were refused
+-- (a stale claim: applied = false, no transition; from_state = to_state = the step's state then).
+--   audit_uuid: the audit row's uuid when there is one, else the transition's uuid.
+--   success: the result's success; for transitions without a result, false when the step moved to
+--            a failure state (error, enqueued_as_error_for_orchestration, waiting_for_retry).
+CREATE OR REPLACE FUNCTION tasker.step_audit_history(p_task uuid, p_step uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  s tasker.workflow_steps := tasker.task_step(p_task, p_step);
+  v_correlation uuid;
+BEGIN
+  SELECT correlation_id INTO v_correlation FROM tasker.tasks WHERE task_uuid = p_task;
+  RETURN (
+    SELECT coalesce(jsonb_agg(e.entry ORDER BY e.at DESC, e.seq DESC), '[]'::jsonb)
+    FROM (
+      SELECT tr.created_at AS at, tr.sort_key AS seq, jsonb_build_object(
+        'audit_uuid', coalesce(a.workflow_step_result_audit_uuid, tr.workflow_step_transition_uuid),
+        'workflow_step_uuid', p_step,
+        'transition_uuid', tr.workflow_step_transition_uuid,
+        'task_uuid', p_task,
+        'step_name', s.name,
+        'from_state', tr.from_state,
+        'to_state', tr.to_state,
+        'event', tr.event,
+        'attempt', tr.attempt,
+        'success', coalesce(a.success, tr.to_state NOT IN ('error', 'enqueued_as_error_for_orchestration',
+                                                           'waiting_for_retry')),
+        'applied', coalesce(a.applied, true),
+        'worker_uuid', coalesce(a.worker_uuid, tr.worker_uuid),
+        'correlation_id', coalesce(a.correlation_id, v_correlation),
+        'execution_time_ms', coalesce(a.execution_time_ms, (tr.metadata->>'execution_time_ms')::numeric::bigint),
+        'result', a.result,
+        'metadata', tr.metadata - 'claim_token',
+        'recorded_at', coalesce(a.recorded_at, tr.created_at)) AS entry
+      FROM tasker.workflow_step_transitions tr
+      LEFT JOIN tasker.workflow_step_result_audit a
+        ON a.workflow_step_uuid = p_step AND a.workflow_step_transition_uuid = tr.workflow_step_transition_uuid
+      WHERE tr.workflow_step_uuid = p_step
+      UNION ALL
+      SELECT a.recorded_at, -1, jsonb_build_object(
+        'audit_uuid', a.workflow_step_result_audit_uuid,
+        'workflow_step_uuid', p_step,
+        'transition_uuid', NULL,
+        'task_uuid', p_task,
+        'step_name', s.name,
+        'from_state', coalesce(then_.state, s.status),
+        'to_state', coalesce(then_.state, s.status),
+        'event', 'result_refused',
+        'attempt', NULL,
+        'success', a.success,
+        'applied', a.applied,
+        'worker_uuid', a.worker_uuid,
+        'correlation_id', coalesce(a.correlation_id, v_correlation),
+        'execution_time_ms', a.execution_time_ms,
+        'result', a.result,
+        'metadata', '{}'::jsonb,
+        'recorded_at', a.recorded_at)
+      FROM tasker.workflow_step_result_audit a
+      LEFT JOIN LATERAL (
+        SELECT tr.to_state AS state FROM tasker.workflow_step_transitions tr
+        WHERE tr.workflow_step_uuid = p_step AND tr.created_at <= a.recorded_at
+        ORDER BY tr.sort_key DESC LIMIT 1) then_ ON true
+      WHERE a.workflow_step_uuid = p_step AND a.workflow_step_transition_uuid IS NULL
+    ) e);
+END $$;
