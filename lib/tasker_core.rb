@@ -26,6 +26,8 @@ require_relative "tasker_core/step_handler/batchable"
 require_relative "tasker_core/step_handler/api"
 require_relative "tasker_core/step_executor"
 require_relative "tasker_core/worker"
+require_relative "tasker_core/types"
+require_relative "tasker_core/types/client_types"
 require_relative "tasker_core/client"
 require_relative "tasker_core/operations"
 

@@ -1,19 +1,68 @@
 # frozen_string_literal: true
 
+require "logger"
+
 module TaskerCore
-  # Creating and inspecting tasks from application code (controllers, jobs, scripts). Works in a
-  # process with no worker running.
+  # Creating and inspecting tasks from application code (controllers, jobs, scripts): seed 000's
+  # client API. Works in a process with no worker running, and from many threads at once (each
+  # call takes its own pooled connection and releases the GVL while the database works).
+  #
+  # Responses are the Dry::Struct types of TaskerCore::Types::ClientTypes. Should a response not
+  # match its type (an engine newer than this file), the plain Hash is returned instead and the
+  # mismatch is logged once per type. TaskerCore::FFI.client_* return the plain Hashes always.
   module Client
     DEFAULTS = { namespace: "default", version: "1.0.0", initiator: "tasker-core-ruby",
                  source_system: "tasker-core", reason: "Task requested" }.freeze
+    # create_task's **options.
+    OPTIONS = %i[tags priority correlation_id parent_correlation_id idempotency_key requested_at].freeze
+    T = Types::ClientTypes
+
+    @logger = nil
+    @mismatches = {}
+    @mismatch_lock = Mutex.new
+
+    class << self
+      attr_writer :logger
+
+      # Where schema mismatches are reported (default: WARN and above to stderr).
+      def logger
+        @logger ||= Logger.new($stderr, level: Logger::WARN)
+      end
+
+      # Builds type from data, or returns data after logging the first mismatch of this type.
+      def typed(type, data)
+        type.new(data)
+      rescue Dry::Struct::Error, Dry::Types::CoercionError, Dry::Types::ConstraintError => e
+        first = @mismatch_lock.synchronize { @mismatches[type] ? false : (@mismatches[type] = true) }
+        if first
+          logger.warn("TaskerCore::Client: a response did not match #{type.name} (returning the plain Hash; " \
+                      "further mismatches of this type are not logged): #{e.message}")
+        end
+        data
+      end
+
+      # An Array of type, or the plain Array when any element does not match.
+      def typed_list(type, list)
+        items = list.map { |item| typed(type, item) }
+        items.all?(type) ? items : list
+      end
+    end
 
     module_function
 
-    # Creates a task from a registered template. options: tags, priority, correlation_id,
-    # parent_correlation_id, idempotency_key, requested_at.
+    # Creates a task from a registered template and returns it as a TaskResponse (with its steps and
+    # "created": false when a task with the same identity already existed). options: tags,
+    # priority, correlation_id, parent_correlation_id, idempotency_key, requested_at.
     def create_task(name:, namespace: DEFAULTS[:namespace], context: {}, version: DEFAULTS[:version],
                     initiator: DEFAULTS[:initiator], source_system: DEFAULTS[:source_system],
                     reason: DEFAULTS[:reason], **options)
+      unknown = options.keys - OPTIONS
+      unless unknown.empty?
+        raise Errors::ValidationError.new("unknown create_task option#{'s' if unknown.size > 1} " \
+                                          "#{unknown.join(', ')} (known: #{OPTIONS.join(', ')})",
+                                          field: unknown.first.to_s)
+      end
+
       TaskerCore.boot!
       request = { "name" => name, "namespace" => namespace, "version" => version,
                   "context" => PlainData.call(context), "initiator" => initiator,
@@ -22,17 +71,50 @@ module TaskerCore
       if request["context"].is_a?(Hash)
         InputSchema.validate!(namespace: namespace, name: name, version: version, context: request["context"])
       end
-      FFI.client_create_task(request)
+      Client.typed(T::TaskResponse, FFI.client_create_task(request))
     end
 
+    # The task with its execution summary and its steps' readiness.
     def get_task(task_uuid)
       TaskerCore.boot!
-      FFI.client_get_task(task_uuid)
+      Client.typed(T::TaskResponse, FFI.client_get_task(task_uuid))
+    end
+
+    # A page of tasks, newest first, optionally of one namespace and/or one status.
+    def list_tasks(limit: 50, offset: 0, namespace: nil, status: nil)
+      TaskerCore.boot!
+      Client.typed(T::TaskListResponse, FFI.client_list_tasks(limit, offset, namespace&.to_s, status&.to_s))
+    end
+
+    # Cancels a task that has not finished; raises Errors::StateError for a finished one. Returns
+    # {"cancelled" => true, "task_uuid", "status", "previous_status", "cancelled_steps",
+    # "running_steps" (left to finish; their results never resume the task), "cancelled_at"}.
+    def cancel_task(task_uuid)
+      TaskerCore.boot!
+      FFI.client_cancel_task(task_uuid)
     end
 
     def list_task_steps(task_uuid)
       TaskerCore.boot!
-      FFI.client_list_task_steps(task_uuid)
+      Client.typed_list(T::StepResponse, FFI.client_list_task_steps(task_uuid))
+    end
+
+    def get_step(task_uuid, step_uuid)
+      TaskerCore.boot!
+      Client.typed(T::StepResponse, FFI.client_get_step(task_uuid, step_uuid))
+    end
+
+    # Every transition of the step, newest first, with the worker results they recorded.
+    def get_step_audit_history(task_uuid, step_uuid)
+      TaskerCore.boot!
+      Client.typed_list(T::StepAuditResponse, FFI.client_get_step_audit_history(task_uuid, step_uuid))
+    end
+
+    # Whether the database answers and its schema is current. An unreachable database is an answer
+    # (healthy: false, with the reason in error), not an exception; a missing configuration raises.
+    def health_check
+      TaskerCore.boot!
+      Client.typed(T::HealthResponse, FFI.client_health_check)
     end
   end
 end
