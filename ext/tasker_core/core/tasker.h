@@ -150,8 +150,8 @@ int tc_client_get_step_audit_history(tc_runtime_t *rt, const char *task_uuid, co
 /* One round trip: the database answers and its schema is at tc_schema_version() with every migration
  * applied. An unreachable database (after connect_timeout_seconds) or a schema that is not current is
  * an answer, not an error: *out: {healthy, status ("healthy"/"unhealthy"), timestamp,
- * database_connected, response_time_ms, schema_version, expected_schema_version, error (when
- * unhealthy)}. Fails only for TC_ENOMEM or a closed runtime. */
+ * database_connected, response_time_ms, schema_version (when the database answered; 0 before any
+ * migration), expected_schema_version, error (when unhealthy)}. Fails only for TC_ENOMEM or a closed runtime. */
 int tc_client_health_check(tc_runtime_t *rt, json_object **out, tc_error_t *err);
 /* ---- End of Client. ---- */
 

@@ -335,8 +335,9 @@ int tc_client_health_check(tc_runtime_t *rt, json_object **out, tc_error_t *err)
             put(res, "timestamp", json_object_new_string(stamp)) &&
             put(res, "database_connected", json_object_new_boolean(connected)) &&
             put(res, "response_time_ms", json_object_new_double(elapsed_ms)) &&
-            put(res, "schema_version", json_object_new_int(current)) &&
             put(res, "expected_schema_version", json_object_new_int(expected));
+  /* The schema's version is known only when the database answered. */
+  if (ok && (rc == TC_OK || not_migrated)) ok = put(res, "schema_version", json_object_new_int(current));
   if (ok && !healthy) ok = put(res, "error", json_object_new_string(message));
   if (!ok) {
     json_object_put(res);
