@@ -20,6 +20,18 @@ static json_object *get(json_object *obj, const char *key) {
   return NULL;
 }
 
+/* Runs a client statement. An error our SQL raised on purpose (SQLSTATE TKxxx: not found, invalid,
+ * wrong state) already names the object; it loses the generic "query failed: " prefix. */
+static int client_query(tc_runtime_t *rt, const char *sql, int n, const char *const *params, json_object **out,
+                        tc_error_t *err) {
+  int rc = tc_rt_query_json(rt, sql, n, params, out, err);
+  static const char prefix[] = "query failed: ";
+  if (rc != TC_OK && err && strncmp(err->sqlstate, "TK", 2) == 0 &&
+      strncmp(err->message, prefix, sizeof prefix - 1) == 0)
+    memmove(err->message, err->message + sizeof prefix - 1, strlen(err->message) - (sizeof prefix - 1) + 1);
+  return rc;
+}
+
 /* Walks the context checking depth, keys per object and string length; path names the culprit. */
 static int check_context(json_object *v, int depth, char *path, size_t cap, tc_error_t *err) {
   if (depth > TC_CONTEXT_MAX_DEPTH)
@@ -140,7 +152,7 @@ int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **
   tc_uuid_v7(task_uuid);
   const char *params[] = {task_uuid, tc_json_str(req)};
   json_object *res = NULL;
-  rc = tc_rt_query_json(rt, "SELECT tasker.create_task_response($1::uuid, $2::jsonb)", 2, params, &res, err);
+  rc = client_query(rt, "SELECT tasker.create_task_response($1::uuid, $2::jsonb)", 2, params, &res, err);
   json_object_put(req);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_EDB, "create_task returned nothing");
@@ -154,7 +166,7 @@ static int read_by_uuid(tc_runtime_t *rt, const char *sql, const char *what, con
     return tc_error_set(err, TC_EINVAL, "Invalid UUID for %s: %s", what, uuid ? uuid : "(nil)");
   const char *params[] = {uuid};
   json_object *res = NULL;
-  int rc = tc_rt_query_json(rt, sql, 1, params, &res, err);
+  int rc = client_query(rt, sql, 1, params, &res, err);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_ENOTFOUND, "%s not found: %s", what, uuid);
   *out = res;
@@ -207,7 +219,7 @@ int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const 
   snprintf(offset_s, sizeof offset_s, "%lld", (long long)offset);
   const char *params[] = {limit_s, offset_s, ns, status};
   json_object *res = NULL;
-  int rc = tc_rt_query_json(rt, "SELECT tasker.list_tasks($1::integer, $2::integer, $3, $4)", 4, params, &res, err);
+  int rc = client_query(rt, "SELECT tasker.list_tasks($1::integer, $2::integer, $3, $4)", 4, params, &res, err);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_EDB, "list_tasks returned nothing");
   *out = res;
@@ -239,7 +251,7 @@ static int read_step(tc_runtime_t *rt, const char *sql, const char *task_uuid, c
     return tc_error_set(err, TC_EINVAL, "Invalid UUID for step_uuid: %s", step_uuid ? step_uuid : "(nil)");
   const char *params[] = {task_uuid, step_uuid};
   json_object *res = NULL;
-  int rc = tc_rt_query_json(rt, sql, 2, params, &res, err);
+  int rc = client_query(rt, sql, 2, params, &res, err);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_ENOTFOUND, "step not found: %s in task %s", step_uuid, task_uuid);
   *out = res;
