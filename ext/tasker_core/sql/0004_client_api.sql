@@ -153,8 +153,14 @@ BEGIN
                                       'step_count', coalesce(v_created->'step_count', v_task->'total_steps'));
 END $$;
 
--- Newest first without a filter (the namespace and status filters use their own indexes).
+-- list_tasks' order, newest first, with and without its filters. The two filtered indexes replace
+-- 0001's (namespace_name, created_at) and (status, created_at), which they cover: the uuid breaks
+-- ties between tasks created in one transaction (same created_at) without a sort.
 CREATE INDEX IF NOT EXISTS tasks_created_idx ON tasker.tasks (created_at DESC, task_uuid DESC);
+CREATE INDEX IF NOT EXISTS tasks_namespace_created_idx ON tasker.tasks (namespace_name, created_at DESC, task_uuid DESC);
+CREATE INDEX IF NOT EXISTS tasks_status_created_idx ON tasker.tasks (status, created_at DESC, task_uuid DESC);
+DROP INDEX IF EXISTS tasker.tasks_namespace_idx;
+DROP INDEX IF EXISTS tasker.tasks_status_idx;
 
 -- TaskListResponse: one page of tasks, newest first, each with its summary but not its steps, and
 -- the pagination of SPEC 5 (page = offset / limit + 1). Dynamic SQL so that each filter
