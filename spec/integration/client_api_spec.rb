@@ -35,16 +35,18 @@ RSpec.describe "TaskerCore::Client (seed 000's client API)" do
                                                  dependencies_satisfied: false)
     end
 
-    it "stores every option: tags, priority, correlation ids, initiator, source system and reason" do
+    it "stores every option: tags, priority, correlation ids, requested_at, initiator, source system and reason" do
       correlation = TaskerCore::FFI.uuid_v7
       parent = TaskerCore::FFI.uuid_v7
       task = diamond(initiator: "checkout-web", source_system: "shop", reason: "order 42", tags: %w[web urgent],
-                     priority: 7, correlation_id: correlation, parent_correlation_id: parent)
+                     priority: 7, correlation_id: correlation, parent_correlation_id: parent,
+                     requested_at: Time.utc(2026, 1, 2, 3, 4, 5))
       fetched = client.get_task(task.task_uuid)
       expect(fetched).to have_attributes(initiator: "checkout-web", source_system: "shop", reason: "order 42",
                                          tags: %w[web urgent], priority: 7, correlation_id: correlation,
                                          parent_correlation_id: parent)
       expect(psql_value("SELECT priority FROM tasker.workflow_steps WHERE task_uuid = '#{task.task_uuid}' LIMIT 1")).to eq("7")
+      expect(psql_value("SELECT requested_at FROM tasker.tasks WHERE task_uuid = '#{task.task_uuid}'")).to eq("2026-01-02 03:04:05")
     end
 
     it "claims higher-priority tasks first" do
