@@ -1,0 +1,47 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+# tasker.claim_steps (migration 0011) called directly, as a worker's claim calls it.
+RSpec.describe "the claim across namespaces and with a backlog" do
+  before { TaskerCore::Templates.load([File.expand_path("../fixtures/templates", __dir__)]) }
+
+  let(:worker) { "01a20000-0000-7000-8000-00000000000a" }
+
+  def create(name, namespace, priority, tag)
+    TaskerCore::FFI.client_create_task("name" => name, "namespace" => namespace, "version" => "1.0.0",
+                                       "priority" => priority, "context" => { "even_number" => 2, "tag" => tag })
+  end
+
+  def claim(namespaces, limit)
+    list = "ARRAY[#{namespaces.map { |n| "'#{n}'" }.join(',')}]::text[]"
+    psql("SELECT e->>'task_uuid' FROM tasker.claim_steps('#{worker}', #{list}, #{limit}, 30) AS e").flatten
+  end
+
+  it "takes the highest priorities across every namespace served, no more than the limit" do
+    low = create("diamond_workflow", "math", 1, "low")
+    top = create("flaky_workflow", "resilience", 9, "top")
+    mid = create("diamond_workflow", "math", 5, "mid")
+
+    expect(claim(%w[math resilience], 2)).to contain_exactly(top["task_uuid"], mid["task_uuid"])
+    expect(psql_value("SELECT status FROM tasker.workflow_steps WHERE task_uuid = '#{low['task_uuid']}' " \
+                      "AND name = 'diamond_start'")).to eq("enqueued")
+    expect(claim(%w[math resilience], 5)).to eq([low["task_uuid"]])
+    expect(claim(%w[math resilience], 5)).to eq([])
+  end
+
+  it "claims by priority, oldest first within a priority, from a backlog of one namespace" do
+    tasks = Array.new(30) { |i| create("diamond_workflow", "math", i % 3, "b#{i}") }
+    claimed = claim(%w[math], 12)
+    by_priority = tasks.group_by { |t| t["priority"] }
+    # The ten of priority 2, then the two oldest of priority 1 (a claim's events come back unordered).
+    expect(claimed).to contain_exactly(*(by_priority[2] + by_priority[1].first(2)).map { |t| t["task_uuid"] })
+    expect(psql_value("SELECT count(*) FROM tasker.workflow_steps WHERE status = 'in_progress'")).to eq("12")
+  end
+
+  it "claims nothing for a limit of zero or no namespaces" do
+    create("diamond_workflow", "math", 0, "z")
+    expect(claim(%w[math], 0)).to eq([])
+    expect(psql("SELECT count(*) FROM tasker.claim_steps('#{worker}', ARRAY[]::text[], 5, 30)").dig(0, 0)).to eq("0")
+  end
+end
