@@ -45,3 +45,17 @@ RSpec.describe "the claim across namespaces and with a backlog" do
     expect(psql("SELECT count(*) FROM tasker.claim_steps('#{worker}', ARRAY[]::text[], 5, 30)").dig(0, 0)).to eq("0")
   end
 end
+
+# tasker.uuid_v7 (SQL since migration 0012): every row's default uuid.
+RSpec.describe "tasker.uuid_v7" do
+  it "gives version 7 uuids with the RFC 4122 variant, in time order" do
+    rows = psql("SELECT tasker.uuid_v7()::text, (extract(epoch FROM clock_timestamp()) * 1000)::bigint " \
+                "FROM generate_series(1, 200)")
+    uuids = rows.map(&:first)
+    expect(uuids.uniq.size).to eq(200)
+    expect(uuids).to all(match(/\A\h{8}-\h{4}-7\h{3}-[89ab]\h{3}-\h{12}\z/))
+    millis = uuids.map { |u| u.delete("-")[0, 12].to_i(16) }
+    expect(millis).to eq(millis.sort)
+    expect((millis.first - rows.first.last.to_i).abs).to be <= 1
+  end
+end
