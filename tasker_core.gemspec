@@ -12,7 +12,7 @@ Gem::Specification.new do |spec|
   spec.license = "MIT"
   spec.required_ruby_version = ">= 3.0"
 
-  spec.files = Dir["lib/**/*.rb", "ext/**/*.{c,h,rb,sql}", "bin/tasker", "examples/**/*",
+  spec.files = Dir["lib/**/*.{rb,tt,rake}", "ext/**/*.{c,h,rb,sql}", "bin/tasker", "examples/**/*",
                    "README.md", "docs/**/*.md"]
   spec.bindir = "bin"
   spec.executables = ["tasker"]

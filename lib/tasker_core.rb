@@ -30,6 +30,10 @@ require_relative "tasker_core/types"
 require_relative "tasker_core/types/client_types"
 require_relative "tasker_core/client"
 require_relative "tasker_core/operations"
+require_relative "tasker_core/config_file"
+require_relative "tasker_core/database_url"
+require_relative "tasker_core/task_handler/base"
+require_relative "tasker_core/worker_runner"
 
 module TaskerCore
   BOOT_MUTEX = Mutex.new
@@ -70,5 +74,16 @@ module TaskerCore
     def reset_config!
       @config = nil
     end
+
+    # Applies the section of environment of a tasker.yml (see ConfigFile) to TaskerCore.config;
+    # relative template paths are taken from root.
+    def load_config(path, environment: config.environment, root: File.dirname(File.dirname(File.expand_path(path))))
+      ConfigFile.apply(config, ConfigFile.read(path, environment: environment), root: root)
+      config.validate! if config.database_url
+      config
+    end
   end
 end
+
+# Under Rails (loaded by Bundler.require after the framework), the Railtie wires the app in.
+require_relative "tasker_core/railtie" if defined?(Rails::Railtie)

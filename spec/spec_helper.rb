@@ -35,8 +35,8 @@ RSpec.configure do |config|
     TaskerCore::Worker.stop(timeout: 5) if TaskerCore::Worker.running?
   end
 
-  # No example may hang the suite.
+  # No example may hang the suite (an example may allow itself longer with timeout: seconds).
   config.around do |example|
-    Timeout.timeout(ENV.fetch("TASKER_SPEC_TIMEOUT", "120").to_i) { example.run }
+    Timeout.timeout(example.metadata[:timeout] || ENV.fetch("TASKER_SPEC_TIMEOUT", "120").to_i) { example.run }
   end
 end

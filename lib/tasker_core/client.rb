@@ -24,9 +24,9 @@ module TaskerCore
     class << self
       attr_writer :logger
 
-      # Where schema mismatches are reported (default: WARN and above to stderr).
+      # Where schema mismatches are reported (default: TaskerCore.config.logger).
       def logger
-        @logger ||= Logger.new($stderr, level: Logger::WARN)
+        @logger || TaskerCore.config.logger
       end
 
       # Builds type from data, or returns data after logging the first mismatch of this type.

@@ -1,12 +1,17 @@
 # frozen_string_literal: true
 
+require "logger"
+
 module TaskerCore
-  # Process-wide settings, read from the environment and TaskerCore.configure.
+  # Process-wide settings, read from the environment, a config file (TaskerCore.load_config) and
+  # TaskerCore.configure.
   class Configuration
     LOG_LEVELS = %w[trace debug info warn error off].freeze
 
     attr_accessor :database_url, :pool_size, :connect_timeout_seconds, :log_level,
-                  :template_paths, :environment
+                  :template_paths, :environment, :worker_options
+    # Where the Ruby side logs (handler threads, client warnings); Rails.logger under Rails.
+    attr_writer :logger
 
     def initialize(env = ENV)
       @database_url = env["TASKER_DATABASE_URL"] || env["DATABASE_URL"]
@@ -15,6 +20,26 @@ module TaskerCore
       @log_level = env.fetch("TASKER_LOG_LEVEL", "warn")
       @template_paths = (env["TASKER_TEMPLATE_PATH"] || "").split(File::PATH_SEPARATOR).reject(&:empty?)
       @environment = env.fetch("TASKER_ENV", "development")
+      @worker_options = {}
+      @handler_wrapper = nil
+    end
+
+    def logger
+      @logger ||= Logger.new($stderr, level: Logger::WARN)
+    end
+
+    # Every handler runs inside this block (under Rails: the app's reloader, so autoloaded
+    # handlers are safe to use from worker threads and are reloaded in development).
+    def wrap_handlers(&block)
+      @handler_wrapper = block
+    end
+
+    def around_handler
+      return yield unless @handler_wrapper
+
+      result = nil
+      @handler_wrapper.call { result = yield }
+      result
     end
 
     # The configuration the C runtime receives.

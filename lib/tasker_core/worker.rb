@@ -51,7 +51,7 @@ module TaskerCore
                    "staleness_check_interval_seconds" => staleness_check_interval_seconds,
                    "staleness_threshold_minutes" => staleness_threshold_minutes,
                    "max_task_lifetime_hours" => max_task_lifetime_hours }
-      @logger = logger || Logger.new($stderr, level: Logger::WARN)
+      @logger = logger || TaskerCore.config.logger
       @threads = []
       @errors = []
       @running = false
@@ -68,19 +68,21 @@ module TaskerCore
 
       @status = FFI.worker_start(@options.merge("namespaces" => @namespaces))
       @worker_id = "worker_#{@status['worker_uuid']}"
+      @pid = Process.pid
       @running = true
       @threads = Array.new(@concurrency) { |i| spawn_handler_thread(i) }
       self
     end
 
-    def running? = @running
+    # False in a forked child: the engine's threads do not survive a fork, so a child starts its own.
+    def running? = @running && @pid == Process.pid
 
     def status = FFI.worker_status
 
     # Stops claiming, lets running handlers finish within timeout seconds (then kills them; their
     # steps run again when their claims expire), and gives unstarted claims back at once.
     def stop(timeout: 30)
-      return self unless @running
+      return self unless running?
 
       @running = false
       FFI.worker_stop
@@ -120,7 +122,7 @@ module TaskerCore
     # next step (claim on complete), which runs next on this thread.
     def execute(event)
       while event
-        envelope = StepExecutor.call(event, worker_id: @worker_id)
+        envelope = TaskerCore.config.around_handler { StepExecutor.call(event, worker_id: @worker_id) }
         checkpoint = envelope[StepExecutor::CHECKPOINT_KEY]
         if checkpoint
           event = save_checkpoint(event, checkpoint)

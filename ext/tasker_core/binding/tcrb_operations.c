@@ -117,7 +117,17 @@ static VALUE tcrb_ops_m_template_fetch(VALUE self, VALUE ns, VALUE name, VALUE v
   return tcrb_call_run(&call);
 }
 
+static int template_list_fn(tcrb_call_t *call) { return tc_template_list(call->rt, call->s1, &call->out, &call->err); }
+
+/* FFI.template_list(namespace_or_nil) -> Array of the registered templates (raw Hashes) */
+static VALUE tcrb_ops_m_template_list(VALUE self, VALUE ns) {
+  tcrb_call_t call = {.fn = template_list_fn, .rt = tcrb_runtime()};
+  if (!NIL_P(ns)) tcrb_copy_string(ns, "namespace", call.s1, sizeof call.s1);
+  return tcrb_call_run(&call);
+}
+
 void tcrb_operations_init(void) {
+  rb_define_module_function(tcrb_mFFI, "template_list", tcrb_ops_m_template_list, 1);
   rb_define_module_function(tcrb_mFFI, "template_fetch", tcrb_ops_m_template_fetch, 3);
   rb_define_module_function(tcrb_mFFI, "wait_for_task", tcrb_ops_m_wait_for_task, 2);
   rb_define_module_function(tcrb_mFFI, "client_update_step", tcrb_ops_m_update_step, 4);

@@ -114,6 +114,11 @@ int tc_template_register(tc_runtime_t *rt, json_object *raw, json_object **out, 
 int tc_template_get(tc_runtime_t *rt, const char *ns, const char *name, const char *version, json_object **out,
                     tc_error_t *err);
 
+/* *out (new reference): the registered templates, optionally of namespace ns (NULL or "" for all),
+ * ordered by namespace, name, version: [{named_task_uuid, namespace_name, name, version, description,
+ * step_count, active_tasks (tasks not yet finished), registered_at, updated_at}]. */
+int tc_template_list(tc_runtime_t *rt, const char *ns, json_object **out, tc_error_t *err);
+
 /* ---- Client (tc_client.c): seed 000's client API; SPEC 5's response fields. ----
  * Every read and change validates its arguments (uuids, ranges, states) before the database is
  * asked; unknown tasks and steps are TC_ENOTFOUND naming the uuid. Timestamps are naive ISO-8601

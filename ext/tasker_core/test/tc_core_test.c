@@ -247,6 +247,23 @@ static void test_engine(const char *url) {
   rc = tc_template_get(rt, ns, "pair", "9.9", &fetched, &err);
   CHECK(rc == TC_ENOTFOUND && strstr(err.message, "version=9.9"), "%s", err.message);
 
+  /* Listing registered templates: by namespace, and none for an unknown one. */
+  json_object *listed = NULL;
+  rc = tc_template_list(rt, ns, &listed, &err);
+  CHECK(rc == TC_OK && json_object_array_length(listed) == 1, "template_list: %s", err.message);
+  if (rc == TC_OK && json_object_array_length(listed) == 1) {
+    json_object *entry = json_object_array_get_idx(listed, 0);
+    json_object *count = NULL;
+    CHECK(strcmp(str(entry, "name"), "pair") == 0 && json_object_object_get_ex(entry, "step_count", &count) &&
+              json_object_get_int(count) == 2,
+          "template_list entry: %s", json_object_to_json_string(entry));
+  }
+  json_object_put(listed);
+  listed = NULL;
+  rc = tc_template_list(rt, "no_such_namespace", &listed, &err);
+  CHECK(rc == TC_OK && json_object_array_length(listed) == 0, "template_list of an unknown namespace: %s", err.message);
+  json_object_put(listed);
+
   /* Waiting for a task: finished already, unknown, and a timeout. */
   char wstatus[32] = "";
   rc = tc_task_wait(rt, task_uuid, 1000, NULL, wstatus, &err);

@@ -1,0 +1,101 @@
+# frozen_string_literal: true
+
+require "rails/railtie"
+
+module TaskerCore
+  # Wires tasker_core into a Rails app (loaded only when Rails is; the gem does not depend on it):
+  #
+  # - settings from config/tasker.yml (the Rails.env section, ERB, ${VAR:-default});
+  # - the app's database (ActiveRecord's connection config) unless tasker.yml's database_url or
+  #   TASKER_DATABASE_URL says otherwise;
+  # - templates from config/tasker/tasks/, handlers autoloaded from app/tasks/ (Zeitwerk); every
+  #   handler runs inside the app's reloader, so code and templates reload in development;
+  # - Rails.logger for the Ruby side's log;
+  # - rake tasks tasker:install, tasker:migrate, tasker:worker.
+  class Railtie < ::Rails::Railtie
+    config.tasker = ActiveSupport::OrderedOptions.new
+    config.tasker.config_file = "config/tasker.yml"
+    config.tasker.template_paths = ["config/tasker/tasks"]
+
+    initializer "tasker_core.configure", before: :load_config_initializers do |app|
+      Railtie.configure(app)
+    end
+
+    initializer "tasker_core.watch_templates" do |app|
+      TaskerCore.config.template_paths.each do |dir|
+        app.config.watchable_dirs[dir.to_s] = %w[yml yaml] if File.directory?(dir)
+      end
+    end
+
+    config.to_prepare { TaskerCore::Railtie.reload_templates }
+
+    rake_tasks { load File.expand_path("tasks/tasker.rake", __dir__) }
+
+    class << self
+      def configure(app)
+        config = TaskerCore.config
+        config.environment = ENV["TASKER_ENV"] || ::Rails.env.to_s
+        config.logger = ::Rails.logger if ::Rails.logger
+        config.template_paths = app.config.tasker.template_paths.map { |p| app.root.join(p).to_s }
+        from_file = load_file(app)
+        unless from_file.key?("database_url") || ENV["TASKER_DATABASE_URL"]
+          url = active_record_database_url
+          config.database_url = url if url
+        end
+        config.wrap_handlers { |&block| app.reloader.wrap(&block) }
+        config
+      end
+
+      def load_file(app)
+        path = app.root.join(app.config.tasker.config_file).to_s
+        return {} unless File.file?(path)
+
+        settings = ConfigFile.read(path, environment: ::Rails.env.to_s)
+        ConfigFile.apply(TaskerCore.config, settings, root: app.root.to_s)
+        settings
+      end
+
+      # The app's database as a libpq URL, from ActiveRecord's configuration of this environment;
+      # nil without ActiveRecord. Raises ConfigurationError for a database that is not PostgreSQL.
+      def active_record_database_url
+        return nil unless defined?(::ActiveRecord::Base)
+
+        configs = ::ActiveRecord::Base.configurations
+        db = configs.configs_for(env_name: ::Rails.env.to_s, name: "primary") ||
+             configs.configs_for(env_name: ::Rails.env.to_s).first
+        return nil unless db
+
+        hash = db.configuration_hash.dup
+        hash[:url] = db.url if db.respond_to?(:url) && db.url
+        DatabaseUrl.from_config(hash)
+      end
+
+      # In development the reloader runs this after a template or handler changed: a running
+      # worker registers the templates again.
+      def reload_templates
+        return unless Worker.running?
+
+        Templates.load(TaskerCore.config.template_paths)
+      rescue Errors::Error => e
+        TaskerCore.config.logger.error("tasker_core: templates not reloaded: #{e.message}")
+      end
+
+      # Starts the worker inside this server process (Puma's worker after fork, or a single-mode
+      # server), with tasker.yml's worker settings; false when worker.in_process is false.
+      def start_in_process_worker(**overrides)
+        options = TaskerCore.config.worker_options.merge(overrides)
+        return false if options.delete(:in_process) == false
+        return true if Worker.running?
+
+        Worker.start(**options)
+        TaskerCore.config.logger.info("tasker_core: in-process worker serving #{Worker.current.namespaces.join(', ')} " \
+                                      "in pid #{Process.pid}")
+        true
+      end
+
+      def stop_in_process_worker(timeout: 30)
+        Worker.stop(timeout: timeout) if Worker.running?
+      end
+    end
+  end
+end

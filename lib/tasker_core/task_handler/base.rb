@@ -1,0 +1,68 @@
+# frozen_string_literal: true
+
+module TaskerCore
+  module TaskHandler
+    # A workflow's entry point in application code: names its template and creates its tasks.
+    # The steps and their handlers live in the template (config/tasker/tasks/*.yaml under Rails).
+    #
+    #   class OrderProcess < TaskerCore::TaskHandler::Base
+    #     task_name "order_process"
+    #     namespace "order_process"
+    #     version "1.0.0"
+    #
+    #     def initialize_task_context(context)
+    #       super.merge("requested_at" => Time.now.utc.iso8601)
+    #     end
+    #   end
+    #
+    #   OrderProcess.create_task(context: { order_id: 42 })   # => TaskResponse
+    class Base
+      class << self
+        # task_name "x" sets; task_name reads (default: the class name, underscored).
+        def task_name(value = nil)
+          return @task_name = value.to_s if value
+
+          @task_name || underscore(name.to_s.split("::").last)
+        end
+
+        def namespace(value = nil)
+          return @namespace = value.to_s if value
+
+          @namespace || "default"
+        end
+
+        def version(value = nil)
+          return @version = value.to_s if value
+
+          @version || "1.0.0"
+        end
+
+        # Creates a task of this template; options as Client.create_task's (tags, priority,
+        # idempotency_key, initiator, reason, ...).
+        def create_task(context: {}, **options)
+          new.create_task(context: context, **options)
+        end
+
+        def underscore(text)
+          text.gsub(/([A-Z\d]+)([A-Z][a-z])/, '\1_\2').gsub(/([a-z\d])([A-Z])/, '\1_\2').downcase
+        end
+      end
+
+      def create_task(context: {}, **options)
+        context = initialize_task_context(PlainData.call(context || {}))
+        validate_task_request(context)
+        Client.create_task(name: self.class.task_name, namespace: self.class.namespace,
+                           version: self.class.version, context: context, **options)
+      end
+
+      # Override to add to the context before the task is created (call super).
+      def initialize_task_context(context)
+        context
+      end
+
+      # Override to refuse a request beyond the template's input_schema: raise
+      # TaskerCore::Errors::ValidationError naming the field.
+      def validate_task_request(_context); end
+    end
+  end
+end
