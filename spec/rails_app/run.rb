@@ -315,12 +315,25 @@ def section_dedicated_worker
   ready = doc "curl -s http://localhost:3000/health/ready"
   check(JSON.parse(ready)["status"] == "ready", "GET /health/ready: #{ready.strip}")
   section_cli
+  reload_handler
   stop(server)
   status = stop(worker)
   check(status.exitstatus.zero? && File.read(File.join(WORK, "worker.log")).include?("stopped"),
         "bin/rails tasker:worker stopped cleanly on SIGTERM")
   worker_log = File.read(File.join(WORK, "worker.log"))
   check(worker_log.include?("migrating the schema ... done"), "bin/rails tasker:worker showed its progress")
+end
+
+# Development reloading: the running worker picks up an edited handler for the next task.
+def reload_handler
+  path = File.join(APP, "app/tasks/order_process/step_handler/process_data_handler.rb")
+  File.write(path, File.read(path).sub('"checked_by" => checked["step"]', '"checked_by" => checked["step"], "reloaded" => true'))
+  out = run(%(curl -s -X POST http://127.0.0.1:#{$port}/orders -H 'Content-Type: application/json' -d '{"order": {"order_id": 44}}'))
+  uuid = JSON.parse(out)["task_uuid"]
+  run("bundle exec tasker task wait #{uuid} --timeout 30")
+  result = run(%(bin/rails runner 'step = TaskerCore::Client.list_task_steps(ARGV[0]).find { |s| s["name"] == "process_data" }; ) +
+               %(puts step["results"]["result"].to_json' #{uuid}))
+  check(JSON.parse(result.lines.last).include?("reloaded"), "the running worker used the edited handler without a restart")
 end
 
 def section_cli
