@@ -95,6 +95,14 @@ RSpec.describe TaskerCore::Testing do
       expect(matcher.matches?(42)).to be(false)
       expect(matcher.failure_message).to eq("expected be a success, got 42 (not a step result)")
     end
+
+    it "leaves be_success on other objects with success? to mean success?" do
+      expect(Struct.new(:success?).new(true)).to be_success
+      matcher = be_success
+      expect(matcher.matches?(Struct.new(:success?).new(false))).to be(false)
+      expect(matcher.failure_message).to match(/success\?` to be truthy, got false/)
+      expect(be_permanent_failure.matches?(Struct.new(:success?).new(false))).to be(false)
+    end
   end
 
   describe ".run_task" do

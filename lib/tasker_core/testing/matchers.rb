@@ -53,7 +53,7 @@ module TaskerCore
 
         def matches?(actual)
           @outcome = outcome_of(actual)
-          return false unless @outcome
+          return predicate_match(actual) unless @outcome
 
           kind_ok = case @kind
                     when :success then @outcome.success
@@ -69,6 +69,8 @@ module TaskerCore
         end
 
         def failure_message
+          return "expected `#{@actual_description}.success?` to be truthy, got #{@predicate.inspect}" if @predicate_used
+
           got = @outcome ? @outcome.describe : "#{@actual_description} (not a step result)"
           "expected #{description}, got #{got}"
         end
@@ -76,6 +78,16 @@ module TaskerCore
         def failure_message_when_negated = "expected not to #{description}, got #{@outcome&.describe}"
 
         private
+
+        # be_success on anything else with #success? (a Process::Status, a response) is RSpec's
+        # predicate matcher, so including these matchers changes no other spec.
+        def predicate_match(actual)
+          return false unless @kind == :success && @expectations.empty? && actual.respond_to?(:success?)
+
+          @predicate_used = true
+          @predicate = actual.success?
+          @predicate ? true : false
+        end
 
         def values_match?(expected, actual)
           return ::RSpec::Support::FuzzyMatcher.values_match?(expected, actual) if defined?(::RSpec::Support::FuzzyMatcher)
