@@ -66,21 +66,47 @@ static void pool_flush_idle(tc_pool_t *pool) {
   for (int i = 0; i < n; i++) PQfinish(idle[i]);
 }
 
-/* Builds the connection keywords: the URL (expanded), then defaults it did not set. */
+/* Builds the connection keywords: the URL (expanded), then defaults it did not set. Two settings
+ * are added to any options the URL carries, for the engine's sessions only:
+ *  - jit=off: its statements are short, and a plan whose estimate crossed jit_above_cost as the
+ *    tables grew paid tens of milliseconds of compilation per call;
+ *  - enable_seqscan=off: every statement of the engine is keyed (uuid, claim index, task), but a
+ *    PL/pgSQL plan cached while a table was still small (or never analyzed) joined it by a
+ *    sequential scan, and kept doing so as the table grew, until the next ANALYZE. Without the
+ *    option a sequential scan is still used where no index applies. */
 static PGconn *connect_now(tc_pool_t *pool) {
   char timeout[16];
   snprintf(timeout, sizeof timeout, "%d", pool->connect_timeout_s);
   bool has_timeout = false;
+  bool out_of_memory = false;
+  char *options = NULL;
   PQconninfoOption *opts = PQconninfoParse(pool->conninfo, NULL);
   if (opts) {
-    for (PQconninfoOption *o = opts; o->keyword; o++)
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
       if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && *o->val) has_timeout = true;
+      if (strcmp(o->keyword, "options") == 0 && o->val && *o->val) {
+        options = tc_strdup(o->val);
+        out_of_memory = options == NULL;
+      }
+    }
     PQconninfoFree(opts);
   }
-  const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout", NULL};
-  const char *vals[] = {pool->conninfo, "tasker_core", timeout, NULL};
-  if (has_timeout) keys[2] = NULL;
-  return PQconnectdbParams(keys, vals, 1);
+  const char *session_opts = "-c jit=off -c enable_seqscan=off";
+  char *merged = NULL;
+  if (options) {
+    size_t len = strlen(options) + strlen(session_opts) + 2;
+    merged = tc_malloc(len);
+    if (merged) snprintf(merged, len, "%s %s", options, session_opts);
+    else out_of_memory = true;
+    tc_free(options);
+  }
+  if (out_of_memory) return NULL; /* Never connect without the options the URL asked for. */
+  const char *keys[] = {"dbname", "fallback_application_name", "options", "connect_timeout", NULL};
+  const char *vals[] = {pool->conninfo, "tasker_core", merged ? merged : session_opts, timeout, NULL};
+  if (has_timeout) keys[3] = NULL;
+  PGconn *conn = PQconnectdbParams(keys, vals, 1);
+  tc_free(merged);
+  return conn;
 }
 
 int tc_db_connect(tc_pool_t *pool, PGconn **out, tc_error_t *err) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "tasker.h"
+#include "tc_internal.h"
 
 static int failures = 0;
 static int checks = 0;
@@ -488,6 +489,32 @@ static void test_unreachable(void) {
   json_object_put(bad);
 }
 
+/* Every engine session runs with JIT and sequential scans off, and keeps the options its URL carries. */
+static void test_session_options(const char *url) {
+  char cfg_text[2048];
+  snprintf(cfg_text, sizeof cfg_text,
+           "{\"database_url\":\"%s%soptions=-c%%20statement_timeout%%3D4321\",\"pool_size\":1,\"log_level\":\"off\"}",
+           url, strchr(url, '?') ? "&" : "?");
+  json_object *cfg = parse(cfg_text);
+  tc_runtime_t *rt = NULL;
+  tc_error_t err = {0};
+  int rc = tc_runtime_new(cfg, &rt, &err);
+  json_object_put(cfg);
+  CHECK_RC(rc, err);
+  if (!rt) return;
+  json_object *out = NULL;
+  rc = tc_rt_query_json(rt, "SELECT json_build_object('jit', current_setting('jit'), 'timeout', "
+                            "current_setting('statement_timeout'), 'seqscan', current_setting('enable_seqscan'))",
+                        0, NULL, &out, &err);
+  CHECK_RC(rc, err);
+  CHECK(out && strcmp(str(out, "jit"), "off") == 0, "jit is %s", out ? str(out, "jit") : "?");
+  CHECK(out && strcmp(str(out, "seqscan"), "off") == 0, "enable_seqscan is %s", out ? str(out, "seqscan") : "?");
+  CHECK(out && strcmp(str(out, "timeout"), "4321ms") == 0, "statement_timeout is %s",
+        out ? str(out, "timeout") : "?");
+  json_object_put(out);
+  tc_runtime_free(rt);
+}
+
 int main(void) {
   test_uuid();
   test_templates();
@@ -496,6 +523,7 @@ int main(void) {
   if (url && *url) {
     test_engine(url);
     test_client(url);
+    test_session_options(url);
   } else {
     fprintf(stderr, "TASKER_TEST_DATABASE_URL is not set: skipping the engine tests\n");
   }
