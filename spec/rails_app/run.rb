@@ -255,6 +255,13 @@ def section_workflow
   check(template.include?("- name: process_data\n    dependencies: [validate_input]"),
         "tasker:step_handler appended process_data after validate_input")
   subscriber_generator if doc_commands.include?(SUBSCRIBER_COMMAND)
+  # Not on the page: a namespaced task with a chain of steps (its specs run below with the others).
+  run("bin/rails generate tasker:task_handler Billing::Invoice --steps fetch_invoice charge_card")
+  invoice = File.read(File.join(APP, "config/tasker/tasks/billing_invoice.yaml"))
+  check(invoice.include?("- name: charge_card\n    dependencies: [fetch_invoice]") &&
+        invoice.include?("callable: Billing::Invoice::StepHandler::ChargeCardHandler") &&
+        File.file?(File.join(APP, "app/tasks/billing/invoice/step_handler/charge_card_handler.rb")),
+        "tasker:task_handler Billing::Invoice --steps fetch_invoice charge_card: a chain in Zeitwerk's layout")
 end
 
 # Runs when the page documents the subscriber generator (it needs the events API of the gem).
@@ -270,7 +277,7 @@ def section_test
   FileUtils.cp(File.join(APP, "Gemfile.lock"), File.join(CACHE, "Gemfile.lock"))
   # The generated specs as generated (not a command of the page: it runs them after the edits).
   out = run("bundle exec rspec")
-  check(out.match?(/\b(\d+) examples, 0 failures/) && out[/(\d+) examples/, 1].to_i >= 5,
+  check(out.match?(/\b(\d+) examples, 0 failures/) && out[/(\d+) examples/, 1].to_i >= 8,
         "the generated specs pass as generated (#{out[/\d+ examples, \d+ failures/]})")
   write_doc_file("app/tasks/order_process/step_handler/process_data_handler.rb")
   write_doc_file("spec/tasks/order_process/step_handler/process_data_handler_spec.rb")
@@ -304,7 +311,7 @@ def create_order(order_id)
 end
 
 def section_dedicated_worker
-  worker = start("bin/rails tasker:worker", "worker", ready: /tasker worker \S+ serving order_process/)
+  worker = start("bin/rails tasker:worker", "worker", ready: /tasker worker \S+ serving .*order_process/)
   $done << "bin/rails tasker:worker"
   server = start_server
   create_order(42)
@@ -379,7 +386,7 @@ def section_puma_plugin
   check(workers.all? { |w| thread_names(w).any? { |n| n.start_with?("tasker-handler") } },
         "each Puma worker runs tasker handler threads")
   log = File.read(File.join(APP, "log/development.log"))
-  check(workers.all? { |w| log.include?("tasker_core: in-process worker serving order_process in pid #{w}") },
+  check(workers.all? { |w| log.match?(/tasker_core: in-process worker serving .*order_process.* in pid #{w}$/) },
         "each Puma worker logged its worker through Rails.logger")
   stop(server)
 end

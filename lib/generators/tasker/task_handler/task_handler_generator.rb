@@ -35,8 +35,11 @@ module TaskerCore
       end
 
       def create_step_handlers
+        # A fresh generator per step: Thor's invoke runs a generator class only once per command.
+        require_relative "../step_handler/step_handler_generator"
         @steps.each do |step|
-          invoke "tasker:step_handler", ["#{task_class_name}::#{step.camelize}"], skip_template: true
+          StepHandlerGenerator.new(["#{task_class_name}::#{step.camelize}"], { skip_template: true },
+                                   destination_root: destination_root, behavior: behavior, shell: shell).invoke_all
         end
       end
 
