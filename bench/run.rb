@@ -437,7 +437,7 @@ module Bench
         failed = TaskerCore::FFI.client_list_tasks(1, 0, namespace, "error").dig("pagination", "total_count")
         raise "#{namespace}: #{failed} tasks failed" if failed.positive?
 
-        sleep 0.1
+        sleep 0.25
       end
     end
 
