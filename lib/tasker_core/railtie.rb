@@ -70,10 +70,12 @@ module TaskerCore
         DatabaseUrl.from_config(hash)
       end
 
-      # In development the reloader runs this after a template or handler changed: a running
-      # worker registers the templates again.
+      # In development the reloader runs this after a template or handler changed: a process that
+      # uses the engine (a worker, or a server that created tasks) registers the templates again,
+      # so the next task follows the edited template. Never at boot, which must not need the
+      # database (assets:precompile, db:create).
       def reload_templates
-        return unless Worker.running?
+        return unless Worker.running? || FFI.running?
 
         Templates.load(TaskerCore.config.template_paths)
       rescue Errors::Error => e

@@ -322,7 +322,7 @@ def section_dedicated_worker
   ready = doc "curl -s http://localhost:3000/health/ready"
   check(JSON.parse(ready)["status"] == "ready", "GET /health/ready: #{ready.strip}")
   section_cli
-  reload_handler
+  reload_in_development
   stop(server)
   status = stop(worker)
   check(status.exitstatus.zero? && File.read(File.join(WORK, "worker.log")).include?("stopped"),
@@ -331,16 +331,22 @@ def section_dedicated_worker
   check(worker_log.include?("migrating the schema ... done"), "bin/rails tasker:worker showed its progress")
 end
 
-# Development reloading: the running worker picks up an edited handler for the next task.
-def reload_handler
+# Development reloading: the running server and worker pick up an edited handler and an edited
+# template for the next task, without a restart.
+def reload_in_development
   path = File.join(APP, "app/tasks/order_process/step_handler/process_data_handler.rb")
   File.write(path, File.read(path).sub('"checked_by" => checked["step"]', '"checked_by" => checked["step"], "reloaded" => true'))
+  File.open(File.join(APP, "config/tasker/tasks/order_process.yaml"), "a") do |f|
+    f.puts "  - name: archive", "    dependencies: [process_data]", "    handler:",
+           "      callable: OrderProcess::StepHandler::ValidateInputHandler"
+  end
   out = run(%(curl -s -X POST http://127.0.0.1:#{$port}/orders -H 'Content-Type: application/json' -d '{"order": {"order_id": 44}}'))
   uuid = JSON.parse(out)["task_uuid"]
-  run("bundle exec tasker task wait #{uuid} --timeout 30")
+  out = run("bundle exec tasker task wait #{uuid} --timeout 30")
+  check(out.include?("3/3 steps  complete"), "the server created the next task from the edited template (3 steps)")
   result = run(%(bin/rails runner 'step = TaskerCore::Client.list_task_steps(ARGV[0]).find { |s| s["name"] == "process_data" }; ) +
                %(puts step["results"]["result"].to_json' #{uuid}))
-  check(JSON.parse(result.lines.last).include?("reloaded"), "the running worker used the edited handler without a restart")
+  check(JSON.parse(result.lines.last).include?("reloaded"), "the running worker used the edited handler")
 end
 
 def section_cli
