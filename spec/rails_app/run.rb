@@ -350,6 +350,9 @@ def reload_in_development
 end
 
 def section_cli
+  out = doc "bundle exec tasker templates validate config/tasker/tasks --check-handlers"
+  check(out.include?("ok     config/tasker/tasks/order_process.yaml: order_process/order_process@1.0.0 (2 steps)") &&
+        out.include?("2 valid, 0 invalid"), "tasker templates validate --check-handlers: the app's templates and handlers")
   out = doc "bundle exec tasker templates list"
   check(out.match?(%r{order_process/order_process@1\.0\.0\s+2 steps}), "tasker templates list shows order_process")
   out = doc "bundle exec tasker tasks list --status complete"
@@ -446,7 +449,7 @@ PLAN_COMMANDS = [
   "bundle exec tasker task wait $TASK_UUID", "curl -s http://localhost:3000/orders/$TASK_UUID",
   "curl -s http://localhost:3000/health/ready", "bundle exec tasker templates list",
   "bundle exec tasker tasks list --status complete", "bundle exec tasker task show $TASK_UUID",
-  "bundle exec tasker health"
+  "bundle exec tasker health", "bundle exec tasker templates validate config/tasker/tasks --check-handlers"
 ].freeze
 
 main if $PROGRAM_NAME == __FILE__
