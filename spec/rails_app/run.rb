@@ -208,9 +208,10 @@ def generate_app
   FileUtils.rm_rf(APP)
   run("bundle exec rails new #{APP} --minimal --api -d postgresql --skip-git --skip-bundle --skip-test " \
       "--skip-rubocop --skip-brakeman --skip-docker --skip-ci --skip-keeps", dir: generator)
-  # The debug gem is a development convenience with a native extension; the test needs none.
+  # Development conveniences the test needs none of: debug (a native extension) and, in Rails
+  # 7.1's Gemfile, error_highlight, which Ruby 3.1 already activated as a default gem.
   gemfile_path = File.join(APP, "Gemfile")
-  File.write(gemfile_path, File.read(gemfile_path).lines.reject { |l| l.include?('gem "debug"') }.join)
+  File.write(gemfile_path, File.read(gemfile_path).lines.reject { |l| l.match?(/gem "(debug|error_highlight)"/) }.join)
   say "  rails #{run('bundle exec rails --version', dir: generator).strip}"
 end
 
