@@ -37,7 +37,8 @@ module TaskerCore
     # template_paths); template_paths: files/directories of YAML templates to register first.
     def initialize(namespaces: nil, concurrency: 10, template_paths: nil, poll_interval_ms: 1000,
                    visibility_timeout_seconds: 30, deployment_mode: "Hybrid", logger: nil,
-                   staleness_check_interval_seconds: 60, staleness_threshold_minutes: 30, max_task_lifetime_hours: 24)
+                   staleness_check_interval_seconds: 60, staleness_threshold_minutes: 30, max_task_lifetime_hours: 24,
+                   observability: {})
       unless concurrency.is_a?(Integer) && concurrency.between?(1, 1000)
         raise Errors::ConfigurationError, "concurrency must be an Integer between 1 and 1000 (got #{concurrency.inspect})"
       end
@@ -51,6 +52,7 @@ module TaskerCore
                    "staleness_check_interval_seconds" => staleness_check_interval_seconds,
                    "staleness_threshold_minutes" => staleness_threshold_minutes,
                    "max_task_lifetime_hours" => max_task_lifetime_hours }
+      @observability = PlainData.call(observability)
       @logger = logger || TaskerCore.config.logger
       @threads = []
       @errors = []
@@ -66,7 +68,8 @@ module TaskerCore
         raise Errors::ConfigurationError, "the worker has no namespaces: pass namespaces: or template paths"
       end
 
-      @status = FFI.worker_start(@options.merge("namespaces" => @namespaces))
+      @status = FFI.worker_start(@options.merge("namespaces" => @namespaces,
+                                                "observability" => observability_options))
       @worker_id = "worker_#{@status['worker_uuid']}"
       @pid = Process.pid
       @running = true
@@ -96,6 +99,16 @@ module TaskerCore
     end
 
     private
+
+    # What the core's observability services show (TaskerCore::Observability): the environment and
+    # the configuration (redacted there), plus circuit breaker / queue thresholds when given.
+    def observability_options
+      config = TaskerCore.config
+      shown = { "common" => { "database" => { "url" => config.database_url, "pool" => { "max_connections" => config.pool_size } },
+                              "task_templates" => { "search_paths" => Array(@template_paths || config.template_paths) } },
+                "worker" => @options.merge("namespaces" => @namespaces) }
+      { "environment" => config.environment.to_s, "config" => shown }.merge(@observability)
+    end
 
     def spawn_handler_thread(index)
       Thread.new do

@@ -68,5 +68,9 @@ void tcrb_worker_init(void);
 void tcrb_operations_init(void);
 /* Called when fork is detected: drops the worker without joining threads that do not exist. */
 void tcrb_worker_forget_after_fork(void);
+/* The current worker's observability services (and the worker, in *w); raises WorkerStoppedError
+ * "Worker system not running" when no worker was started. */
+tc_obs_t *tcrb_current_obs(tc_worker_t **w);
+void tcrb_observe_init(void);
 
 #endif /* TCRB_H */

@@ -14,4 +14,5 @@ __attribute__((visibility("default"))) void Init_tasker_core(void) {
   tcrb_client_init();
   tcrb_worker_init();
   tcrb_operations_init();
+  tcrb_observe_init();
 }

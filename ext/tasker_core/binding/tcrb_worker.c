@@ -11,10 +11,12 @@
 #include "tcrb.h"
 
 static tc_worker_t *g_worker = NULL;
+static tc_obs_t *g_obs = NULL; /* the worker's observability services; freed before the worker */
 
 void tcrb_worker_forget_after_fork(void) {
   tc_worker_abandon(g_worker);
   g_worker = NULL;
+  g_obs = NULL; /* the parent's; its memory is left alone like the worker's */
 }
 
 static void *stop_nogvl(void *w) {
@@ -34,6 +36,8 @@ static void drop_worker(void) {
   rb_thread_call_without_gvl(stop_nogvl, w, RUBY_UBF_IO, NULL);
   while (tcrb_worker_calls > 0) rb_thread_wait_for(rb_time_interval(DBL2NUM(0.001)));
   g_worker = NULL;
+  tc_obs_free(g_obs);
+  g_obs = NULL;
   rb_thread_call_without_gvl(free_nogvl, w, RUBY_UBF_IO, NULL);
 }
 
@@ -70,13 +74,17 @@ static VALUE tcrb_worker_m_start(VALUE self, VALUE options) {
   tc_error_t err = {0};
   tc_worker_t *w = NULL;
   int rc = tc_worker_new(rt, opts, &w, &err);
+  tc_obs_t *obs = NULL;
+  if (rc == TC_OK) rc = tc_obs_new(rt, w, json_object_object_get(opts, "observability"), &obs, &err);
   json_object_put(opts);
   if (rc == TC_OK) rc = tc_worker_start(w, &err);
   if (rc != TC_OK) {
+    tc_obs_free(obs);
     tc_worker_free(w);
     tcrb_raise(&err);
   }
   g_worker = w;
+  g_obs = obs;
   json_object *st = NULL;
   if (tc_worker_status(w, &st, &err) != TC_OK) tcrb_raise(&err);
   VALUE result = tcrb_json_to_value(st);
@@ -180,6 +188,16 @@ static VALUE tcrb_worker_m_status(VALUE self) {
   VALUE result = tcrb_json_to_value(st);
   json_object_put(st);
   return result;
+}
+
+tc_obs_t *tcrb_current_obs(tc_worker_t **w) {
+  tcrb_runtime();
+  if (!g_worker || !g_obs) {
+    VALUE errors = rb_const_get(tcrb_mTaskerCore, rb_intern("Errors"));
+    rb_raise(rb_const_get(errors, rb_intern("WorkerStoppedError")), "Worker system not running");
+  }
+  *w = g_worker;
+  return g_obs;
 }
 
 void tcrb_worker_init(void) {

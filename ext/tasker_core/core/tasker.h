@@ -226,6 +226,27 @@ void tc_worker_free(tc_worker_t *w);
 /* After fork(): abandons the parent's worker without joining or locking. */
 void tc_worker_abandon(tc_worker_t *w);
 
+/* ---- Observability (tc_observe.c, tc_metrics.c): SPEC 6-7's services of one worker. ----
+ * options (all optional): environment (string, "development"), worker_id (default
+ * "worker_{uuid}"), config (object: the host's configuration, merged into config_runtime's answer
+ * and shown redacted), circuit_breaker {failure_threshold (5), success_threshold (2),
+ * timeout_seconds (30)} for the database probe, queue_depth_degraded (10000),
+ * queue_depth_unhealthy (50000). The worker must outlive the services. */
+typedef struct tc_obs tc_obs_t;
+int tc_obs_new(tc_runtime_t *rt, tc_worker_t *w, json_object *options, tc_obs_t **out, tc_error_t *err);
+void tc_obs_free(tc_obs_t *o);
+/* Runs one service: health_basic, health_live, health_ready, health_detailed, metrics_worker,
+ * metrics_prometheus (Prometheus text), metrics_events, templates_list, template_get,
+ * template_validate, templates_cache_stats, templates_cache_clear, template_refresh,
+ * config_runtime, config_environment (a plain string). args: {namespace, name, version,
+ * include_cache_stats}. *text: a new string, released with tc_obs_text_free. Unknown templates
+ * are TC_ENOTFOUND; template_refresh answers failures as {"success": false}. */
+int tc_obs_call(tc_obs_t *o, const char *service, json_object *args, char **text, tc_error_t *err);
+void tc_obs_text_free(char *text);
+const char *tc_obs_worker_id(tc_obs_t *o);
+/* A copy of in with every secret value replaced (SPEC 6.2's rule); *paths: the dotted paths. */
+int tc_redact(json_object *in, json_object **out, json_object **paths, tc_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

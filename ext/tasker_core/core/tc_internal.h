@@ -105,4 +105,36 @@ typedef struct tc_migration {
   const char *sql;
 } tc_migration_t;
 
+/* ---- Worker metrics (tc_metrics.c): counters and histograms per namespace of one worker. ---- */
+#define TC_METRICS_BUCKETS 14 /* upper bounds in ms; one more slot counts +Inf */
+#define TC_METRICS_WINDOW 5   /* minutes of results kept for the recent error rate */
+extern const double tc_metrics_buckets_ms[TC_METRICS_BUCKETS];
+typedef struct tc_histogram {
+  uint64_t counts[TC_METRICS_BUCKETS + 1]; /* per bucket, not cumulative */
+  uint64_t count;
+  double sum;
+} tc_histogram_t;
+typedef struct tc_ns_metrics {
+  char name[65];
+  uint64_t claimed, completed, failed, retried, stale, tasks_completed, tasks_failed;
+  tc_histogram_t exec, claim;
+} tc_ns_metrics_t;
+typedef struct tc_metrics tc_metrics_t;
+tc_metrics_t *tc_metrics_new(char *const *namespaces, int n, int capacity);
+void tc_metrics_free(tc_metrics_t *m);
+/* A step event entered the worker's queue; claim_ms < 0 records no claim duration. */
+void tc_metrics_claimed(tc_metrics_t *m, json_object *ev, double claim_ms);
+/* A step event went to a handler: its execution time starts. */
+void tc_metrics_started(tc_metrics_t *m, json_object *ev);
+/* Its result was submitted; answer is complete_and_claim's answer (applied, step_status, task_status). */
+void tc_metrics_finished(tc_metrics_t *m, const char *token, bool success, json_object *answer);
+/* The step went back to the queue or was abandoned: no execution recorded. */
+void tc_metrics_forget(tc_metrics_t *m, const char *token);
+/* A copy of the per-namespace metrics (*out freed with tc_free) and the results of the last
+ * TC_METRICS_WINDOW minutes. */
+int tc_metrics_snapshot(tc_metrics_t *m, tc_ns_metrics_t **out, int *n, uint64_t *recent_ok, uint64_t *recent_err,
+                        int64_t *uptime_ms);
+/* The worker's metrics (owned by the worker). */
+tc_metrics_t *tc_worker_metrics(tc_worker_t *w);
+
 #endif /* TC_INTERNAL_H */

@@ -61,7 +61,12 @@ struct tc_worker {
   bool listen_connected;
   long long claimed_total, completed_total, failed_total, stale_total, released_total;
   long long claim_queries, notifications;
+  tc_metrics_t *metrics;      /* counters and histograms per namespace (tc_metrics.c) */
+  int64_t claimer_tick;       /* monotonic ms of the claimer loop's last turn (atomic) */
+  int64_t last_heartbeat_at;  /* monotonic ms of the last claim extension (atomic) */
 };
+
+tc_metrics_t *tc_worker_metrics(tc_worker_t *w) { return w->metrics; }
 
 static json_object *get(json_object *obj, const char *key) {
   json_object *v = NULL;
@@ -175,6 +180,7 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
       strcat(w->ns_literal, name);
     }
     strcat(w->ns_literal, "}");
+    if (ok) ok = (w->metrics = tc_metrics_new(w->namespaces, w->n_namespaces, capacity)) != NULL;
   }
   if (!ok) {
     tc_worker_free(w);
@@ -241,6 +247,7 @@ static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
   snprintf(vis, sizeof vis, "%d", w->visibility_s);
   const char *params[] = {w->worker_uuid, w->ns_literal, limit, vis};
   json_object *res = NULL;
+  int64_t t0 = tc_now_ms();
   int rc = tc_db_query_json(w->conn, "SELECT tasker.claim($1::uuid, $2::text[], $3::integer, $4::integer)", 4,
                             params, &res, err);
   if (rc != TC_OK) return rc;
@@ -248,6 +255,8 @@ static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
   json_object *due = get(res, "next_due_in_ms");
   w->retry_due_at = due ? tc_now_ms() + json_object_get_int64(due) : 0;
   int got = rows ? (int)json_object_array_length(rows) : 0;
+  double claim_ms = (double)(tc_now_ms() - t0);
+  for (int i = 0; i < got; i++) tc_metrics_claimed(w->metrics, json_object_array_get_idx(rows, (size_t)i), claim_ms);
   pthread_mutex_lock(&w->mu);
   w->claim_queries++;
   for (int i = 0; i < got; i++) {
@@ -284,8 +293,11 @@ static void heartbeat(tc_worker_t *w) {
     if (tc_db_query_json(w->conn, "SELECT tasker.extend_claims($1::uuid, $2::jsonb, $3::integer)", 3, params, &n,
                          &err) != TC_OK)
       tc_log(w->rt, TC_LOG_WARN, "heartbeat_failed", "could not extend claims: %s", err.message);
+    else
+      __atomic_store_n(&w->last_heartbeat_at, tc_now_ms(), __ATOMIC_RELAXED);
     json_object_put(n);
   }
+  if (json_object_array_length(tokens) == 0) __atomic_store_n(&w->last_heartbeat_at, tc_now_ms(), __ATOMIC_RELAXED);
   json_object_put(tokens);
 }
 
@@ -371,6 +383,7 @@ static void *claimer_main(void *arg) {
   w->last_staleness = tc_now_ms();
   while (!is_stopping(w)) {
     tc_error_t err = {0};
+    __atomic_store_n(&w->claimer_tick, tc_now_ms(), __ATOMIC_RELAXED);
     if (!w->conn) {
       if (open_conn(w, &err) != TC_OK) {
         tc_log(w->rt, TC_LOG_WARN, "worker_connect_failed", "%s; retrying in %d ms", err.message, backoff_ms);
@@ -485,6 +498,7 @@ int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, jso
     w->in_flight++;
     track_locked(w, json_object_get_string(get(ev, "claim_token")), true);
     pthread_mutex_unlock(&w->mu);
+    tc_metrics_started(w->metrics, ev);
     *out = ev;
     return TC_OK;
   }
@@ -496,6 +510,7 @@ int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, jso
 }
 
 void tc_worker_requeue(tc_worker_t *w, json_object *ev) {
+  tc_metrics_forget(w->metrics, json_object_get_string(get(ev, "claim_token")));
   pthread_mutex_lock(&w->mu);
   track_locked(w, json_object_get_string(get(ev, "claim_token")), false);
   if (w->q_len < w->capacity) {
@@ -559,6 +574,13 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
     w->stale_total++;
   }
   pthread_mutex_unlock(&w->mu);
+  if (!retry_later) {
+    tc_metrics_finished(w->metrics, claim_token, success, rc == TC_OK ? res : NULL);
+    if (next) {
+      tc_metrics_claimed(w->metrics, next, -1);
+      tc_metrics_started(w->metrics, next);
+    }
+  }
   wake_claimer(w);
   if (rc != TC_OK) return rc;
   if (!applied)
@@ -587,6 +609,7 @@ void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token) {
   if (w->in_flight > 0) w->in_flight--;
   track_locked(w, claim_token, false);
   pthread_mutex_unlock(&w->mu);
+  tc_metrics_forget(w->metrics, claim_token);
   wake_claimer(w);
   tc_log(w->rt, TC_LOG_WARN, "step_abandoned",
          "gave up submitting the result of claim %s; the step runs again when its claim expires", claim_token);
@@ -667,7 +690,18 @@ int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err) {
   json_object_object_add(s, "released_total", json_object_new_int64(w->released_total));
   json_object_object_add(s, "claim_queries", json_object_new_int64(w->claim_queries));
   json_object_object_add(s, "notifications", json_object_new_int64(w->notifications));
+  bool claimer_alive = w->thread_started && w->started && !w->stopping;
   pthread_mutex_unlock(&w->mu);
+  int64_t now = tc_now_ms(), tick = __atomic_load_n(&w->claimer_tick, __ATOMIC_RELAXED),
+          beat = __atomic_load_n(&w->last_heartbeat_at, __ATOMIC_RELAXED);
+  json_object_object_add(s, "claimer_alive", json_object_new_boolean(claimer_alive));
+  json_object_object_add(s, "claimer_last_active_ms_ago", tick ? json_object_new_int64(now - tick) : NULL);
+  json_object_object_add(s, "last_heartbeat_ms_ago", beat ? json_object_new_int64(now - beat) : NULL);
+  json_object_object_add(s, "heartbeat_interval_ms", json_object_new_int64((int64_t)w->visibility_s * 1000 / 3));
+  json_object_object_add(s, "poll_interval_ms", json_object_new_int(w->poll_interval_ms));
+  json_object_object_add(s, "deployment_mode", json_object_new_string(w->mode == MODE_HYBRID ? "Hybrid"
+                                                                      : w->mode == MODE_POLLING_ONLY ? "PollingOnly"
+                                                                                                     : "EventDrivenOnly"));
   json_object *ns = json_object_new_array();
   for (int i = 0; ns && i < w->n_namespaces; i++)
     json_object_array_add(ns, json_object_new_string(w->namespaces[i]));
@@ -686,6 +720,7 @@ void tc_worker_free(tc_worker_t *w) {
   for (int i = 0; w->namespaces && i < w->n_namespaces; i++) tc_free(w->namespaces[i]);
   tc_free(w->namespaces);
   tc_free(w->ns_literal);
+  tc_metrics_free(w->metrics);
   if (w->wake_fd[0] >= 0) close(w->wake_fd[0]);
   if (w->wake_fd[1] >= 0) close(w->wake_fd[1]);
   pthread_cond_destroy(&w->cv);
