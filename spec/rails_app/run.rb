@@ -320,8 +320,9 @@ def section_dedicated_worker
   check(out.include?("2/2 steps  complete"), "tasker task wait followed the task to complete")
   show = JSON.parse(doc("curl -s http://localhost:3000/orders/$TASK_UUID"))
   check(show["status"] == "complete" && show["completed_steps"] == 2, "GET /orders/#{$task_uuid}: complete, 2/2 steps")
-  ready = doc "curl -s http://localhost:3000/health/ready"
-  check(JSON.parse(ready)["status"] == "ready", "GET /health/ready: #{ready.strip}")
+  # Observability.ready? describes this process's worker: the server runs none yet.
+  out = run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:#{$port}/health/ready")
+  check(out.strip == "503", "GET /health/ready answers 503 from a server without a worker")
   section_cli
   reload_in_development
   stop(server)
@@ -389,6 +390,10 @@ def section_puma_plugin
     sleep 0.2 unless status == "complete"
   end
   check(status == "complete", "the in-process worker finished the task created through Puma")
+  ready = doc "curl -s http://localhost:3000/health/ready"
+  check(JSON.parse(ready)["status"] == "ready", "GET /health/ready (Observability.ready?): #{ready.strip}")
+  live = doc "curl -s http://localhost:3000/health/live"
+  check(JSON.parse(live)["status"] == "alive", "GET /health/live (Observability.alive?): #{live.strip}")
   workers = children_of(server)
   check(workers.size == 2, "Puma runs 2 worker processes (#{workers.join(', ')})")
   check(thread_names(server).none? { |n| n.start_with?("tasker-handler") },
@@ -448,7 +453,8 @@ PLAN_COMMANDS = [
   %(curl -s -X POST http://localhost:3000/orders -H 'Content-Type: application/json' -d '{"order": {"order_id": 42}}'),
   %(curl -s -X POST http://localhost:3000/orders -H 'Content-Type: application/json' -d '{"order": {"order_id": 43}}'),
   "bundle exec tasker task wait $TASK_UUID", "curl -s http://localhost:3000/orders/$TASK_UUID",
-  "curl -s http://localhost:3000/health/ready", "bundle exec tasker templates list",
+  "curl -s http://localhost:3000/health/ready", "curl -s http://localhost:3000/health/live",
+  "bundle exec tasker templates list",
   "bundle exec tasker tasks list --status complete", "bundle exec tasker task show $TASK_UUID",
   "bundle exec tasker health", "bundle exec tasker templates validate config/tasker/tasks --check-handlers"
 ].freeze
