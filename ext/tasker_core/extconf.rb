@@ -32,6 +32,11 @@ pkg_config("json-c")
 missing!("json-c (headers and library)", "libjson-c-dev") unless
   have_header("json-c/json.h") && have_library("json-c", "json_tokener_new_ex")
 
+# libmicrohttpd: the worker's optional web server (core/tc_web.c).
+pkg_config("libmicrohttpd")
+missing!("libmicrohttpd (headers and library)", "libmicrohttpd-dev") unless
+  have_header("microhttpd.h") && have_library("microhttpd", "MHD_start_daemon")
+
 have_library("pthread", "pthread_create")
 have_func("pipe2", "unistd.h")
 have_func("getrandom", "sys/random.h")

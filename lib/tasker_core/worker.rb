@@ -38,7 +38,7 @@ module TaskerCore
     def initialize(namespaces: nil, concurrency: 10, template_paths: nil, poll_interval_ms: 1000,
                    visibility_timeout_seconds: 30, deployment_mode: "Hybrid", logger: nil,
                    staleness_check_interval_seconds: 60, staleness_threshold_minutes: 30, max_task_lifetime_hours: 24,
-                   observability: {})
+                   observability: {}, web: {})
       unless concurrency.is_a?(Integer) && concurrency.between?(1, 1000)
         raise Errors::ConfigurationError, "concurrency must be an Integer between 1 and 1000 (got #{concurrency.inspect})"
       end
@@ -53,6 +53,7 @@ module TaskerCore
                    "staleness_threshold_minutes" => staleness_threshold_minutes,
                    "max_task_lifetime_hours" => max_task_lifetime_hours }
       @observability = PlainData.call(observability)
+      @web = web_options(PlainData.call(web || {}))
       @logger = logger || TaskerCore.config.logger
       @threads = []
       @errors = []
@@ -69,7 +70,7 @@ module TaskerCore
       end
 
       @status = FFI.worker_start(@options.merge("namespaces" => @namespaces,
-                                                "observability" => observability_options))
+                                                "observability" => observability_options, "web" => @web))
       @worker_id = "worker_#{@status['worker_uuid']}"
       @pid = Process.pid
       @running = true
@@ -81,6 +82,9 @@ module TaskerCore
     def running? = @running && @pid == Process.pid
 
     def status = FFI.worker_status
+
+    # The web server's port (nil when it is off): useful with bind_address "127.0.0.1:0".
+    def web_port = status&.dig("web", "port")
 
     # Stops claiming, lets running handlers finish within timeout seconds (then kills them; their
     # steps run again when their claims expire), and gives unstarted claims back at once.
@@ -100,13 +104,25 @@ module TaskerCore
 
     private
 
+    # worker.web: off unless enabled (a worker inside another app's processes must not take a
+    # port; `bin/tasker worker` turns it on). bind_address: TASKER_WEB_BIND_ADDRESS or 127.0.0.1:8081.
+    def web_options(web)
+      auth = web["auth"] || {}
+      { "enabled" => web.fetch("enabled", false) ? true : false,
+        "bind_address" => web["bind_address"] || ENV["TASKER_WEB_BIND_ADDRESS"] || "127.0.0.1:8081",
+        "api_key" => auth["api_key"] || web["api_key"],
+        "api_key_header" => auth["api_key_header"] || web["api_key_header"] || "X-API-Key" }
+    end
+
     # What the core's observability services show (TaskerCore::Observability): the environment and
     # the configuration (redacted there), plus circuit breaker / queue thresholds when given.
     def observability_options
       config = TaskerCore.config
       shown = { "common" => { "database" => { "url" => config.database_url, "pool" => { "max_connections" => config.pool_size } },
                               "task_templates" => { "search_paths" => Array(@template_paths || config.template_paths) } },
-                "worker" => @options.merge("namespaces" => @namespaces) }
+                "worker" => @options.merge("namespaces" => @namespaces,
+                                             "web" => @web.merge("auth" => { "enabled" => !@web["api_key"].nil?,
+                                                                             "api_key" => @web["api_key"] }).except("api_key")) }
       { "environment" => config.environment.to_s, "config" => shown }.merge(@observability)
     end
 

@@ -1,11 +1,16 @@
 # frozen_string_literal: true
 
 require "spec_helper"
+require "net/http"
+require "json"
 require "rbconfig"
 
 RSpec.describe "bin/tasker" do
   let(:tasker) { File.expand_path("../../bin/tasker", __dir__) }
-  let(:env) { { "TASKER_DATABASE_URL" => DATABASE_URL, "TASKER_SPEC_LEDGER" => SpecSupport::Ledger.path } }
+  let(:env) do
+    { "TASKER_DATABASE_URL" => DATABASE_URL, "TASKER_SPEC_LEDGER" => SpecSupport::Ledger.path,
+      "TASKER_WEB_BIND_ADDRESS" => "127.0.0.1:0" }
+  end
 
   it "migrates, reporting a current schema" do
     out = IO.popen(env, [RbConfig.ruby, tasker, "migrate"], &:read)
@@ -19,10 +24,14 @@ RSpec.describe "bin/tasker" do
     pid = Process.spawn(env, RbConfig.ruby, tasker, "worker", "--templates", File.expand_path("../fixtures/templates", __dir__),
                         "--require", File.expand_path("../support/handlers.rb", __dir__), "--concurrency", "2", out: w)
     w.close
-    progress = Timeout.timeout(30) { Array.new(3) { r.gets } }
+    progress = Timeout.timeout(30) { Array.new(4) { r.gets } }
     expect(progress[0]).to match(/\Amigrating the schema \.\.\. done \(\d+ ms\)$/)
     expect(progress[1]).to match(/\Aregistering templates and starting the worker \.\.\. done \(\d+ ms\)$/)
     expect(progress[2]).to match(/serving .*math.* with 2 handler threads/)
+    # A dedicated worker serves its web server by default (here on a free port).
+    port = progress[3][%r{\Aweb server on http://127\.0\.0\.1:(\d+) }, 1]
+    expect(port).not_to be_nil, progress[3]
+    expect(JSON.parse(Net::HTTP.get(URI("http://127.0.0.1:#{port}/health")))["status"]).to eq("healthy")
     created = TaskerCore::Client.create_task(name: "linear_workflow", namespace: "math", context: { even_number: 6 })
     expect(wait_for_task(created["task_uuid"])["status"]).to eq("complete")
     Process.kill("TERM", pid)

@@ -57,7 +57,9 @@ def base_env(pg)
     k.start_with?("BUNDLE_", "BUNDLER_") || %w[RUBYOPT RUBYLIB GEM_HOME GEM_PATH DATABASE_URL TASKER_DATABASE_URL
                                                TASKER_TEST_DATABASE_URL RAILS_ENV RACK_ENV].include?(k)
   end
-  env.merge("BUNDLE_PATH" => BUNDLE_DIR, "BUNDLE_SILENCE_ROOT_WARNING" => "1", "BUNDLE_JOBS" => "4").merge(pg)
+  # tasker:worker serves its web server: on a free port, never a fixed one.
+  env.merge("BUNDLE_PATH" => BUNDLE_DIR, "BUNDLE_SILENCE_ROOT_WARNING" => "1", "BUNDLE_JOBS" => "4",
+            "TASKER_WEB_BIND_ADDRESS" => "127.0.0.1:0").merge(pg)
 end
 
 # Runs a command (a shell line) in dir; returns its output; raises unless it exits 0 (or with ok:).

@@ -12,15 +12,24 @@
 
 static tc_worker_t *g_worker = NULL;
 static tc_obs_t *g_obs = NULL; /* the worker's observability services; freed before the worker */
+static tc_web_t *g_web = NULL; /* the worker's web server (worker.web.enabled); stopped first */
 
 void tcrb_worker_forget_after_fork(void) {
   tc_worker_abandon(g_worker);
   g_worker = NULL;
   g_obs = NULL; /* the parent's; its memory is left alone like the worker's */
+  g_web = NULL; /* its threads do not exist in the child */
 }
 
 static void *stop_nogvl(void *w) {
   tc_worker_stop(w);
+  return NULL;
+}
+
+static void add_web(json_object *st);
+
+static void *web_stop_nogvl(void *web) {
+  tc_web_stop(web); /* waits for requests in progress */
   return NULL;
 }
 
@@ -36,6 +45,8 @@ static void drop_worker(void) {
   rb_thread_call_without_gvl(stop_nogvl, w, RUBY_UBF_IO, NULL);
   while (tcrb_worker_calls > 0) rb_thread_wait_for(rb_time_interval(DBL2NUM(0.001)));
   g_worker = NULL;
+  rb_thread_call_without_gvl(web_stop_nogvl, g_web, RUBY_UBF_IO, NULL);
+  g_web = NULL;
   tc_obs_free(g_obs);
   g_obs = NULL;
   rb_thread_call_without_gvl(free_nogvl, w, RUBY_UBF_IO, NULL);
@@ -75,18 +86,25 @@ static VALUE tcrb_worker_m_start(VALUE self, VALUE options) {
   tc_worker_t *w = NULL;
   int rc = tc_worker_new(rt, opts, &w, &err);
   tc_obs_t *obs = NULL;
+  tc_web_t *web = NULL;
   if (rc == TC_OK) rc = tc_obs_new(rt, w, json_object_object_get(opts, "observability"), &obs, &err);
+  json_object *web_opts = json_object_object_get(opts, "web");
+  bool web_on = web_opts && json_object_get_boolean(json_object_object_get(web_opts, "enabled"));
+  if (rc == TC_OK && web_on) rc = tc_web_start(rt, obs, web_opts, &web, &err);
   json_object_put(opts);
   if (rc == TC_OK) rc = tc_worker_start(w, &err);
   if (rc != TC_OK) {
+    tc_web_stop(web);
     tc_obs_free(obs);
     tc_worker_free(w);
     tcrb_raise(&err);
   }
   g_worker = w;
   g_obs = obs;
+  g_web = web;
   json_object *st = NULL;
   if (tc_worker_status(w, &st, &err) != TC_OK) tcrb_raise(&err);
+  add_web(st);
   VALUE result = tcrb_json_to_value(st);
   json_object_put(st);
   return result;
@@ -179,12 +197,25 @@ static VALUE tcrb_worker_m_stop(VALUE self) {
   return Qtrue;
 }
 
+/* Adds the web server's address to a worker status ({"enabled": false} without one). */
+static void add_web(json_object *st) {
+  json_object *web = json_object_new_object();
+  if (!web) return;
+  json_object_object_add(web, "enabled", json_object_new_boolean(g_web != NULL));
+  if (g_web) {
+    json_object_object_add(web, "bind_address", json_object_new_string(tc_web_bind_address(g_web)));
+    json_object_object_add(web, "port", json_object_new_int(tc_web_port(g_web)));
+  }
+  json_object_object_add(st, "web", web);
+}
+
 static VALUE tcrb_worker_m_status(VALUE self) {
   tcrb_runtime();
   if (!g_worker) return Qnil;
   json_object *st = NULL;
   tc_error_t err = {0};
   if (tc_worker_status(g_worker, &st, &err) != TC_OK) tcrb_raise(&err);
+  add_web(st);
   VALUE result = tcrb_json_to_value(st);
   json_object_put(st);
   return result;

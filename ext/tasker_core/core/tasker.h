@@ -247,6 +247,17 @@ const char *tc_obs_worker_id(tc_obs_t *o);
 /* A copy of in with every secret value replaced (SPEC 6.2's rule); *paths: the dotted paths. */
 int tc_redact(json_object *in, json_object **out, json_object **paths, tc_error_t *err);
 
+/* ---- Worker web server (tc_web.c, libmicrohttpd): the services above over HTTP GET. ----
+ * options: bind_address ("127.0.0.1:8081"; IPv4 host:port, port 0 picks a free one), api_key (a
+ * string: every request must carry it in api_key_header, default "X-API-Key"; also enables
+ * DELETE /templates/cache and POST /templates/{ns}/{name}/{version}/refresh). Requests are answered
+ * on the server's own threads. obs must outlive the server; tc_web_stop waits for open requests. */
+typedef struct tc_web tc_web_t;
+int tc_web_start(tc_runtime_t *rt, tc_obs_t *obs, json_object *options, tc_web_t **out, tc_error_t *err);
+int tc_web_port(tc_web_t *web);
+const char *tc_web_bind_address(tc_web_t *web);
+void tc_web_stop(tc_web_t *web);
+
 #ifdef __cplusplus
 }
 #endif

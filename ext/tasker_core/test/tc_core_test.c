@@ -5,6 +5,9 @@
  * Needs TASKER_TEST_DATABASE_URL (a database the test may migrate and fill).
  */
 #include <pthread.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -544,6 +547,56 @@ static void test_redact(void) {
   json_object_put(paths);
 }
 
+/* Sends one HTTP request to 127.0.0.1:port and returns the response (static buffer). */
+static const char *http_raw(int port, const char *request) {
+  static char buf[65536];
+  buf[0] = '\0';
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    if (fd >= 0) close(fd);
+    return buf;
+  }
+  if (write(fd, request, strlen(request)) < 0) {
+    close(fd);
+    return buf;
+  }
+  size_t n = 0;
+  ssize_t r;
+  while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+  buf[n] = '\0';
+  close(fd);
+  return buf;
+}
+
+static void test_web(tc_runtime_t *rt, tc_obs_t *o) {
+  json_object *opts = parse("{\"bind_address\":\"127.0.0.1:0\"}");
+  tc_web_t *web = NULL;
+  tc_error_t err = {0};
+  int rc = tc_web_start(rt, o, opts, &web, &err);
+  json_object_put(opts);
+  CHECK_RC(rc, err);
+  if (!web) return;
+  int port = tc_web_port(web);
+  CHECK(port > 0, "port %d", port);
+  const char *r = http_raw(port, "GET /health HTTP/1.0\r\n\r\n");
+  CHECK(strncmp(r + 9, "200", 3) == 0 && strstr(r, "\"status\":\"healthy\""), "%.200s", r);
+  r = http_raw(port, "GET /templates/ctest_obs/obs/1.0.0/validate HTTP/1.0\r\n\r\n");
+  CHECK(strncmp(r + 9, "200", 3) == 0 && strstr(r, "\"valid\":true"), "%.300s", r);
+  r = http_raw(port, "GET /metrics HTTP/1.0\r\n\r\n");
+  CHECK(strncmp(r + 9, "200", 3) == 0 && strstr(r, "tasker_worker_info{"), "%.200s", r);
+  r = http_raw(port, "DELETE /health HTTP/1.0\r\n\r\n");
+  CHECK(strncmp(r + 9, "405", 3) == 0 && strstr(r, "method_not_allowed"), "%.200s", r);
+  r = http_raw(port, "GET /nope HTTP/1.0\r\n\r\n");
+  CHECK(strncmp(r + 9, "404", 3) == 0 && strstr(r, "\"request_id\""), "%.200s", r);
+  tc_web_stop(web);
+  opts = parse("{\"bind_address\":\"127.0.0.1:99999\"}");
+  rc = tc_web_start(rt, o, opts, &web, &err);
+  json_object_put(opts);
+  CHECK(rc == TC_ECONFIG && strstr(err.message, "bind_address"), "%s", err.message);
+}
+
 static void test_observe(const char *url) {
   for (int live = 0; live < 2; live++) {
     char cfg_text[2048];
@@ -611,6 +664,7 @@ static void test_observe(const char *url) {
       tc_obs_text_free(ready);
       json_object_put(missing);
       json_object_put(args);
+      test_web(rt, o);
     }
     tc_obs_free(o);
     tc_worker_free(w);
