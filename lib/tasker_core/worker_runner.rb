@@ -11,7 +11,7 @@ module TaskerCore
     # it off; TASKER_WEB_ENABLED=false too).
     def run(out: $stdout, stop_timeout: 30, **options)
       web_default = ENV.fetch("TASKER_WEB_ENABLED", "true") != "false"
-      options[:web] = { enabled: web_default }.merge(options[:web] || {})
+      options[:web] = { "enabled" => web_default }.merge(PlainData.call(options[:web] || {}))
       step(out, "migrating the schema") { TaskerCore.migrate! }
       worker = step(out, "registering templates and starting the worker") { Worker.start(**options) }
       reader, writer = IO.pipe

@@ -3,6 +3,7 @@
 require "spec_helper"
 require "json"
 require "open3"
+require "rbconfig"
 
 RSpec.describe "worker observability (TaskerCore::Observability and the FFI services)" do
   let(:templates) { File.expand_path("../fixtures/templates", __dir__) }
@@ -215,5 +216,33 @@ RSpec.describe "worker observability (TaskerCore::Observability and the FFI serv
     end
     Process.wait(pid)
     expect($?.exitstatus).to eq(0)
+  end
+end
+
+RSpec.describe "secrets in observability output" do
+  it "never shows a planted database password in any response or log line" do
+    secret = "pl4nted-pw-#{rand(1_000_000)}"
+    separator = DATABASE_URL.include?("?") ? "&" : "?"
+    url = "#{DATABASE_URL}#{separator}password=#{secret}"
+    script = <<~RUBY
+      require "net/http"
+      require #{File.expand_path('../../lib/tasker_core', __dir__).inspect}
+      TaskerCore.configure { |c| c.log_level = "debug" }
+      worker = TaskerCore::Worker.start(namespaces: ["math"], web: { enabled: true, bind_address: "127.0.0.1:0" },
+                                        observability: { config: { "common" => { "auth_token" => #{secret.inspect} } } })
+      %i[health_basic health_live health_ready health_detailed metrics_worker metrics_prometheus metrics_events
+         templates_cache_stats templates_cache_clear config_runtime config_environment].each { |f| puts TaskerCore::FFI.public_send(f) }
+      puts TaskerCore::FFI.templates_list(true)
+      puts TaskerCore::FFI.template_refresh("math", "none", "1.0.0")
+      %w[/health /health/ready /health/detailed /metrics /metrics/worker /config /templates /nothing].each do |path|
+        puts Net::HTTP.get(URI("http://127.0.0.1:\#{worker.web_port}\#{path}"))
+      end
+      TaskerCore::Worker.stop
+    RUBY
+    out, err, status = Open3.capture3({ "TASKER_DATABASE_URL" => url }, RbConfig.ruby, "-e", script)
+    expect(status.success?).to be(true), err
+    expect(out).to include('"url":"***REDACTED***"', '"auth_token":"***REDACTED***"', "common.database.url")
+    expect(err).to include("worker_started") # the engine logged at debug level
+    expect(out + err).not_to include(secret)
   end
 end
