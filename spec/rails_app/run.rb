@@ -79,10 +79,10 @@ end
 
 # A long-running command in the background, its output in a log file; waits for ready (a regexp
 # in its output, or a block returning true).
-def start(line, name, ready:, timeout: 90)
+def start(line, name, ready:, timeout: 90, env: {})
   say "$ #{line} &"
   log = File.join(WORK, "#{name}.log")
-  pid = Process.spawn($env, line, chdir: APP, out: log, err: %i[child out], pgroup: true)
+  pid = Process.spawn($env.merge(env), line, chdir: APP, out: log, err: %i[child out], pgroup: true)
   $children << pid
   deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
   until ready.is_a?(Regexp) ? File.read(log).match?(ready) : ready.call
@@ -176,6 +176,7 @@ end
 
 def expand(line)
   line.gsub("$TASK_UUID", $task_uuid.to_s).gsub("localhost:3000", "127.0.0.1:#{$port}")
+      .gsub("localhost:8081", "127.0.0.1:#{$worker_web_port}")
 end
 
 # ---- The database -----------------------------------------------------------------------------
@@ -314,17 +315,26 @@ def create_order(order_id)
 end
 
 def section_dedicated_worker
-  worker = start("bin/rails tasker:worker", "worker", ready: /tasker worker \S+ serving .*order_process/)
+  # The worker's web server on a free port instead of the default 8081 (suites may run at once).
+  $worker_web_port = free_port
+  worker = start("bin/rails tasker:worker", "worker", ready: %r{web server on http://127\.0\.0\.1:#{$worker_web_port}},
+                                                      env: { "TASKER_WEB_BIND_ADDRESS" => "127.0.0.1:#{$worker_web_port}" })
   $done << "bin/rails tasker:worker"
+  check(File.read(File.join(WORK, "worker.log")).match?(/tasker worker \S+ serving .*order_process/),
+        "bin/rails tasker:worker serves the app's namespaces")
   server = start_server
   create_order(42)
   out = doc "bundle exec tasker task wait $TASK_UUID"
   check(out.include?("2/2 steps  complete"), "tasker task wait followed the task to complete")
   show = JSON.parse(doc("curl -s http://localhost:3000/orders/$TASK_UUID"))
   check(show["status"] == "complete" && show["completed_steps"] == 2, "GET /orders/#{$task_uuid}: complete, 2/2 steps")
-  # Observability.ready? describes this process's worker: the server runs none yet.
-  out = run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:#{$port}/health/ready")
-  check(out.strip == "503", "GET /health/ready answers 503 from a server without a worker")
+  worker_ready = doc "curl -s http://localhost:8081/health/ready"
+  check(JSON.parse(worker_ready)["status"] == "ready", "the worker's own web server: /health/ready is ready")
+  # Observability.ready? and TaskerCore::Web describe this process's worker: the server runs none yet.
+  %w[/health/ready /tasker/health/ready].each do |path|
+    out = run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:#{$port}#{path}")
+    check(out.strip == "503", "GET #{path} answers 503 from a server without a worker")
+  end
   section_cli
   reload_in_development
   stop(server)
@@ -396,6 +406,9 @@ def section_puma_plugin
   check(JSON.parse(ready)["status"] == "ready", "GET /health/ready (Observability.ready?): #{ready.strip}")
   live = doc "curl -s http://localhost:3000/health/live"
   check(JSON.parse(live)["status"] == "alive", "GET /health/live (Observability.alive?): #{live.strip}")
+  mounted = JSON.parse(doc("curl -s http://localhost:3000/tasker/health/ready"))
+  check(mounted["status"] == "ready" && mounted["checks"].is_a?(Hash),
+        "GET /tasker/health/ready (the mounted TaskerCore::Web): ready, checks #{mounted['checks']&.keys&.join(', ')}")
   workers = children_of(server)
   check(workers.size == 2, "Puma runs 2 worker processes (#{workers.join(', ')})")
   check(thread_names(server).none? { |n| n.start_with?("tasker-handler") },
@@ -456,6 +469,7 @@ PLAN_COMMANDS = [
   %(curl -s -X POST http://localhost:3000/orders -H 'Content-Type: application/json' -d '{"order": {"order_id": 43}}'),
   "bundle exec tasker task wait $TASK_UUID", "curl -s http://localhost:3000/orders/$TASK_UUID",
   "curl -s http://localhost:3000/health/ready", "curl -s http://localhost:3000/health/live",
+  "curl -s http://localhost:3000/tasker/health/ready", "curl -s http://localhost:8081/health/ready",
   "bundle exec tasker templates list",
   "bundle exec tasker tasks list --status complete", "bundle exec tasker task show $TASK_UUID",
   "bundle exec tasker health", "bundle exec tasker templates validate config/tasker/tasks --check-handlers"
