@@ -37,6 +37,7 @@ require_relative "tasker_core/config_file"
 require_relative "tasker_core/database_url"
 require_relative "tasker_core/task_handler/base"
 require_relative "tasker_core/worker_runner"
+require_relative "tasker_core/events"
 
 module TaskerCore
   BOOT_MUTEX = Mutex.new
@@ -59,6 +60,7 @@ module TaskerCore
       BOOT_MUTEX.synchronize do
         FFI.bootstrap(config.to_runtime_config) unless FFI.running?
       end
+      boot_event_subscribers
       true
     end
 
@@ -71,7 +73,16 @@ module TaskerCore
     # Stops the worker (if any) and closes every database connection.
     def shutdown!
       Worker.stop if Worker.running?
+      Events.bus.stop
       FFI.shutdown
+    end
+
+    # Registers config.event_subscribers once, then (re)starts event delivery when anyone subscribed.
+    def boot_event_subscribers
+      pending = config.event_subscribers - (@booted_subscribers ||= [])
+      pending.each { |s| Events.subscribe(s) }
+      @booted_subscribers += pending
+      Events.bus.start
     end
 
     def reset_config!

@@ -10,6 +10,9 @@ module TaskerCore
 
     attr_accessor :database_url, :pool_size, :connect_timeout_seconds, :log_level,
                   :template_paths, :environment, :worker_options
+    # Lifecycle event subscribers registered at boot (classes or instances), and the core feeder's
+    # options: buffer_size (events held for slow subscribers, default 10000), poll_interval_ms (50).
+    attr_accessor :event_subscribers, :events_options
     # Where the Ruby side logs (handler threads, client warnings); Rails.logger under Rails.
     attr_writer :logger
 
@@ -21,6 +24,8 @@ module TaskerCore
       @template_paths = (env["TASKER_TEMPLATE_PATH"] || "").split(File::PATH_SEPARATOR).reject(&:empty?)
       @environment = env.fetch("TASKER_ENV", "development")
       @worker_options = {}
+      @event_subscribers = []
+      @events_options = {}
       @handler_wrapper = nil
     end
 

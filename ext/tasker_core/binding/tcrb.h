@@ -37,6 +37,7 @@ struct tcrb_call {
   void (*on_abandon)(tcrb_call_t *call);  /* out was produced but not converted */
   tc_runtime_t *rt;
   tc_worker_t *worker;
+  tc_events_t *events;
   json_object *in;
   json_object *out;
   char s1[80], s2[80];
@@ -66,6 +67,11 @@ void tcrb_runtime_init(void);
 void tcrb_client_init(void);
 void tcrb_worker_init(void);
 void tcrb_operations_init(void);
+void tcrb_events_init(void);
+/* Stops and frees the lifecycle events feeder (runtime shutdown). */
+void tcrb_events_shutdown(void);
+/* Called when fork is detected: forgets the parent's feeder. */
+void tcrb_events_forget_after_fork(void);
 /* Called when fork is detected: drops the worker without joining threads that do not exist. */
 void tcrb_worker_forget_after_fork(void);
 /* The current worker's observability services (and the worker, in *w); raises WorkerStoppedError

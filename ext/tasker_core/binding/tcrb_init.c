@@ -15,4 +15,5 @@ __attribute__((visibility("default"))) void Init_tasker_core(void) {
   tcrb_worker_init();
   tcrb_operations_init();
   tcrb_observe_init();
+  tcrb_events_init();
 }

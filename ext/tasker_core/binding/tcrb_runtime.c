@@ -17,6 +17,7 @@ static pid_t g_pid = 0;
 static void forget_if_forked(void) {
   if (g_rt && g_pid != getpid()) {
     tcrb_worker_forget_after_fork();
+    tcrb_events_forget_after_fork();
     tc_runtime_abandon(g_rt);
     g_rt = NULL;
     tcrb_active_calls = 0; /* The threads that were inside calls do not exist here. */
@@ -70,6 +71,7 @@ static VALUE tcrb_runtime_m_shutdown(VALUE self) {
   forget_if_forked();
   if (!g_rt) return Qfalse;
   tcrb_worker_shutdown();
+  tcrb_events_shutdown();
   while (tcrb_active_calls > 0) rb_thread_wait_for(rb_time_interval(DBL2NUM(0.001)));
   tc_runtime_t *rt = g_rt;
   g_rt = NULL;

@@ -257,6 +257,33 @@ int tc_web_start(tc_runtime_t *rt, tc_obs_t *obs, json_object *options, tc_web_t
 int tc_web_port(tc_web_t *web);
 const char *tc_web_bind_address(tc_web_t *web);
 void tc_web_stop(tc_web_t *web);
+/* ---- Lifecycle events (tc_events.c): SPEC 8.1's catalogue for in-process subscribers. ----
+ * tc_events_start starts a feeder thread that reads the transitions persisted from then on (by any
+ * process) and turns each into its catalogue events: {event_name, category, task_uuid, task_id,
+ * task_name, task_version, namespace, named_task_uuid, correlation_id, parent_correlation_id,
+ * from_state, to_state, transition_event, transitioned_at, timestamp, attempt, metadata,
+ * transition_uuid, execution_duration (terminal task events), and for step events step_uuid, step_id,
+ * step_name, error_message and exception_class (failures)}. They wait in a bounded buffer
+ * (buffer_size, default 10000; a full buffer drops and counts) until tc_events_next pops them, in
+ * transition order per task. The step path gains no statement. options: buffer_size,
+ * poll_interval_ms (default 50), batch_size (default 1000). One per runtime (TC_ESTATE). */
+typedef struct tc_events tc_events_t;
+int tc_events_start(tc_runtime_t *rt, json_object *options, tc_events_t **out, tc_error_t *err);
+/* Pops the next event (*out, new reference); TC_ETIMEDOUT, TC_ECANCELED or TC_ESTOPPED (and the
+ * buffer is empty) otherwise. */
+int tc_events_next(tc_events_t *ev, int timeout_ms, tc_cancel_t *cancel, json_object **out, tc_error_t *err);
+/* Fires cancel (when given) and wakes every tc_events_next: a language's interrupt hook. */
+void tc_events_interrupt(tc_events_t *ev, tc_cancel_t *cancel);
+/* Stops the feeder; waiting tc_events_next calls return TC_ESTOPPED once the buffer is empty. */
+void tc_events_stop(tc_events_t *ev);
+/* Stops and frees; no call may be using ev. Accepts NULL. */
+void tc_events_free(tc_events_t *ev);
+/* *out (new reference): the runtime's event counters {running, transitions_read, emitted, delivered,
+ * dropped, queued, buffer_size, polls, poll_errors} (zeros when events never started). */
+int tc_events_stats(tc_runtime_t *rt, json_object **out);
+/* The catalogue names of one transition (kind "task" or "step", from NULL for a first state) into
+ * names; returns how many (0..3). */
+int tc_events_names(const char *kind, const char *from, const char *to, const char *names[3]);
 
 #ifdef __cplusplus
 }

@@ -93,6 +93,7 @@ struct tc_runtime {
   tc_log_sink_fn sink;
   void *sink_data;
   pid_t pid;
+  tc_events_t *events;          /* lifecycle events, when started (tc_events.c) */
 };
 
 /* Serializes a JSON value without spaces; the string belongs to obj. */

@@ -786,6 +786,14 @@ static json_object *metrics_events(tc_obs_t *o, tc_error_t *err) {
                             "rust_handler_errors", "ffi_channel_drops", "rust_subscriber_patterns",
                             "rust_handler_count", "ffi_subscriber_count"};
   for (size_t i = 0; i < 8; i++) json_object_object_add(bus, zero_bus[i], json_object_new_int64(0));
+  /* Lifecycle events (tc_events.c): emitted into the buffer, handed to the binding, dropped when full. */
+  json_object *lifecycle = NULL;
+  if (tc_events_stats(o->rt, &lifecycle) == TC_OK) {
+    json_object_object_add(bus, "total_events_dispatched", json_object_get(get(lifecycle, "emitted")));
+    json_object_object_add(bus, "ffi_channel_dispatches", json_object_get(get(lifecycle, "delivered")));
+    json_object_object_add(bus, "ffi_channel_drops", json_object_get(get(lifecycle, "dropped")));
+    json_object_put(lifecycle);
+  }
   json_object_object_add(j, "router", router);
   json_object_object_add(j, "in_process_bus", bus);
   json_object_object_add(j, "outbox", outbox);

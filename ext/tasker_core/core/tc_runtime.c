@@ -76,6 +76,7 @@ int tc_runtime_new(json_object *config, tc_runtime_t **out, tc_error_t *err) {
 
 void tc_runtime_free(tc_runtime_t *rt) {
   if (!rt) return;
+  tc_events_free(rt->events);
   tc_pool_destroy(&rt->pool);
   pthread_mutex_destroy(&rt->log_mu);
   tc_free(rt->database_url);
@@ -83,7 +84,9 @@ void tc_runtime_free(tc_runtime_t *rt) {
 }
 
 void tc_runtime_abandon(tc_runtime_t *rt) {
-  if (rt) tc_pool_abandon(&rt->pool);
+  if (!rt) return;
+  rt->events = NULL; /* Its thread did not survive the fork; its memory is left behind. */
+  tc_pool_abandon(&rt->pool);
 }
 
 int tc_schema_version(void) {

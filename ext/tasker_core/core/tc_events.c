@@ -1,0 +1,416 @@
+/*
+ * tc_events.c - lifecycle events (SPEC 8.1) for in-process subscribers.
+ *
+ * Every persisted transition is a row of tasker.task_transitions or tasker.workflow_step_transitions
+ * whose uuid is a version 7 UUID taken from the clock when the row was written. A feeder thread,
+ * running only while a process has subscribers, reads the rows after its cursor (keyset on the
+ * uuid), turns each into its catalogue events and pushes them into a bounded queue; a language
+ * binding pops them on its own thread (tc_events_next), so no engine thread ever runs subscriber
+ * code and the step path gains no statement at all.
+ *
+ * Rows of transactions still open would sort before rows already read; the feeder therefore only
+ * reads up to a horizon: the start of the oldest open transaction that has written (it may still
+ * insert rows), or of the oldest statement running in a transaction that has not written yet, or
+ * now. Every row before the horizon is committed (or never will be), so a transaction's rows are
+ * read together and none is skipped. This needs the engine's sessions visible in pg_stat_activity:
+ * every process uses the same role (or one with pg_read_all_stats).
+ *
+ * Lock: ev->mu guards the queue, the counters and stopping.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "tc_internal.h"
+
+struct tc_events {
+  tc_runtime_t *rt;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;       /* queue became non-empty, or stopping */
+  pthread_cond_t tick;     /* wakes the feeder early when stopping */
+  pthread_t thread;
+  bool started;
+  bool stopping;
+  json_object **ring;
+  int cap, head, count;
+  int poll_ms, batch;
+  char cursor[37];
+  uint64_t emitted, dropped, delivered, polls, poll_errors, transitions;
+};
+
+/* ---- Names of the catalogue for one transition. ---- */
+
+static bool is(const char *a, const char *b) { return a && strcmp(a, b) == 0; }
+
+int tc_events_names(const char *kind, const char *from, const char *to, const char *names[3]) {
+  int n = 0;
+  names[0] = names[1] = names[2] = NULL;
+  if (is(kind, "task")) {
+    if (is(to, "initializing")) {
+      names[n++] = "task.initialize_requested";
+      names[n++] = "workflow.task_started";
+    } else if (is(to, "enqueuing_steps")) {
+      names[n++] = is(from, "waiting_for_dependencies") ? "task.dependencies_satisfied" : "task.steps_discovery_completed";
+    } else if (is(to, "steps_in_process")) {
+      names[n++] = "task.steps_enqueued";
+    } else if (is(to, "evaluating_results")) {
+      names[n++] = is(from, "waiting_for_dependencies") ? "task.dependencies_satisfied" : "task.step_results_received";
+    } else if (is(to, "waiting_for_dependencies")) {
+      names[n++] = "task.awaiting_dependencies";
+      names[n++] = "workflow.no_viable_steps";
+    } else if (is(to, "waiting_for_retry")) {
+      names[n++] = "task.retry_backoff_started";
+    } else if (is(to, "blocked_by_failures")) {
+      names[n++] = "task.blocked_by_failures";
+    } else if (is(to, "complete")) {
+      names[n++] = "task.completed";
+      names[n++] = "workflow.task_completed";
+    } else if (is(to, "error")) {
+      names[n++] = "task.failed";
+      names[n++] = "workflow.task_failed";
+    } else if (is(to, "cancelled")) {
+      names[n++] = "task.cancelled";
+    } else if (is(to, "resolved_manually")) {
+      names[n++] = "task.resolved_manually";
+    } else if (is(to, "pending") && from) {
+      names[n++] = "task.retry_requested";
+    }
+  } else if (is(kind, "step")) {
+    if (is(to, "pending")) {
+      names[n++] = from ? "step.retry_requested" : "step.initialize_requested";
+    } else if (is(to, "enqueued")) {
+      names[n++] = "step.enqueue_requested";
+      names[n++] = "workflow.viable_steps_discovered";
+    } else if (is(to, "in_progress")) {
+      names[n++] = is(from, "enqueued") ? "step.execution_requested" : "step.handle";
+    } else if (is(to, "enqueued_for_orchestration")) {
+      names[n++] = "step.enqueued_for_orchestration";
+      names[n++] = "step.result_submitted";
+    } else if (is(to, "enqueued_as_error_for_orchestration")) {
+      names[n++] = "step.enqueued_as_error_for_orchestration";
+      names[n++] = "step.result_submitted";
+    } else if (is(to, "waiting_for_retry")) {
+      names[n++] = "step.retry_requested";
+    } else if (is(to, "complete")) {
+      names[n++] = "step.completed";
+      names[n++] = "workflow.step_completed";
+    } else if (is(to, "error")) {
+      names[n++] = "step.failed";
+      names[n++] = "workflow.step_failed";
+    } else if (is(to, "cancelled")) {
+      names[n++] = "step.cancelled";
+    } else if (is(to, "resolved_manually")) {
+      names[n++] = "step.resolved_manually";
+    }
+  }
+  return n;
+}
+
+/* ---- The feeder. ---- */
+
+/* $1: cursor (exclusive), $2: batch size. One JSON object per transition, in delivery order: time,
+ * then per task the task's setup transitions, its steps' transitions (in template order), its other
+ * transitions. */
+static const char *POLL_SQL =
+    "WITH h AS (SELECT (lpad(to_hex(floor(extract(epoch FROM least(clock_timestamp(),"
+    "    (SELECT min(CASE WHEN backend_xid IS NOT NULL THEN xact_start ELSE query_start END)"
+    "       FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()"
+    "         AND (backend_xid IS NOT NULL OR state = 'active')))) * 1000)::bigint), 12, '0')"
+    "    || '70008000000000000000')::uuid AS upper),"
+    " tr AS ("
+    "  (SELECT 'task'::text AS kind, x.task_transition_uuid AS uuid, x.task_uuid, NULL::uuid AS step_uuid,"
+    "     x.from_state::text AS from_state, x.to_state::text AS to_state, x.event::text AS event, NULL::int AS attempt,"
+    "     x.metadata, x.sort_key, x.created_at"
+    "   FROM tasker.task_transitions x, h"
+    "   WHERE x.task_transition_uuid > $1::uuid AND x.task_transition_uuid < h.upper"
+    "   ORDER BY x.task_transition_uuid LIMIT $2::int)"
+    "  UNION ALL"
+    "  (SELECT 'step', y.workflow_step_transition_uuid, y.task_uuid, y.workflow_step_uuid,"
+    "     y.from_state::text, y.to_state::text, y.event::text, y.attempt, y.metadata, y.sort_key, y.created_at"
+    "   FROM tasker.workflow_step_transitions y, h"
+    "   WHERE y.workflow_step_transition_uuid > $1::uuid AND y.workflow_step_transition_uuid < h.upper"
+    "   ORDER BY y.workflow_step_transition_uuid LIMIT $2::int))"
+    " SELECT jsonb_build_object('kind', tr.kind, 'transition_uuid', tr.uuid, 'task_uuid', tr.task_uuid,"
+    "   'step_uuid', tr.step_uuid, 'from_state', tr.from_state, 'to_state', tr.to_state,"
+    "   'transition_event', tr.event, 'attempt', coalesce(tr.attempt, s.attempts), 'metadata', tr.metadata,"
+    "   'transitioned_at', to_char(tr.created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
+    "   'task_name', nt.name, 'task_version', nt.version, 'namespace', t.namespace_name,"
+    "   'named_task_uuid', t.named_task_uuid, 'correlation_id', t.correlation_id,"
+    "   'parent_correlation_id', t.parent_correlation_id, 'step_name', s.name,"
+    "   'task_created_at', to_char(t.created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
+    "   'execution_duration', CASE WHEN tr.kind = 'task' AND tr.to_state IN"
+    "       ('complete', 'error', 'cancelled', 'resolved_manually')"
+    "     THEN round(extract(epoch FROM tr.created_at - t.created_at)::numeric, 6) END,"
+    "   'error', CASE WHEN tr.kind = 'step' AND tr.to_state IN ('error', 'waiting_for_retry')"
+    "     THEN coalesce(tr.metadata->'error', s.results->'error') END)::text"
+    " FROM tr JOIN tasker.tasks t ON t.task_uuid = tr.task_uuid"
+    " JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid"
+    " LEFT JOIN tasker.workflow_steps s ON s.workflow_step_uuid = tr.step_uuid"
+    " ORDER BY tr.created_at, tr.task_uuid,"
+    "   CASE WHEN tr.kind = 'step' THEN 1 WHEN tr.to_state IN ('initializing', 'enqueuing_steps')"
+    "     AND tr.from_state IS DISTINCT FROM 'waiting_for_dependencies' THEN 0 ELSE 2 END,"
+    "   s.position, tr.step_uuid, tr.sort_key";
+
+static void copy_key(json_object *dst, json_object *src, const char *from, const char *to) {
+  json_object *v = json_object_object_get(src, from);
+  json_object_object_add(dst, to, v ? json_object_get(v) : NULL);
+}
+
+/* Builds one event of a transition row. */
+static json_object *build_event(const char *name, json_object *row) {
+  json_object *ev = json_object_new_object();
+  if (!ev) return NULL;
+  bool task = is(json_object_get_string(json_object_object_get(row, "kind")), "task");
+  json_object_object_add(ev, "event_name", json_object_new_string(name));
+  const char *dot = strchr(name, '.');
+  json_object_object_add(ev, "category", json_object_new_string_len(name, (int)(dot - name)));
+  static const char *const keys[] = {"task_uuid", "task_name", "task_version", "namespace", "named_task_uuid",
+                                     "correlation_id", "parent_correlation_id", "from_state", "to_state",
+                                     "transition_event", "transitioned_at", "attempt", "metadata",
+                                     "transition_uuid", "execution_duration"};
+  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) copy_key(ev, row, keys[i], keys[i]);
+  copy_key(ev, row, "task_uuid", "task_id");
+  copy_key(ev, row, "transitioned_at", "timestamp");
+  if (!task) {
+    copy_key(ev, row, "step_uuid", "step_uuid");
+    copy_key(ev, row, "step_uuid", "step_id");
+    copy_key(ev, row, "step_name", "step_name");
+  }
+  json_object *error = json_object_object_get(row, "error");
+  if (error && json_object_is_type(error, json_type_object)) {
+    copy_key(ev, error, "message", "error_message");
+    json_object *cls = json_object_object_get(error, "error_type");
+    if (!cls) cls = json_object_object_get(error, "exception_class");
+    json_object_object_add(ev, "exception_class", cls ? json_object_get(cls) : NULL);
+  } else if (!task && (is(json_object_get_string(json_object_object_get(row, "to_state")), "error"))) {
+    json_object_object_add(ev, "error_message", NULL);
+    json_object_object_add(ev, "exception_class", NULL);
+  }
+  return ev;
+}
+
+/* Queues an event (takes the reference); a full queue drops it. Called with ev->mu held. */
+static void push_locked(tc_events_t *ev, json_object *e) {
+  if (ev->count == ev->cap) {
+    ev->dropped++;
+    json_object_put(e);
+    return;
+  }
+  ev->ring[(ev->head + ev->count) % ev->cap] = e;
+  ev->count++;
+  ev->emitted++;
+}
+
+typedef struct {
+  tc_events_t *ev;
+  json_object *rows;
+} poll_args_t;
+
+static int poll_on(PGconn *conn, void *arg, tc_error_t *err) {
+  poll_args_t *a = arg;
+  char batch[16];
+  snprintf(batch, sizeof batch, "%d", a->ev->batch);
+  const char *params[] = {a->ev->cursor, batch};
+  return tc_db_query_json_rows(conn, POLL_SQL, 2, params, &a->rows, err);
+}
+
+/* One poll; returns the number of transitions read (-1 on error). */
+static int poll_once(tc_events_t *ev) {
+  poll_args_t a = {ev, NULL};
+  tc_error_t err = {0};
+  int rc = tc_rt_with_conn(ev->rt, poll_on, &a, &err);
+  if (rc != TC_OK) {
+    pthread_mutex_lock(&ev->mu);
+    ev->poll_errors++;
+    pthread_mutex_unlock(&ev->mu);
+    tc_log(ev->rt, TC_LOG_WARN, "events.poll_failed", "%s", err.message);
+    return -1;
+  }
+  size_t n = a.rows ? json_object_array_length(a.rows) : 0;
+  pthread_mutex_lock(&ev->mu);
+  for (size_t i = 0; i < n; i++) {
+    json_object *row = json_object_array_get_idx(a.rows, i);
+    const char *uuid = json_object_get_string(json_object_object_get(row, "transition_uuid"));
+    if (uuid && strlen(uuid) == 36 && strcmp(uuid, ev->cursor) > 0) memcpy(ev->cursor, uuid, 37);
+    const char *names[3];
+    int k = tc_events_names(json_object_get_string(json_object_object_get(row, "kind")),
+                            json_object_get_string(json_object_object_get(row, "from_state")),
+                            json_object_get_string(json_object_object_get(row, "to_state")), names);
+    ev->transitions++;
+    for (int j = 0; j < k; j++) {
+      json_object *e = build_event(names[j], row);
+      if (e) push_locked(ev, e);
+      else ev->dropped++;
+    }
+  }
+  ev->polls++;
+  if (n > 0) pthread_cond_broadcast(&ev->cv);
+  pthread_mutex_unlock(&ev->mu);
+  json_object_put(a.rows);
+  return (int)n;
+}
+
+static void *feeder_main(void *arg) {
+  tc_events_t *ev = arg;
+  for (;;) {
+    pthread_mutex_lock(&ev->mu);
+    bool stop = ev->stopping;
+    pthread_mutex_unlock(&ev->mu);
+    if (stop) break;
+    int n = poll_once(ev);
+    /* A full batch means more rows are waiting: read again at once. */
+    if (n >= ev->batch) continue;
+    struct timespec ts;
+    tc_deadline(&ts, n < 0 ? ev->poll_ms * 10 : ev->poll_ms);
+    pthread_mutex_lock(&ev->mu);
+    if (!ev->stopping) pthread_cond_timedwait(&ev->tick, &ev->mu, &ts);
+    pthread_mutex_unlock(&ev->mu);
+  }
+  return NULL;
+}
+
+/* ---- Public API. ---- */
+
+static int opt_int(json_object *config, const char *key, int lo, int hi, int *value, tc_error_t *err) {
+  json_object *v = NULL;
+  if (!config || !json_object_object_get_ex(config, key, &v) || !v) return TC_OK;
+  if (!json_object_is_type(v, json_type_int))
+    return tc_error_set(err, TC_EINVAL, "events %s must be an integer", key);
+  int64_t n = json_object_get_int64(v);
+  if (n < lo || n > hi)
+    return tc_error_set(err, TC_EINVAL, "events %s must be between %d and %d (got %lld)", key, lo, hi, (long long)n);
+  *value = (int)n;
+  return TC_OK;
+}
+
+int tc_events_start(tc_runtime_t *rt, json_object *config, tc_events_t **out, tc_error_t *err) {
+  if (!rt || !out) return tc_error_set(err, TC_EINVAL, "runtime and out are required");
+  if (config && !json_object_is_type(config, json_type_object))
+    return tc_error_set(err, TC_EINVAL, "events options must be an object");
+  if (rt->events) return tc_error_set(err, TC_ESTATE, "lifecycle events are already running on this runtime");
+  int cap = 10000, poll_ms = 50, batch = 1000;
+  int rc;
+  if ((rc = opt_int(config, "buffer_size", 1, 1000000, &cap, err)) != TC_OK) return rc;
+  if ((rc = opt_int(config, "poll_interval_ms", 1, 60000, &poll_ms, err)) != TC_OK) return rc;
+  if ((rc = opt_int(config, "batch_size", 1, 100000, &batch, err)) != TC_OK) return rc;
+  tc_events_t *ev = tc_calloc(1, sizeof *ev);
+  json_object **ring = tc_calloc((size_t)cap, sizeof *ring);
+  if (!ev || !ring) {
+    tc_free(ev);
+    tc_free(ring);
+    return tc_error_set(err, TC_ENOMEM, "out of memory for the events buffer");
+  }
+  ev->rt = rt;
+  ev->ring = ring;
+  ev->cap = cap;
+  ev->poll_ms = poll_ms;
+  ev->batch = batch;
+  /* Events start with the transitions written from now on. */
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  uint64_t ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+  snprintf(ev->cursor, sizeof ev->cursor, "%08llx-%04llx-7000-8000-000000000000", (unsigned long long)((ms >> 16) & 0xffffffffULL),
+           (unsigned long long)(ms & 0xffff));
+  pthread_mutex_init(&ev->mu, NULL);
+  pthread_cond_init(&ev->cv, NULL);
+  pthread_cond_init(&ev->tick, NULL);
+  if (pthread_create(&ev->thread, NULL, feeder_main, ev) != 0) {
+    pthread_mutex_destroy(&ev->mu);
+    pthread_cond_destroy(&ev->cv);
+    pthread_cond_destroy(&ev->tick);
+    tc_free(ring);
+    tc_free(ev);
+    return tc_error_set(err, TC_ENOMEM, "could not start the events thread");
+  }
+  ev->started = true;
+  rt->events = ev;
+  *out = ev;
+  return TC_OK;
+}
+
+void tc_events_interrupt(tc_events_t *ev, tc_cancel_t *cancel) {
+  if (cancel) cancel->fired = 1;
+  if (!ev) return;
+  pthread_mutex_lock(&ev->mu);
+  pthread_cond_broadcast(&ev->cv);
+  pthread_mutex_unlock(&ev->mu);
+}
+
+int tc_events_next(tc_events_t *ev, int timeout_ms, tc_cancel_t *cancel, json_object **out, tc_error_t *err) {
+  if (!ev || !out) return tc_error_set(err, TC_EINVAL, "events and out are required");
+  struct timespec ts;
+  tc_deadline(&ts, timeout_ms < 0 ? 0 : timeout_ms);
+  int rc = TC_OK;
+  pthread_mutex_lock(&ev->mu);
+  while (ev->count == 0) {
+    if (ev->stopping) {
+      rc = tc_error_set(err, TC_ESTOPPED, "lifecycle events are stopped");
+      break;
+    }
+    if (cancel && cancel->fired) {
+      rc = tc_error_set(err, TC_ECANCELED, "the wait was cancelled");
+      break;
+    }
+    if (pthread_cond_timedwait(&ev->cv, &ev->mu, &ts) != 0 && ev->count == 0) {
+      rc = tc_error_set(err, TC_ETIMEDOUT, "no event within %d ms", timeout_ms);
+      break;
+    }
+  }
+  if (rc == TC_OK) {
+    *out = ev->ring[ev->head];
+    ev->ring[ev->head] = NULL;
+    ev->head = (ev->head + 1) % ev->cap;
+    ev->count--;
+    ev->delivered++;
+  }
+  pthread_mutex_unlock(&ev->mu);
+  return rc;
+}
+
+static json_object *stats_of(tc_events_t *ev) {
+  json_object *o = json_object_new_object();
+  if (!o) return NULL;
+  if (ev) pthread_mutex_lock(&ev->mu);
+  json_object_object_add(o, "running", json_object_new_boolean(ev && !ev->stopping));
+  json_object_object_add(o, "transitions_read", json_object_new_int64(ev ? (int64_t)ev->transitions : 0));
+  json_object_object_add(o, "emitted", json_object_new_int64(ev ? (int64_t)ev->emitted : 0));
+  json_object_object_add(o, "delivered", json_object_new_int64(ev ? (int64_t)ev->delivered : 0));
+  json_object_object_add(o, "dropped", json_object_new_int64(ev ? (int64_t)ev->dropped : 0));
+  json_object_object_add(o, "queued", json_object_new_int64(ev ? ev->count : 0));
+  json_object_object_add(o, "buffer_size", json_object_new_int64(ev ? ev->cap : 0));
+  json_object_object_add(o, "polls", json_object_new_int64(ev ? (int64_t)ev->polls : 0));
+  json_object_object_add(o, "poll_errors", json_object_new_int64(ev ? (int64_t)ev->poll_errors : 0));
+  if (ev) pthread_mutex_unlock(&ev->mu);
+  return o;
+}
+
+int tc_events_stats(tc_runtime_t *rt, json_object **out) {
+  if (!rt || !out) return TC_EINVAL;
+  json_object *o = stats_of(rt->events);
+  if (!o) return TC_ENOMEM;
+  *out = o;
+  return TC_OK;
+}
+
+void tc_events_stop(tc_events_t *ev) {
+  if (!ev) return;
+  pthread_mutex_lock(&ev->mu);
+  bool join = ev->started && !ev->stopping;
+  ev->stopping = true;
+  pthread_cond_broadcast(&ev->cv);
+  pthread_cond_broadcast(&ev->tick);
+  pthread_mutex_unlock(&ev->mu);
+  if (join) pthread_join(ev->thread, NULL);
+}
+
+void tc_events_free(tc_events_t *ev) {
+  if (!ev) return;
+  tc_events_stop(ev);
+  if (ev->rt && ev->rt->events == ev) ev->rt->events = NULL;
+  for (int i = 0; i < ev->count; i++) json_object_put(ev->ring[(ev->head + i) % ev->cap]);
+  tc_free(ev->ring);
+  pthread_mutex_destroy(&ev->mu);
+  pthread_cond_destroy(&ev->cv);
+  pthread_cond_destroy(&ev->tick);
+  tc_free(ev);
+}
