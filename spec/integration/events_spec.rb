@@ -164,6 +164,10 @@ RSpec.describe "lifecycle events" do
     expect(stats[:subscriber_errors]).to be >= events.count { |e| e[:category] == "step" }
     expect(stats[:errors_by_subscriber]["block"]).to eq(stats[:subscriber_errors])
     expect(stats[:dropped]).to eq(0)
+    bus = TaskerCore::Observability.event_stats.in_process_bus
+    expect(bus.ffi_channel_dispatches).to eq(stats[:delivered])
+    expect(bus.total_events_dispatched).to eq(stats[:emitted])
+    expect(bus.ffi_channel_drops).to eq(0)
     TaskerCore::Events.unsubscribe(raising)
     TaskerCore::Events.unsubscribe(blocker)
   end
