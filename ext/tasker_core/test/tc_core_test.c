@@ -670,6 +670,8 @@ static void test_observe(const char *url) {
     tc_worker_free(w);
     tc_runtime_free(rt);
   }
+}
+
 /* Lifecycle events: the catalogue names, and a feeder that reports a new task's transitions in order
  * through a bounded buffer that drops (and counts) what does not fit. */
 static void test_events(const char *url) {
