@@ -257,6 +257,7 @@ int tc_web_start(tc_runtime_t *rt, tc_obs_t *obs, json_object *options, tc_web_t
 int tc_web_port(tc_web_t *web);
 const char *tc_web_bind_address(tc_web_t *web);
 void tc_web_stop(tc_web_t *web);
+
 /* ---- Lifecycle events (tc_events.c): SPEC 8.1's catalogue for in-process subscribers. ----
  * tc_events_start starts a feeder thread that reads the transitions persisted from then on (by any
  * process) and turns each into its catalogue events: {event_name, category, task_uuid, task_id,
