@@ -230,6 +230,38 @@ RSpec.describe "lifecycle events" do
     TaskerCore.config.event_subscribers = []
   end
 
+  it "survives threads starting, stopping and reading the feeder and the worker all at once" do
+    start_worker
+    stop_at = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 1.5
+    running = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) < stop_at }
+    popped = 0
+    threads = [
+      Thread.new { TaskerCore::FFI.events_start({ poll_interval_ms: 1 }) while running.call },
+      Thread.new { TaskerCore::FFI.events_stop while running.call },
+      Thread.new { TaskerCore::FFI.events_stop while running.call },
+      Thread.new { (popped += 1 if TaskerCore::FFI.events_next(0.001).is_a?(Hash)) while running.call },
+      Thread.new { TaskerCore::FFI.events_stats while running.call },
+      Thread.new do
+        while running.call
+          TaskerCore::FFI.worker_stop
+          TaskerCore::Worker.stop
+          start_worker
+        end
+      end,
+      Thread.new { 20.times { create("linear_workflow") } }
+    ]
+    threads.each(&:join)
+    TaskerCore::FFI.events_stop
+    expect(TaskerCore::FFI.events_start({})).to be(true)
+    expect(TaskerCore::FFI.events_stats).to include("running" => true)
+    expect(TaskerCore::FFI.events_stop).to be(true)
+    # A stopped feeder still hands out what it buffered, then reports the end.
+    drained = Array.new(10_001) { TaskerCore::FFI.events_next(0.01) }.index(false)
+    expect(drained).not_to be_nil
+  ensure
+    TaskerCore::Worker.stop
+  end
+
   it "rejects subscriptions outside the catalog, naming them" do
     expect { Class.new(TaskerCore::Events::Subscribers::BaseSubscriber) { subscribe_to "task.exploded" } }
       .to raise_error(TaskerCore::Errors::ValidationError, /task\.exploded.*not in the catalog/)

@@ -8,12 +8,18 @@
  */
 #include "tcrb.h"
 
-static tc_events_t *g_events = NULL;
-static int g_events_calls = 0; /* events_next calls in flight; freeing waits for zero (GVL held) */
+/* The feeder of this process and the binding calls using it. The handle is taken out of g_events
+ * under the GVL before the GVL is first released, so only one caller ever drops a feeder, and it
+ * is freed once the calls counted on it (events_next, events_stop) have returned. */
+typedef struct {
+  tc_events_t *ev;
+  int calls;
+} handle_t;
+
+static handle_t *g_events = NULL;
 
 void tcrb_events_forget_after_fork(void) {
-  g_events = NULL;
-  g_events_calls = 0;
+  g_events = NULL; /* the parent's; its thread does not exist here and its memory is left alone */
 }
 
 static void *stop_nogvl(void *ev) {
@@ -27,37 +33,50 @@ static void *free_nogvl(void *ev) {
 }
 
 static void drop_events(void) {
-  if (!g_events) return;
-  tc_events_t *ev = g_events;
-  rb_thread_call_without_gvl(stop_nogvl, ev, RUBY_UBF_IO, NULL);
-  while (g_events_calls > 0) rb_thread_wait_for(rb_time_interval(DBL2NUM(0.001)));
+  handle_t *h = g_events;
+  if (!h) return;
   g_events = NULL;
-  rb_thread_call_without_gvl(free_nogvl, ev, RUBY_UBF_IO, NULL);
+  rb_thread_call_without_gvl(stop_nogvl, h->ev, RUBY_UBF_IO, NULL);
+  while (h->calls > 0) rb_thread_wait_for(rb_time_interval(DBL2NUM(0.001)));
+  rb_thread_call_without_gvl(free_nogvl, h->ev, RUBY_UBF_IO, NULL);
+  free(h);
 }
 
 void tcrb_events_shutdown(void) { drop_events(); }
+
+static bool feeder_running(tc_runtime_t *rt) {
+  json_object *st = NULL;
+  bool running = tc_events_stats(rt, &st) == TC_OK && json_object_get_boolean(json_object_object_get(st, "running"));
+  json_object_put(st);
+  return running;
+}
 
 /* FFI.events_start(options) -> true (false when already running). */
 static VALUE tcrb_events_m_start(VALUE self, VALUE options) {
   tc_runtime_t *rt = tcrb_runtime();
   if (!RB_TYPE_P(options, T_HASH)) tcrb_raise_validation("events options must be a Hash");
   if (g_events) {
-    json_object *st = NULL;
-    bool running = tc_events_stats(rt, &st) == TC_OK &&
-                   json_object_get_boolean(json_object_object_get(st, "running"));
-    json_object_put(st);
-    if (running) return Qfalse;
-    drop_events();
+    if (feeder_running(rt)) return Qfalse;
+    drop_events();            /* releases the GVL: look again at what other threads did meanwhile */
+    rt = tcrb_runtime();
+    if (g_events) return Qfalse;
   }
   char msg[700];
   json_object *opts = NULL;
   if (tcrb_value_to_json(options, "options", &opts, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
+  handle_t *h = calloc(1, sizeof *h);
+  if (!h) {
+    json_object_put(opts);
+    rb_raise(rb_eNoMemError, "out of memory starting lifecycle events");
+  }
   tc_error_t err = {0};
-  tc_events_t *ev = NULL;
-  int rc = tc_events_start(rt, opts, &ev, &err);
+  int rc = tc_events_start(rt, opts, &h->ev, &err);
   json_object_put(opts);
-  if (rc != TC_OK) tcrb_raise(&err);
-  g_events = ev;
+  if (rc != TC_OK) {
+    free(h);
+    tcrb_raise(&err);
+  }
+  g_events = h;
   return Qtrue;
 }
 
@@ -82,9 +101,8 @@ static VALUE next_convert(tcrb_call_t *call) {
 
 static VALUE next_body(VALUE arg) { return tcrb_call_run((tcrb_call_t *)arg); }
 
-static VALUE next_done(VALUE arg) {
-  (void)arg;
-  g_events_calls--;
+static VALUE call_done(VALUE arg) {
+  ((handle_t *)arg)->calls--;
   return Qnil;
 }
 
@@ -93,19 +111,26 @@ static VALUE tcrb_events_m_next(VALUE self, VALUE timeout) {
   tcrb_runtime();
   double seconds = NUM2DBL(timeout);
   if (!(seconds >= 0 && seconds <= 3600)) tcrb_raise_validation("timeout must be between 0 and 3600 seconds");
-  if (!g_events) return Qfalse;
-  tcrb_call_t call = {.fn = next_fn, .convert = next_convert, .events = g_events,
+  handle_t *h = g_events;
+  if (!h) return Qfalse;
+  tcrb_call_t call = {.fn = next_fn, .convert = next_convert, .events = h->ev,
                       .timeout_ms = (int)(seconds * 1000), .ubf = next_ubf};
-  g_events_calls++;
-  return rb_ensure(next_body, (VALUE)&call, next_done, Qnil);
+  h->calls++;
+  return rb_ensure(next_body, (VALUE)&call, call_done, (VALUE)h);
+}
+
+static VALUE stop_body(VALUE arg) {
+  rb_thread_call_without_gvl(stop_nogvl, ((handle_t *)arg)->ev, RUBY_UBF_IO, NULL);
+  return Qtrue;
 }
 
 /* FFI.events_stop -> true when a feeder was stopped. Waiting events_next calls return false. */
 static VALUE tcrb_events_m_stop(VALUE self) {
   tcrb_runtime();
-  if (!g_events) return Qfalse;
-  rb_thread_call_without_gvl(stop_nogvl, g_events, RUBY_UBF_IO, NULL);
-  return Qtrue;
+  handle_t *h = g_events;
+  if (!h) return Qfalse;
+  h->calls++;
+  return rb_ensure(stop_body, (VALUE)h, call_done, (VALUE)h);
 }
 
 /* FFI.events_stats -> the core's counters (tc_events_stats). */

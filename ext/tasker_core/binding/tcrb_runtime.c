@@ -70,11 +70,13 @@ void tcrb_worker_shutdown(void);
 static VALUE tcrb_runtime_m_shutdown(VALUE self) {
   forget_if_forked();
   if (!g_rt) return Qfalse;
+  /* Taken first, while the GVL is held: calls that start while this one waits (it releases the
+   * GVL) raise FFIError instead of starting a worker or a feeder on a runtime about to be freed. */
+  tc_runtime_t *rt = g_rt;
+  g_rt = NULL;
   tcrb_worker_shutdown();
   tcrb_events_shutdown();
   while (tcrb_active_calls > 0) rb_thread_wait_for(rb_time_interval(DBL2NUM(0.001)));
-  tc_runtime_t *rt = g_rt;
-  g_rt = NULL;
   rb_thread_call_without_gvl(free_runtime_nogvl, rt, RUBY_UBF_IO, NULL);
   return Qtrue;
 }

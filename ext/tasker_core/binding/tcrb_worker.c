@@ -38,17 +38,21 @@ static void *free_nogvl(void *w) {
   return NULL;
 }
 
-/* Stops and frees the current worker once no engine call is using it. */
+/* Stops and frees the current worker once no engine call is using it. The globals are taken
+ * while the GVL is held, before it is first released: a second caller (another thread stopping
+ * or replacing the worker meanwhile) finds nothing to drop instead of freeing it twice. */
 static void drop_worker(void) {
   if (!g_worker) return;
   tc_worker_t *w = g_worker;
+  tc_web_t *web = g_web;
+  tc_obs_t *obs = g_obs;
+  g_worker = NULL;
+  g_web = NULL;
+  g_obs = NULL;
   rb_thread_call_without_gvl(stop_nogvl, w, RUBY_UBF_IO, NULL);
   while (tcrb_worker_calls > 0) rb_thread_wait_for(rb_time_interval(DBL2NUM(0.001)));
-  g_worker = NULL;
-  rb_thread_call_without_gvl(web_stop_nogvl, g_web, RUBY_UBF_IO, NULL);
-  g_web = NULL;
-  tc_obs_free(g_obs);
-  g_obs = NULL;
+  rb_thread_call_without_gvl(web_stop_nogvl, web, RUBY_UBF_IO, NULL);
+  tc_obs_free(obs);
   rb_thread_call_without_gvl(free_nogvl, w, RUBY_UBF_IO, NULL);
 }
 
@@ -189,12 +193,24 @@ static VALUE tcrb_worker_m_abandon_step(VALUE self, VALUE claim_token) {
   return Qnil;
 }
 
-/* FFI.worker_stop -> true when a worker was stopped. Running handlers may still complete. */
+static VALUE stop_body(VALUE w) {
+  rb_thread_call_without_gvl(stop_nogvl, (void *)w, RUBY_UBF_IO, NULL);
+  return Qtrue;
+}
+
+static VALUE stop_done(VALUE unused) {
+  (void)unused;
+  tcrb_worker_calls--;
+  return Qnil;
+}
+
+/* FFI.worker_stop -> true when a worker was stopped. Running handlers may still complete. The
+ * stop counts as a call in flight, so a concurrent drop_worker frees the worker only after it. */
 static VALUE tcrb_worker_m_stop(VALUE self) {
   tcrb_runtime();
   if (!g_worker) return Qfalse;
-  rb_thread_call_without_gvl(stop_nogvl, g_worker, RUBY_UBF_IO, NULL);
-  return Qtrue;
+  tcrb_worker_calls++;
+  return rb_ensure(stop_body, (VALUE)g_worker, stop_done, Qnil);
 }
 
 /* Adds the web server's address to a worker status ({"enabled": false} without one). */

@@ -15,7 +15,13 @@
  * read together and none is skipped. This needs the engine's sessions visible in pg_stat_activity:
  * every process uses the same role (or one with pg_read_all_stats).
  *
- * Lock: ev->mu guards the queue, the counters and stopping.
+ * Threads: the feeder owns the rows it reads and hands each event, built of fresh objects (json-c
+ * reference counts are not atomic, so no object is shared between threads), to the consumer.
+ * tc_events_stop may be called from several threads at once; each returns only after the feeder
+ * has been joined, so the caller that frees next never frees under a running feeder.
+ *
+ * Locks: ev->mu guards the queue, the counters and the stop state; rt->events_mu guards
+ * rt->events, which stats readers on other threads (the web server) follow.
  */
 #include <stdio.h>
 #include <string.h>
@@ -28,9 +34,12 @@ struct tc_events {
   pthread_mutex_t mu;
   pthread_cond_t cv;       /* queue became non-empty, or stopping */
   pthread_cond_t tick;     /* wakes the feeder early when stopping */
+  pthread_cond_t joined_cv; /* the feeder was joined */
   pthread_t thread;
   bool started;
   bool stopping;
+  bool joining;            /* one stopper is joining the feeder */
+  bool joined;
   json_object **ring;
   int cap, head, count;
   int poll_ms, batch;
@@ -151,40 +160,63 @@ static const char *POLL_SQL =
     "     AND tr.from_state IS DISTINCT FROM 'waiting_for_dependencies' THEN 0 ELSE 2 END,"
     "   s.position, tr.step_uuid, tr.sort_key";
 
-static void copy_key(json_object *dst, json_object *src, const char *from, const char *to) {
+/* Copies src[from] into dst[to] as a new object: the event leaves this thread, the row does not. */
+static int copy_key(json_object *dst, json_object *src, const char *from, const char *to) {
   json_object *v = json_object_object_get(src, from);
-  json_object_object_add(dst, to, v ? json_object_get(v) : NULL);
+  json_object *copy = NULL;
+  if (v && json_object_deep_copy(v, &copy, NULL) != 0) return -1;
+  if (json_object_object_add(dst, to, copy) != 0) {
+    json_object_put(copy);
+    return -1;
+  }
+  return 0;
 }
 
-/* Builds one event of a transition row. */
+/* Adds a new value (NULL is JSON null); fails when the value could not be made. */
+static int add_new(json_object *dst, const char *key, json_object *value, bool made) {
+  if (!made) return -1;
+  if (json_object_object_add(dst, key, value) != 0) {
+    json_object_put(value);
+    return -1;
+  }
+  return 0;
+}
+
+/* Builds one event of a transition row; NULL when out of memory. */
 static json_object *build_event(const char *name, json_object *row) {
   json_object *ev = json_object_new_object();
   if (!ev) return NULL;
+  int bad = 0;
   bool task = is(json_object_get_string(json_object_object_get(row, "kind")), "task");
-  json_object_object_add(ev, "event_name", json_object_new_string(name));
+  json_object *v = json_object_new_string(name);
+  bad |= add_new(ev, "event_name", v, v != NULL);
   const char *dot = strchr(name, '.');
-  json_object_object_add(ev, "category", json_object_new_string_len(name, (int)(dot - name)));
+  v = json_object_new_string_len(name, (int)(dot - name));
+  bad |= add_new(ev, "category", v, v != NULL);
   static const char *const keys[] = {"task_uuid", "task_name", "task_version", "namespace", "named_task_uuid",
                                      "correlation_id", "parent_correlation_id", "from_state", "to_state",
                                      "transition_event", "transitioned_at", "attempt", "metadata",
                                      "transition_uuid", "execution_duration"};
-  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) copy_key(ev, row, keys[i], keys[i]);
-  copy_key(ev, row, "task_uuid", "task_id");
-  copy_key(ev, row, "transitioned_at", "timestamp");
+  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) bad |= copy_key(ev, row, keys[i], keys[i]);
+  bad |= copy_key(ev, row, "task_uuid", "task_id");
+  bad |= copy_key(ev, row, "transitioned_at", "timestamp");
   if (!task) {
-    copy_key(ev, row, "step_uuid", "step_uuid");
-    copy_key(ev, row, "step_uuid", "step_id");
-    copy_key(ev, row, "step_name", "step_name");
+    bad |= copy_key(ev, row, "step_uuid", "step_uuid");
+    bad |= copy_key(ev, row, "step_uuid", "step_id");
+    bad |= copy_key(ev, row, "step_name", "step_name");
   }
   json_object *error = json_object_object_get(row, "error");
   if (error && json_object_is_type(error, json_type_object)) {
-    copy_key(ev, error, "message", "error_message");
-    json_object *cls = json_object_object_get(error, "error_type");
-    if (!cls) cls = json_object_object_get(error, "exception_class");
-    json_object_object_add(ev, "exception_class", cls ? json_object_get(cls) : NULL);
+    bad |= copy_key(ev, error, "message", "error_message");
+    bad |= copy_key(ev, error, json_object_object_get(error, "error_type") ? "error_type" : "exception_class",
+                    "exception_class");
   } else if (!task && (is(json_object_get_string(json_object_object_get(row, "to_state")), "error"))) {
-    json_object_object_add(ev, "error_message", NULL);
-    json_object_object_add(ev, "exception_class", NULL);
+    bad |= add_new(ev, "error_message", NULL, true);
+    bad |= add_new(ev, "exception_class", NULL, true);
+  }
+  if (bad) {
+    json_object_put(ev);
+    return NULL;
   }
   return ev;
 }
@@ -283,16 +315,26 @@ static int opt_int(json_object *config, const char *key, int lo, int hi, int *va
   return TC_OK;
 }
 
+static int start_locked(tc_runtime_t *rt, int cap, int poll_ms, int batch, tc_events_t **out, tc_error_t *err);
+
 int tc_events_start(tc_runtime_t *rt, json_object *config, tc_events_t **out, tc_error_t *err) {
   if (!rt || !out) return tc_error_set(err, TC_EINVAL, "runtime and out are required");
   if (config && !json_object_is_type(config, json_type_object))
     return tc_error_set(err, TC_EINVAL, "events options must be an object");
-  if (rt->events) return tc_error_set(err, TC_ESTATE, "lifecycle events are already running on this runtime");
   int cap = 10000, poll_ms = 50, batch = 1000;
   int rc;
   if ((rc = opt_int(config, "buffer_size", 1, 1000000, &cap, err)) != TC_OK) return rc;
   if ((rc = opt_int(config, "poll_interval_ms", 1, 60000, &poll_ms, err)) != TC_OK) return rc;
   if ((rc = opt_int(config, "batch_size", 1, 100000, &batch, err)) != TC_OK) return rc;
+  pthread_mutex_lock(&rt->events_mu);
+  rc = rt->events ? tc_error_set(err, TC_ESTATE, "lifecycle events are already running on this runtime")
+                  : start_locked(rt, cap, poll_ms, batch, out, err);
+  pthread_mutex_unlock(&rt->events_mu);
+  return rc;
+}
+
+/* Creates the buffer and the feeder; rt->events_mu is held. */
+static int start_locked(tc_runtime_t *rt, int cap, int poll_ms, int batch, tc_events_t **out, tc_error_t *err) {
   tc_events_t *ev = tc_calloc(1, sizeof *ev);
   json_object **ring = tc_calloc((size_t)cap, sizeof *ring);
   if (!ev || !ring) {
@@ -314,10 +356,12 @@ int tc_events_start(tc_runtime_t *rt, json_object *config, tc_events_t **out, tc
   pthread_mutex_init(&ev->mu, NULL);
   pthread_cond_init(&ev->cv, NULL);
   pthread_cond_init(&ev->tick, NULL);
+  pthread_cond_init(&ev->joined_cv, NULL);
   if (pthread_create(&ev->thread, NULL, feeder_main, ev) != 0) {
     pthread_mutex_destroy(&ev->mu);
     pthread_cond_destroy(&ev->cv);
     pthread_cond_destroy(&ev->tick);
+    pthread_cond_destroy(&ev->joined_cv);
     tc_free(ring);
     tc_free(ev);
     return tc_error_set(err, TC_ENOMEM, "could not start the events thread");
@@ -386,7 +430,9 @@ static json_object *stats_of(tc_events_t *ev) {
 
 int tc_events_stats(tc_runtime_t *rt, json_object **out) {
   if (!rt || !out) return TC_EINVAL;
+  pthread_mutex_lock(&rt->events_mu);
   json_object *o = stats_of(rt->events);
+  pthread_mutex_unlock(&rt->events_mu);
   if (!o) return TC_ENOMEM;
   *out = o;
   return TC_OK;
@@ -395,22 +441,41 @@ int tc_events_stats(tc_runtime_t *rt, json_object **out) {
 void tc_events_stop(tc_events_t *ev) {
   if (!ev) return;
   pthread_mutex_lock(&ev->mu);
-  bool join = ev->started && !ev->stopping;
   ev->stopping = true;
   pthread_cond_broadcast(&ev->cv);
   pthread_cond_broadcast(&ev->tick);
+  if (!ev->started || ev->joined) {
+    pthread_mutex_unlock(&ev->mu);
+    return;
+  }
+  if (ev->joining) {
+    /* Another caller joins the feeder; return only once it has. */
+    while (!ev->joined) pthread_cond_wait(&ev->joined_cv, &ev->mu);
+    pthread_mutex_unlock(&ev->mu);
+    return;
+  }
+  ev->joining = true;
   pthread_mutex_unlock(&ev->mu);
-  if (join) pthread_join(ev->thread, NULL);
+  pthread_join(ev->thread, NULL);
+  pthread_mutex_lock(&ev->mu);
+  ev->joined = true;
+  pthread_cond_broadcast(&ev->joined_cv);
+  pthread_mutex_unlock(&ev->mu);
 }
 
 void tc_events_free(tc_events_t *ev) {
   if (!ev) return;
   tc_events_stop(ev);
-  if (ev->rt && ev->rt->events == ev) ev->rt->events = NULL;
+  if (ev->rt) {
+    pthread_mutex_lock(&ev->rt->events_mu);
+    if (ev->rt->events == ev) ev->rt->events = NULL;
+    pthread_mutex_unlock(&ev->rt->events_mu);
+  }
   for (int i = 0; i < ev->count; i++) json_object_put(ev->ring[(ev->head + i) % ev->cap]);
   tc_free(ev->ring);
   pthread_mutex_destroy(&ev->mu);
   pthread_cond_destroy(&ev->cv);
   pthread_cond_destroy(&ev->tick);
+  pthread_cond_destroy(&ev->joined_cv);
   tc_free(ev);
 }

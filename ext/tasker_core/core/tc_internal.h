@@ -93,6 +93,7 @@ struct tc_runtime {
   tc_log_sink_fn sink;
   void *sink_data;
   pid_t pid;
+  pthread_mutex_t events_mu;    /* guards events: stats readers on other threads vs. free */
   tc_events_t *events;          /* lifecycle events, when started (tc_events.c) */
 };
 

@@ -57,8 +57,10 @@ int tc_runtime_new(json_object *config, tc_runtime_t **out, tc_error_t *err) {
   rt->log_level = log_level;
   rt->pid = getpid();
   pthread_mutex_init(&rt->log_mu, NULL);
+  pthread_mutex_init(&rt->events_mu, NULL);
   if (!rt->database_url) {
     pthread_mutex_destroy(&rt->log_mu);
+    pthread_mutex_destroy(&rt->events_mu);
     tc_free(rt);
     return tc_error_set(err, TC_ENOMEM, "out of memory creating the runtime");
   }
@@ -67,6 +69,7 @@ int tc_runtime_new(json_object *config, tc_runtime_t **out, tc_error_t *err) {
   if (rc != TC_OK) {
     tc_free(rt->database_url);
     pthread_mutex_destroy(&rt->log_mu);
+    pthread_mutex_destroy(&rt->events_mu);
     tc_free(rt);
     return rc;
   }
@@ -79,6 +82,7 @@ void tc_runtime_free(tc_runtime_t *rt) {
   tc_events_free(rt->events);
   tc_pool_destroy(&rt->pool);
   pthread_mutex_destroy(&rt->log_mu);
+  pthread_mutex_destroy(&rt->events_mu);
   tc_free(rt->database_url);
   tc_free(rt);
 }

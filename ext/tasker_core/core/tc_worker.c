@@ -57,6 +57,7 @@ struct tc_worker {
   int in_flight;              /* handed out, not yet completed */
   char (*flight_tokens)[37];  /* claim tokens of the in-flight steps (capacity slots, "" = free) */
   bool stopping;
+  bool stopped;            /* the stopper finished: claimer joined, queue released (broadcast on cv) */
   bool started;
   bool listen_connected;
   long long claimed_total, completed_total, failed_total, stale_total, released_total;
@@ -662,8 +663,14 @@ void tc_worker_stop(tc_worker_t *w) {
   bool already = w->stopping;
   w->stopping = true;
   pthread_cond_broadcast(&w->cv);
+  if (already) {
+    /* Another thread is stopping it: return only once it is stopped, so a caller that frees
+     * next never frees under the claimer. */
+    while (!w->stopped) pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    return;
+  }
   pthread_mutex_unlock(&w->mu);
-  if (already) return;
   wake_claimer(w);
   if (w->thread_started) {
     pthread_join(w->thread, NULL);
@@ -671,6 +678,10 @@ void tc_worker_stop(tc_worker_t *w) {
   }
   release_queued(w);
   tc_log(w->rt, TC_LOG_INFO, "worker_stopped", "worker %s stopped", w->worker_uuid);
+  pthread_mutex_lock(&w->mu);
+  w->stopped = true;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
 }
 
 int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err) {
