@@ -38,11 +38,17 @@ module TaskerCore
     def initialize(namespaces: nil, concurrency: 10, template_paths: nil, poll_interval_ms: 1000,
                    visibility_timeout_seconds: 30, deployment_mode: "Hybrid", logger: nil,
                    staleness_check_interval_seconds: 60, staleness_threshold_minutes: 30, max_task_lifetime_hours: 24,
-                   observability: {}, web: {})
+                   observability: {}, web: {}, startup_timeout_seconds: 60)
       unless concurrency.is_a?(Integer) && concurrency.between?(1, 1000)
         raise Errors::ConfigurationError, "concurrency must be an Integer between 1 and 1000 (got #{concurrency.inspect})"
       end
 
+      unless startup_timeout_seconds.is_a?(Numeric) && startup_timeout_seconds >= 0
+        raise Errors::ConfigurationError,
+              "startup_timeout_seconds must be a number of seconds >= 0 (got #{startup_timeout_seconds.inspect})"
+      end
+
+      @startup_timeout = startup_timeout_seconds
       @concurrency = concurrency
       @template_paths = template_paths
       @namespaces = namespaces&.map(&:to_s)
@@ -63,14 +69,16 @@ module TaskerCore
     def start
       TaskerCore.boot!
       paths = @template_paths || TaskerCore.config.template_paths
-      loaded = paths.nil? || paths.empty? ? [] : Templates.load(paths)
+      loaded = paths.nil? || paths.empty? ? [] : while_database_starts { Templates.load(paths) }
       @namespaces ||= loaded.map { |t| t["namespace_name"] }.uniq
       if @namespaces.empty?
         raise Errors::ConfigurationError, "the worker has no namespaces: pass namespaces: or template paths"
       end
 
-      @status = FFI.worker_start(@options.merge("namespaces" => @namespaces,
-                                                "observability" => observability_options, "web" => @web))
+      @status = while_database_starts do
+        FFI.worker_start(@options.merge("namespaces" => @namespaces,
+                                         "observability" => observability_options, "web" => @web))
+      end
       @worker_id = "worker_#{@status['worker_uuid']}"
       @pid = Process.pid
       @running = true
@@ -103,6 +111,23 @@ module TaskerCore
     end
 
     private
+
+    # A worker that starts while the database is unreachable (a restart, a deploy where the pods
+    # come up first) waits for it, retrying with backoff for up to startup_timeout_seconds.
+    def while_database_starts
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + @startup_timeout
+      delay = 0.1
+      begin
+        yield
+      rescue Errors::DatabaseError, Errors::TimeoutError => e
+        raise if Process.clock_gettime(Process::CLOCK_MONOTONIC) + delay > deadline
+
+        @logger.warn("tasker worker waits for the database (#{e.message.lines.first&.strip}); retrying in #{delay}s")
+        sleep delay
+        delay = [delay * 2, 2.0].min
+        retry
+      end
+    end
 
     # worker.web: off unless enabled (a worker inside another app's processes must not take a
     # port; `bin/tasker worker` turns it on). bind_address: TASKER_WEB_BIND_ADDRESS or 127.0.0.1:8081.

@@ -47,6 +47,19 @@ RSpec.describe "nothing is lost when processes and the database die" do
     expect(SpecSupport::Ledger.entries.map(&:first).uniq.size).to eq(uuids.size * 4)
   end
 
+  it "starts a worker while the database is down: it waits for the database, then serves" do
+    server.pause
+    starting = Thread.new { TaskerCore::Worker.start(template_paths: [templates], concurrency: 2) }
+    sleep 1
+    expect(starting).to be_alive # still waiting, not failed
+    server.resume
+    expect(starting.value).to be_running
+    uuid = TaskerCore::Client.create_task(name: "linear_workflow", namespace: "math", context: { even_number: 2 })["task_uuid"]
+    expect(wait_for_task(uuid)["status"]).to eq("complete")
+  ensure
+    server.resume
+  end
+
   it "finishes 500 tasks while workers are SIGKILLed and restarted and PostgreSQL restarts, never running a step twice at once" do
     workers = Array.new(3) { spawn_worker }
     uuids = []
