@@ -11,11 +11,13 @@ module TaskerCore
   # - templates from config/tasker/tasks/, handlers autoloaded from app/tasks/ (Zeitwerk); every
   #   handler runs inside the app's reloader, so code and templates reload in development;
   # - Rails.logger for the Ruby side's log;
+  # - the event subscribers of app/subscribers/, registered in a process when it starts a worker;
   # - rake tasks tasker:install, tasker:migrate, tasker:worker.
   class Railtie < ::Rails::Railtie
     config.tasker = ActiveSupport::OrderedOptions.new
     config.tasker.config_file = "config/tasker.yml"
     config.tasker.template_paths = ["config/tasker/tasks"]
+    config.tasker.subscriber_paths = ["app/subscribers"]
 
     initializer "tasker_core.configure", before: :load_config_initializers do |app|
       Railtie.configure(app)
@@ -89,10 +91,38 @@ module TaskerCore
         return false if options.delete(:in_process) == false
         return true if Worker.running?
 
+        register_subscribers
         Worker.start(**options)
         TaskerCore.config.logger.info("tasker_core: in-process worker serving #{Worker.current.namespaces.join(', ')} " \
                                       "in pid #{Process.pid}")
         true
+      end
+
+      # The app's lifecycle event subscribers: every BaseSubscriber subclass defined under
+      # config.tasker.subscriber_paths (app/subscribers/, where tasker:subscriber writes) that
+      # subscribes to something. A process registers them when it starts a worker (tasker:worker,
+      # `tasker worker` in the app, plugin :tasker), so each process running a worker delivers the
+      # events on its dispatcher thread; other processes (a server that only creates tasks, a console,
+      # rake tasks) deliver none. They go into TaskerCore.config.event_subscribers, which
+      # TaskerCore.boot! registers, and are registered at once when the engine already runs.
+      def register_subscribers(app = ::Rails.application)
+        subscribers = TaskerCore.config.event_subscribers
+        subscribers.concat(subscriber_classes(app) - subscribers)
+        TaskerCore.boot_event_subscribers if FFI.running?
+        subscribers
+      end
+
+      def subscriber_classes(app)
+        dirs = app.config.tasker.subscriber_paths.map { |p| app.root.join(p).to_s }.select { |d| File.directory?(d) }
+        return [] if dirs.empty?
+
+        dirs.each { |dir| ::Rails.autoloaders.main.eager_load_dir(dir) }
+        ObjectSpace.each_object(Class).select do |klass|
+          next false unless klass < Events::Subscribers::BaseSubscriber && klass.name && klass.subscribed_events.any?
+
+          file = Object.const_source_location(klass.name)&.first
+          file && dirs.any? { |dir| file.start_with?("#{dir}/") } && Object.const_get(klass.name).equal?(klass)
+        end.sort_by(&:name)
       end
 
       def stop_in_process_worker(timeout: 30)

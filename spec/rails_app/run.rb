@@ -6,9 +6,10 @@
 # its ```sh blocks is run (the plan below names them; a command in the page that the plan does not
 # run fails the test), and every file block (```ruby whose first line is `# path`) is written into
 # the app. It then checks what each step should have produced: the generated specs pass, a task
-# created by an HTTP request to the app is finished by `bin/rails tasker:worker`, the `tasker`
-# command reports it, `/health/ready` answers 200, and with `plugin :tasker` the worker runs in each
-# Puma worker process and not in the master.
+# created by an HTTP request to the app is finished by `bin/rails tasker:worker`, the generated
+# event subscriber sees it complete on the worker's events thread, the `tasker` command reports it,
+# `/health/ready` answers 200, and with `plugin :tasker` the worker (and the subscriber) runs in
+# each Puma worker process and not in the master.
 #
 #   ruby spec/rails_app/run.rb        # uses TASKER_TEST_DATABASE_URL / DATABASE_URL's server, or
 #                                     # starts a throwaway PostgreSQL
@@ -258,7 +259,7 @@ def section_workflow
   template = File.read(File.join(APP, "config/tasker/tasks/order_process.yaml"))
   check(template.include?("- name: process_data\n    dependencies: [validate_input]"),
         "tasker:step_handler appended process_data after validate_input")
-  subscriber_generator if doc_commands.include?(SUBSCRIBER_COMMAND)
+  subscriber_generator
   # Not on the page: a namespaced task with a chain of steps (its specs run below with the others).
   run("bin/rails generate tasker:task_handler Billing::Invoice --steps fetch_invoice charge_card")
   invoice = File.read(File.join(APP, "config/tasker/tasks/billing_invoice.yaml"))
@@ -268,21 +269,63 @@ def section_workflow
         "tasker:task_handler Billing::Invoice --steps fetch_invoice charge_card: a chain in Zeitwerk's layout")
 end
 
-# Runs when the page documents the subscriber generator (it needs the events API of the gem).
 SUBSCRIBER_COMMAND = "bin/rails generate tasker:subscriber notification --events task.completed task.failed step.failed"
+SUBSCRIBER = "app/subscribers/notification_subscriber.rb"
+# Where the test's probe in the subscriber records each task.completed: "pid thread event task_uuid".
+EVENTS_LOG = "tmp/tasker_events.log"
 
 def subscriber_generator
   doc SUBSCRIBER_COMMAND
-  check(File.file?(File.join(APP, "app/subscribers/notification_subscriber.rb")), "tasker:subscriber wrote the subscriber")
+  check(File.file?(File.join(APP, "spec/subscribers/notification_subscriber_spec.rb")),
+        "tasker:subscriber wrote spec/subscribers/notification_subscriber_spec.rb")
+  source = File.read(File.join(APP, SUBSCRIBER))
+  check(source.include?("class NotificationSubscriber < TaskerCore::Events::Subscribers::BaseSubscriber") &&
+        source.include?('subscribe_to "task.completed", "task.failed", "step.failed"') &&
+        %w[task_completed task_failed step_failed].all? { |e| source.include?("def handle_#{e}(event)") },
+        "tasker:subscriber wrote #{SUBSCRIBER}: the three events, a handle_x_y for each")
+end
+
+# After the specs ran: the generated handle_task_completed also records which process and thread
+# called it (its generated Rails.logger line stays, and is checked too).
+def add_subscriber_probe
+  path = File.join(APP, SUBSCRIBER)
+  probe = "    File.open(Rails.root.join(#{EVENTS_LOG.inspect}), \"a\") do |f|\n" \
+          "      f.puts [Process.pid, Thread.current.name, event[:event_name], event[:task_uuid]].join(\" \")\n" \
+          "    end\n"
+  source = File.read(path)
+  edited = source.sub("  def handle_task_completed(event)\n", "\\0#{probe}")
+  raise Failure, "#{SUBSCRIBER} has no handle_task_completed to probe" if edited == source
+
+  File.write(path, edited)
+end
+
+# The probe's lines [pid, thread, event] for task uuid, once there are count of them (the feeder
+# polls every 50 ms; up to timeout seconds).
+def subscriber_calls(uuid, count: 1, timeout: 15)
+  path = File.join(APP, EVENTS_LOG)
+  deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+  loop do
+    lines = File.exist?(path) ? File.readlines(path).map(&:split) : []
+    calls = lines.select { |l| l[3] == uuid }.map { |pid, thread, event, _| [pid.to_i, thread, event] }
+    return calls if calls.size >= count || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+    sleep 0.1
+  end
+end
+
+def subscriber_logged?(uuid)
+  File.read(File.join(APP, "log/development.log")).include?("tasker task.completed: task #{uuid} (order_process)")
 end
 
 def section_test
   doc "bundle add rspec --group test"
   FileUtils.cp(File.join(APP, "Gemfile.lock"), File.join(CACHE, "Gemfile.lock"))
   # The generated specs as generated (not a command of the page: it runs them after the edits).
-  out = run("bundle exec rspec")
-  check(out.match?(/\b(\d+) examples, 0 failures/) && out[/(\d+) examples/, 1].to_i >= 8,
+  out = run("bundle exec rspec --format documentation")
+  check(out.match?(/\b(\d+) examples, 0 failures/) && out[/(\d+) examples/, 1].to_i >= 11,
         "the generated specs pass as generated (#{out[/\d+ examples, \d+ failures/]})")
+  check(out.match?(/^NotificationSubscriber\n  handles task\.completed\n  handles task\.failed\n  handles step\.failed$/),
+        "the generated subscriber's spec ran its three examples")
   write_doc_file("app/tasks/order_process/step_handler/process_data_handler.rb")
   write_doc_file("spec/tasks/order_process/step_handler/process_data_handler_spec.rb")
   write_doc_file("spec/tasks/order_process_spec.rb")
@@ -315,6 +358,7 @@ def create_order(order_id)
 end
 
 def section_dedicated_worker
+  add_subscriber_probe
   # The worker's web server on a free port instead of the default 8081 (suites may run at once).
   $worker_web_port = free_port
   worker = start("bin/rails tasker:worker", "worker", ready: %r{web server on http://127\.0\.0\.1:#{$worker_web_port}},
@@ -326,6 +370,11 @@ def section_dedicated_worker
   create_order(42)
   out = doc "bundle exec tasker task wait $TASK_UUID"
   check(out.include?("2/2 steps  complete"), "tasker task wait followed the task to complete")
+  calls = subscriber_calls($task_uuid)
+  check(calls == [[worker, "tasker-events", "task.completed"]],
+        "NotificationSubscriber#handle_task_completed saw task #{$task_uuid} complete, in the worker " \
+        "(pid #{worker}) on its tasker-events thread (#{calls.inspect})")
+  check(subscriber_logged?($task_uuid), "the generated subscriber logged task.completed for it in log/development.log")
   show = JSON.parse(doc("curl -s http://localhost:3000/orders/$TASK_UUID"))
   check(show["status"] == "complete" && show["completed_steps"] == 2, "GET /orders/#{$task_uuid}: complete, 2/2 steps")
   worker_ready = doc "curl -s http://localhost:8081/health/ready"
@@ -337,6 +386,8 @@ def section_dedicated_worker
   end
   section_cli
   reload_in_development
+  pids = File.readlines(File.join(APP, EVENTS_LOG)).map { |l| l.split.first.to_i }.uniq
+  check(pids == [worker], "only the worker process delivered events (not the server, the tasker command or rails runner)")
   stop(server)
   status = stop(worker)
   check(status.exitstatus.zero? && File.read(File.join(WORK, "worker.log")).include?("stopped"),
@@ -394,6 +445,16 @@ end
 def section_puma_plugin
   write_doc_file("config/puma.rb")
   server = start_server
+  # Both Puma workers' tasker workers (and their subscribers) run before the order is posted: a
+  # process's subscribers see only transitions after they registered.
+  log = File.join(APP, "log/development.log")
+  deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 60
+  until File.read(log).scan(/tasker_core: in-process worker serving .* in pid (\d+)$/).uniq.size >= 2 &&
+        children_of(server).size == 2
+    raise Failure, "the Puma workers did not start their tasker workers within 60 s" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+    sleep 0.2
+  end
   create_order(43)
   deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 30
   status = nil
@@ -418,6 +479,10 @@ def section_puma_plugin
   log = File.read(File.join(APP, "log/development.log"))
   check(workers.all? { |w| log.match?(/tasker_core: in-process worker serving .*order_process.* in pid #{w}$/) },
         "each Puma worker logged its worker through Rails.logger")
+  calls = subscriber_calls($task_uuid, count: 2)
+  check(calls.map(&:first).sort == workers.sort && calls.all? { |_, thread, event| thread == "tasker-events" && event == "task.completed" },
+        "each Puma worker's NotificationSubscriber saw task #{$task_uuid} complete on its tasker-events thread, " \
+        "the master none (#{calls.inspect})")
   stop(server)
 end
 

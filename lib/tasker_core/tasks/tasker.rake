@@ -21,6 +21,7 @@ namespace :tasker do
     options = TaskerCore.config.worker_options.except(:in_process)
     options[:concurrency] = Integer(ENV["CONCURRENCY"], 10) if ENV["CONCURRENCY"]
     options[:namespaces] = ENV["NAMESPACES"].split(",") if ENV["NAMESPACES"]
+    TaskerCore::Railtie.register_subscribers
     TaskerCore::WorkerRunner.run(**options)
   end
 end
