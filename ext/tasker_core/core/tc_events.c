@@ -11,8 +11,12 @@
  * Rows of transactions still open would sort before rows already read; the feeder therefore only
  * reads up to a horizon: the start of the oldest open transaction that has written (it may still
  * insert rows), or of the oldest statement running in a transaction that has not written yet, or
- * now. Every row before the horizon is committed (or never will be), so a transaction's rows are
- * read together and none is skipped. This needs the engine's sessions visible in pg_stat_activity:
+ * now. Every row before the horizon is committed (or never will be), so none is skipped (the
+ * horizon is read in a statement before the one that reads the rows, whose snapshot therefore
+ * sees every transaction the horizon took as finished). A
+ * committed transaction may still straddle the horizon (its rows span a few milliseconds, and an
+ * open transaction may have started in between): the horizon then moves down to its first row, so
+ * its rows (one xmin) are read together, in one poll, and keep their per-task order. This needs the engine's sessions visible in pg_stat_activity:
  * every process uses the same role (or one with pg_read_all_stats).
  *
  * Threads: the feeder owns the rows it reads and hands each event, built of fresh objects (json-c
@@ -120,12 +124,30 @@ int tc_events_names(const char *kind, const char *from, const char *to, const ch
 /* $1: cursor (exclusive), $2: batch size. One JSON object per transition, in delivery order: time,
  * then per task the task's setup transitions, its steps' transitions (in template order), its other
  * transitions. */
-static const char *POLL_SQL =
-    "WITH h AS (SELECT (lpad(to_hex(floor(extract(epoch FROM least(clock_timestamp(),"
+/* The horizon, in a statement of its own: the rows are read by the next statement, whose snapshot
+ * is taken after this one saw which transactions were open, so every transaction it saw finished
+ * is visible there. */
+static const char *HORIZON_SQL =
+    "SELECT to_jsonb((lpad(to_hex(floor(extract(epoch FROM least(clock_timestamp(),"
     "    (SELECT min(CASE WHEN backend_xid IS NOT NULL THEN xact_start ELSE query_start END)"
     "       FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()"
     "         AND (backend_xid IS NOT NULL OR state = 'active')))) * 1000)::bigint), 12, '0')"
-    "    || '70008000000000000000')::uuid AS upper),"
+    "    || '70008000000000000000')::uuid::text)";
+
+static const char *POLL_SQL =
+    "WITH h0 AS (SELECT $3::uuid AS upper),"
+    /* Committed transactions with rows at or past the horizon: none of their rows is read now. */
+    " late AS (SELECT x.xmin::text AS xid FROM tasker.task_transitions x, h0"
+    "   WHERE x.task_transition_uuid >= h0.upper"
+    "  UNION SELECT y.xmin::text FROM tasker.workflow_step_transitions y, h0"
+    "   WHERE y.workflow_step_transition_uuid >= h0.upper),"
+    " h AS (SELECT least(h0.upper,"
+    "   (SELECT x.task_transition_uuid FROM tasker.task_transitions x"
+    "     WHERE x.task_transition_uuid > $1::uuid AND x.task_transition_uuid < h0.upper"
+    "       AND x.xmin::text IN (SELECT xid FROM late) ORDER BY 1 LIMIT 1),"
+    "   (SELECT y.workflow_step_transition_uuid FROM tasker.workflow_step_transitions y"
+    "     WHERE y.workflow_step_transition_uuid > $1::uuid AND y.workflow_step_transition_uuid < h0.upper"
+    "       AND y.xmin::text IN (SELECT xid FROM late) ORDER BY 1 LIMIT 1)) AS upper FROM h0),"
     " tr AS ("
     "  (SELECT 'task'::text AS kind, x.task_transition_uuid AS uuid, x.task_uuid, NULL::uuid AS step_uuid,"
     "     x.from_state::text AS from_state, x.to_state::text AS to_state, x.event::text AS event, NULL::int AS attempt,"
@@ -240,10 +262,18 @@ typedef struct {
 
 static int poll_on(PGconn *conn, void *arg, tc_error_t *err) {
   poll_args_t *a = arg;
+  json_object *horizon = NULL;
+  int rc = tc_db_query_json(conn, HORIZON_SQL, 0, NULL, &horizon, err);
+  if (rc != TC_OK) return rc;
+  char upper[37];
+  const char *h = json_object_get_string(horizon);
+  snprintf(upper, sizeof upper, "%s", h && strlen(h) == 36 ? h : "");
+  json_object_put(horizon);
+  if (!upper[0]) return tc_error_set(err, TC_EDB, "the events horizon query returned no uuid");
   char batch[16];
   snprintf(batch, sizeof batch, "%d", a->ev->batch);
-  const char *params[] = {a->ev->cursor, batch};
-  return tc_db_query_json_rows(conn, POLL_SQL, 2, params, &a->rows, err);
+  const char *params[] = {a->ev->cursor, batch, upper};
+  return tc_db_query_json_rows(conn, POLL_SQL, 3, params, &a->rows, err);
 }
 
 /* One poll; returns the number of transitions read (-1 on error). */
