@@ -38,6 +38,7 @@ require_relative "tasker_core/database_url"
 require_relative "tasker_core/task_handler/base"
 require_relative "tasker_core/worker_runner"
 require_relative "tasker_core/events"
+require_relative "tasker_core/domain_events"
 
 module TaskerCore
   BOOT_MUTEX = Mutex.new
@@ -74,6 +75,7 @@ module TaskerCore
     def shutdown!
       Worker.stop if Worker.running?
       Events.bus.stop
+      DomainEvents.bus.stop
       FFI.shutdown
     end
 
@@ -83,6 +85,10 @@ module TaskerCore
       pending.each { |s| Events.subscribe(s) }
       @booted_subscribers += pending
       Events.bus.start
+      domain = config.domain_event_subscribers - (@booted_domain_subscribers ||= [])
+      domain.each { |s| DomainEvents.subscribe(s) }
+      @booted_domain_subscribers += domain
+      DomainEvents.start
     end
 
     def reset_config!

@@ -13,6 +13,10 @@ module TaskerCore
     # Lifecycle event subscribers registered at boot (classes or instances), and the core feeder's
     # options: buffer_size (events held for slow subscribers, default 10000), poll_interval_ms (50).
     attr_accessor :event_subscribers, :events_options
+    # Domain event subscribers registered at boot (DomainEvents::BaseSubscriber classes or
+    # instances), and the dispatcher's options (DomainEvents::Bus::DEFAULTS): buffer_size,
+    # poll_interval_ms, visibility_seconds, batch_size, consumer, durable.
+    attr_accessor :domain_event_subscribers, :domain_events_options
     # Where the Ruby side logs (handler threads, client warnings); Rails.logger under Rails.
     attr_writer :logger
 
@@ -26,6 +30,8 @@ module TaskerCore
       @worker_options = {}
       @event_subscribers = []
       @events_options = {}
+      @domain_event_subscribers = []
+      @domain_events_options = {}
       @handler_wrapper = nil
     end
 

@@ -93,6 +93,24 @@ module TaskerCore
     def is_last_retry? = retry_count >= max_retries - 1 # rubocop:disable Naming/PredicateName
     def retryable? = @workflow_step.fetch("retryable", true)
 
+    # Publishes a domain event with this step's result: it is stored (durable, broadcast) in the
+    # transaction that stores the result and reaches fast subscribers once it is stored, whatever
+    # the outcome unless condition says otherwise. A stale result (the claim was lost) publishes
+    # nothing. schema, when given, validates payload (a mismatch is logged and counted, never raised).
+    def publish_domain_event(name, payload = {}, delivery_mode: "durable", condition: "always", schema: nil,
+                             metadata: {})
+      DomainEvents.validate_name!(name)
+      DomainEvents.validate_mode!(delivery_mode)
+      DomainEvents.validate_condition!(condition)
+      raise Errors::ValidationError.new("payload must be a Hash", field: "payload") unless payload.is_a?(Hash)
+
+      published_domain_events << { name: name.to_s, payload: payload, delivery_mode: delivery_mode.to_s,
+                                   condition: condition.to_s, schema: schema, metadata: metadata }
+      nil
+    end
+
+    def published_domain_events = (@published_domain_events ||= [])
+
     def checkpoint = @workflow_step["checkpoint"]
     def checkpoint_cursor = checkpoint && checkpoint["cursor"]
     def checkpoint_items_processed = (checkpoint && checkpoint["items_processed"]) || 0

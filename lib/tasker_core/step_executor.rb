@@ -16,6 +16,7 @@ module TaskerCore
       started_at = Time.now.utc
       clock = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       handler_class = nil
+      context = nil
       outcome =
         begin
           handler_class = registry.resolve(event["handler_callable"])
@@ -34,7 +35,7 @@ module TaskerCore
                  "completed_at" => Time.now.utc.iso8601(6), "worker_id" => worker_id,
                  "worker_hostname" => hostname, "handler_version" => version_of(handler_class),
                  "custom" => { "handler_class" => handler_class&.name || event["handler_callable"] } }
-      envelope(event, outcome, timing)
+      DomainEvents::Builder.attach(envelope(event, outcome, timing), event, context)
     end
 
     def from_exception(error, retryable:, retry_after: nil, error_type: nil)

@@ -175,14 +175,20 @@ module TaskerCore
     # same claim (unless the claim was lost meanwhile). The submission of a result may bring the
     # next step (claim on complete), which runs next on this thread.
     def execute(event)
+      carried = [] # events published by runs that yielded a checkpoint: they go with the result
       while event
         envelope = TaskerCore.config.around_handler { StepExecutor.call(event, worker_id: @worker_id) }
         checkpoint = envelope[StepExecutor::CHECKPOINT_KEY]
         if checkpoint
+          carried.concat(envelope["domain_events"] || [])
           event = save_checkpoint(event, checkpoint)
+          carried.clear unless event
           next
         end
+        envelope["domain_events"] = carried + (envelope["domain_events"] || []) unless carried.empty?
+        carried = []
         answer = submit(event, envelope)
+        DomainEvents.dispatch_fast(envelope, answer) if envelope["domain_events"]
         event = answer && answer["next_steps"]&.first
       end
     rescue StandardError => e

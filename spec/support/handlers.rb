@@ -145,3 +145,21 @@ module SpecHandlers
     end
   end
 end
+
+module SpecHandlers
+  # Charges a card for the payments workflow (domain events): the first context.fail_times attempts
+  # fail retryably, context.decline fails permanently, context.publish_manual publishes an audit
+  # event by hand first.
+  class ChargeCard < TaskerCore::StepHandler::Base
+    def call(context)
+      amount = context.get_input("amount")
+      if context.get_input("publish_manual")
+        context.publish_domain_event("payment.audit_logged", { "amount" => amount }, condition: "always")
+      end
+      raise TaskerCore::Errors::PermanentError, "card declined" if context.get_input("decline")
+      raise TaskerCore::Errors::RetryableError, "gateway timeout" if context.retry_count < context.get_input_or("fail_times", 0)
+
+      success({ "payment_id" => "pay_#{context.task_uuid[-8..]}", "amount" => amount })
+    end
+  end
+end

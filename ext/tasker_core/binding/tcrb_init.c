@@ -16,4 +16,5 @@ __attribute__((visibility("default"))) void Init_tasker_core(void) {
   tcrb_operations_init();
   tcrb_observe_init();
   tcrb_events_init();
+  tcrb_domain_init();
 }

@@ -286,6 +286,35 @@ int tc_events_stats(tc_runtime_t *rt, json_object **out);
  * names; returns how many (0..3). */
 int tc_events_names(const char *kind, const char *from, const char *to, const char *names[3]);
 
+/* ---- Domain events (tc_domain.c): SPEC 8.2. ----
+ * A step's publishes_events are written by the engine with its result (the envelope's
+ * "domain_events": the language worker's candidate DomainEvents, each with condition and
+ * delivery_mode; durable and broadcast ones whose condition matches the outcome are stored in the
+ * result's transaction). A DomainEvent is {event_id (UUID v7), event_name, event_version, payload,
+ * metadata {task_uuid, step_uuid, step_name, namespace, correlation_id, fired_at, fired_by}}.
+ *
+ * tc_domain_publish stores one event outside a step result (delivery_mode durable, the default,
+ * or broadcast; fast events are the language bus's alone): *out {event_id, written}.
+ * tc_domain_read leases up to limit (1-1000) events of the modes (NULL: durable and broadcast)
+ * that consumer has not acknowledged, for visibility_seconds: *out is an array of DomainEvents,
+ * each with delivery_mode and delivery {consumer, read_count, stored_at}. An event whose lease
+ * expires unacknowledged is read again (at least once); tc_domain_ack acknowledges event_ids (an
+ * array of UUIDs) for the consumer, *out {acknowledged}, after which it is never read again by
+ * that consumer. tc_domain_purge deletes events stored more than older_than_seconds ago: *out
+ * {purged}. */
+int tc_domain_publish(tc_runtime_t *rt, json_object *event, json_object **out, tc_error_t *err);
+int tc_domain_read(tc_runtime_t *rt, const char *consumer, int limit, int visibility_seconds, json_object *modes,
+                   json_object **out, tc_error_t *err);
+int tc_domain_ack(tc_runtime_t *rt, const char *consumer, json_object *event_ids, json_object **out,
+                  tc_error_t *err);
+int tc_domain_purge(tc_runtime_t *rt, int older_than_seconds, json_object **out, tc_error_t *err);
+/* Routing counters shown by metrics_events: durable_routed, fast_routed, broadcast_routed,
+ * fast_delivery_errors, routing_errors, fast_dispatched, fast_dropped, subscriber_errors,
+ * durable_delivered (added to) and subscribers (set). TC_EINVAL for another name. */
+int tc_domain_count(tc_runtime_t *rt, const char *name, int64_t delta);
+/* *out (new reference): every counter by name. */
+int tc_domain_counters(tc_runtime_t *rt, json_object **out);
+
 #ifdef __cplusplus
 }
 #endif

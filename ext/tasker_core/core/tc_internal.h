@@ -85,6 +85,7 @@ int tc__detect_stale_on(PGconn *conn, int limit, int threshold_minutes, int life
                         json_object **out, tc_error_t *err);
 
 /* ---- Runtime (tc_runtime.c). ---- */
+#define TC_DOMAIN_COUNTERS 10
 struct tc_runtime {
   tc_pool_t pool;
   char *database_url;
@@ -95,7 +96,11 @@ struct tc_runtime {
   pid_t pid;
   pthread_mutex_t events_mu;    /* guards events: stats readers on other threads vs. free */
   tc_events_t *events;          /* lifecycle events, when started (tc_events.c) */
+  int64_t domain_counters[TC_DOMAIN_COUNTERS]; /* tc_domain.c; atomic */
 };
+
+/* A domain event name: dotted lowercase words, e.g. payment.processed (tc_domain.c). */
+bool tc_domain_event_name_valid(const char *s);
 
 /* Serializes a JSON value without spaces; the string belongs to obj. */
 const char *tc_json_str(json_object *obj);

@@ -759,44 +759,64 @@ static int metrics_prometheus(tc_obs_t *o, char **text, tc_error_t *err) {
   return TC_OK;
 }
 
+/* The outbox across every process: its events by kind and delivery mode, and how many domain
+ * events some consumer has acknowledged. */
 static const char *OUTBOX_SQL =
-    "SELECT jsonb_build_object('total', count(*), 'delivered', count(delivered_at),"
-    " 'pending', count(*) - count(delivered_at), 'lifecycle', count(*) FILTER (WHERE kind = 'lifecycle'),"
-    " 'domain', count(*) FILTER (WHERE kind = 'domain')) FROM tasker.events_outbox";
+    "WITH d AS (SELECT count(DISTINCT event_id) AS n FROM tasker.domain_event_deliveries"
+    "   WHERE delivered_at IS NOT NULL)"
+    " SELECT jsonb_build_object('total', count(*), 'lifecycle', count(*) FILTER (WHERE kind = 'lifecycle'),"
+    " 'domain', count(*) FILTER (WHERE kind = 'domain'),"
+    " 'durable', count(*) FILTER (WHERE delivery_mode = 'durable'),"
+    " 'broadcast', count(*) FILTER (WHERE delivery_mode = 'broadcast'),"
+    " 'delivered', (SELECT n FROM d), 'pending', count(*) FILTER (WHERE kind = 'domain') - (SELECT n FROM d))"
+    " FROM tasker.events_outbox";
+
+static int64_t counter(json_object *counters, const char *key) { return json_object_get_int64(get(counters, key)); }
 
 static json_object *metrics_events(tc_obs_t *o, tc_error_t *err) {
   json_object *outbox = NULL;
   if (guarded_query(o, OUTBOX_SQL, 0, NULL, &outbox, err) != TC_OK) return NULL;
-  int64_t total = json_object_get_int64(get(outbox, "total"));
   json_object *j = json_object_new_object(), *router = json_object_new_object(), *bus = json_object_new_object();
-  if (!j || !router || !bus) {
+  json_object *domain = NULL, *lifecycle = NULL;
+  if (!j || !router || !bus || tc_domain_counters(o->rt, &domain) != TC_OK ||
+      tc_events_stats(o->rt, &lifecycle) != TC_OK) {
     json_object_put(j);
     json_object_put(router);
     json_object_put(bus);
     json_object_put(outbox);
+    json_object_put(domain);
     tc_error_set(err, TC_ENOMEM, "out of memory");
     return NULL;
   }
-  /* Every event is written to the durable outbox today: nothing is routed in memory. */
-  json_object_object_add(router, "total_routed", json_object_new_int64(total));
-  json_object_object_add(router, "durable_routed", json_object_new_int64(total));
-  const char *zero_router[] = {"fast_routed", "broadcast_routed", "fast_delivery_errors", "routing_errors"};
-  for (size_t i = 0; i < 4; i++) json_object_object_add(router, zero_router[i], json_object_new_int64(0));
-  const char *zero_bus[] = {"total_events_dispatched", "rust_handler_dispatches", "ffi_channel_dispatches",
-                            "rust_handler_errors", "ffi_channel_drops", "rust_subscriber_patterns",
-                            "rust_handler_count", "ffi_subscriber_count"};
-  for (size_t i = 0; i < 8; i++) json_object_object_add(bus, zero_bus[i], json_object_new_int64(0));
-  /* Lifecycle events (tc_events.c): emitted into the buffer, handed to the binding, dropped when full. */
-  json_object *lifecycle = NULL;
-  if (tc_events_stats(o->rt, &lifecycle) == TC_OK) {
-    json_object_object_add(bus, "total_events_dispatched", json_object_get(get(lifecycle, "emitted")));
-    json_object_object_add(bus, "ffi_channel_dispatches", json_object_get(get(lifecycle, "delivered")));
-    json_object_object_add(bus, "ffi_channel_drops", json_object_get(get(lifecycle, "dropped")));
-    json_object_put(lifecycle);
-  }
+  /* Routing in this process: durable and broadcast events stored with step results or published,
+   * fast ones handed to the in-process bus (tc_domain.c's counters). */
+  int64_t durable = counter(domain, "durable_routed"), fast = counter(domain, "fast_routed");
+  int64_t broadcast = counter(domain, "broadcast_routed");
+  json_object_object_add(router, "total_routed", json_object_new_int64(durable + fast + broadcast));
+  json_object_object_add(router, "durable_routed", json_object_new_int64(durable));
+  json_object_object_add(router, "fast_routed", json_object_new_int64(fast));
+  json_object_object_add(router, "broadcast_routed", json_object_new_int64(broadcast));
+  json_object_object_add(router, "fast_delivery_errors", json_object_new_int64(counter(domain, "fast_delivery_errors")));
+  json_object_object_add(router, "routing_errors", json_object_new_int64(counter(domain, "routing_errors")));
+  /* The in-process bus: lifecycle events (tc_events.c) and fast domain events, both handed to the
+   * language's dispatcher over the FFI. No native handlers run in the core. */
+  int64_t fast_dispatched = counter(domain, "fast_dispatched");
+  json_object_object_add(bus, "total_events_dispatched",
+                         json_object_new_int64(counter(lifecycle, "emitted") + fast_dispatched));
+  json_object_object_add(bus, "rust_handler_dispatches", json_object_new_int64(0));
+  json_object_object_add(bus, "ffi_channel_dispatches",
+                         json_object_new_int64(counter(lifecycle, "delivered") + fast_dispatched));
+  json_object_object_add(bus, "rust_handler_errors", json_object_new_int64(0));
+  json_object_object_add(bus, "ffi_channel_drops",
+                         json_object_new_int64(counter(lifecycle, "dropped") + counter(domain, "fast_dropped")));
+  json_object_object_add(bus, "rust_subscriber_patterns", json_object_new_int64(0));
+  json_object_object_add(bus, "rust_handler_count", json_object_new_int64(0));
+  json_object_object_add(bus, "ffi_subscriber_count", json_object_new_int64(counter(domain, "subscribers")));
+  json_object_put(lifecycle);
   json_object_object_add(j, "router", router);
   json_object_object_add(j, "in_process_bus", bus);
   json_object_object_add(j, "outbox", outbox);
+  json_object_object_add(j, "domain", domain);
   json_object_object_add(j, "captured_at", timestamp());
   json_object_object_add(j, "worker_id", json_object_new_string(o->worker_id));
   return j;

@@ -117,6 +117,66 @@ static int normalize_retry(ctx_t *c, const char *step, json_object *raw, json_ob
 }
 
 /* Normalizes one step (without cross-step checks). */
+/* publishes_events (SPEC 8.2): each entry {name, description, condition (success), delivery_mode
+ * (durable), schema, publisher}, with the defaults filled in; a name appears once per step. */
+static int normalize_events(ctx_t *c, const char *sname, json_object *raw, json_object **out) {
+  static const char *const conditions[] = {"success", "failure", "retryable_failure", "permanent_failure", "always", NULL};
+  static const char *const modes[] = {"durable", "fast", "broadcast", NULL};
+  *out = NULL;
+  json_object *list = json_object_new_array();
+  if (!list) return tc_error_set(c->err, TC_ENOMEM, "out of memory");
+  size_t n = raw ? json_object_array_length(raw) : 0;
+  for (size_t i = 0; i < n; i++) {
+    json_object *e = json_object_array_get_idx(raw, i);
+    int rc = TC_OK;
+    if (!e || !json_object_is_type(e, json_type_object)) {
+      rc = fail(c, sname, "publishes_events[%zu] must be a mapping with a name", i);
+    } else if (!is_str(get(e, "name")) || !tc_domain_event_name_valid(json_object_get_string(get(e, "name")))) {
+      rc = fail(c, sname, "publishes_events[%zu].name must be a dotted lowercase name such as payment.processed", i);
+    } else if (get(e, "condition") &&
+               (!is_str(get(e, "condition")) || !one_of(json_object_get_string(get(e, "condition")), conditions))) {
+      rc = fail(c, sname, "publishes_events[%zu].condition must be one of success, failure, retryable_failure, "
+                "permanent_failure, always", i);
+    } else if (get(e, "delivery_mode") &&
+               (!is_str(get(e, "delivery_mode")) || !one_of(json_object_get_string(get(e, "delivery_mode")), modes))) {
+      rc = fail(c, sname, "publishes_events[%zu].delivery_mode must be one of durable, fast, broadcast", i);
+    } else if (get(e, "schema") && !json_object_is_type(get(e, "schema"), json_type_object) &&
+               !json_object_is_type(get(e, "schema"), json_type_boolean)) {
+      rc = fail(c, sname, "publishes_events[%zu].schema must be a JSON Schema mapping", i);
+    } else if (get(e, "publisher") && !is_str(get(e, "publisher"))) {
+      rc = fail(c, sname, "publishes_events[%zu].publisher must be a class name", i);
+    } else if (get(e, "description") && !is_str(get(e, "description"))) {
+      rc = fail(c, sname, "publishes_events[%zu].description must be a string", i);
+    } else {
+      const char *name = json_object_get_string(get(e, "name"));
+      for (size_t j = 0; j < json_object_array_length(list); j++)
+        if (strcmp(json_object_get_string(get(json_object_array_get_idx(list, j), "name")), name) == 0)
+          rc = fail(c, sname, "publishes_events lists '%s' twice", name);
+    }
+    json_object *ne = rc == TC_OK ? json_object_new_object() : NULL;
+    if (rc == TC_OK && (!ne || json_object_array_add(list, ne) != 0)) {
+      json_object_put(ne);
+      rc = tc_error_set(c->err, TC_ENOMEM, "out of memory");
+    }
+    if (rc != TC_OK) {
+      json_object_put(list);
+      return rc;
+    }
+    int bad = copy_key(ne, e, "name") | copy_key(ne, e, "description") | copy_key(ne, e, "schema") |
+              copy_key(ne, e, "publisher");
+    json_object *cond = json_object_new_string(get(e, "condition") ? json_object_get_string(get(e, "condition")) : "success");
+    json_object *mode = json_object_new_string(get(e, "delivery_mode") ? json_object_get_string(get(e, "delivery_mode")) : "durable");
+    bad |= !cond || json_object_object_add(ne, "condition", cond) != 0;
+    bad |= !mode || json_object_object_add(ne, "delivery_mode", mode) != 0;
+    if (bad) {
+      json_object_put(list);
+      return tc_error_set(c->err, TC_ENOMEM, "out of memory");
+    }
+  }
+  *out = list;
+  return TC_OK;
+}
+
 static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **out) {
   char fallback[32];
   snprintf(fallback, sizeof fallback, "#%d", index + 1);
@@ -168,6 +228,12 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
   json_object *retry = NULL;
   int rc = normalize_retry(c, sname, get(raw, "retry"), &retry);
   if (rc != TC_OK) return rc;
+  json_object *published = NULL;
+  rc = normalize_events(c, sname, events, &published);
+  if (rc != TC_OK) {
+    json_object_put(retry);
+    return rc;
+  }
 
   json_object *step = json_object_new_object();
   json_object *h = json_object_new_object();
@@ -177,6 +243,7 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
     json_object_put(h);
     json_object_put(dep_list);
     json_object_put(retry);
+    json_object_put(published);
     return tc_error_set(c->err, TC_ENOMEM, "out of memory");
   }
   json_object_object_add(step, "name", json_object_new_string(sname));
@@ -198,6 +265,7 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
         json_object_put(step);
         json_object_put(dep_list);
         json_object_put(retry);
+        json_object_put(published);
         return fail(c, sname, "dependency '%s' is listed twice", d);
       }
     json_object_array_add(dep_list, json_object_new_string(d));
@@ -208,11 +276,7 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
   copy_key(step, raw, "system_dependency");
   copy_key(step, raw, "batch_config");
   copy_key(step, raw, "result_schema");
-  if (events) {
-    copy_key(step, raw, "publishes_events");
-  } else {
-    json_object_object_add(step, "publishes_events", json_object_new_array());
-  }
+  json_object_object_add(step, "publishes_events", published);
   *out = step;
   return TC_OK;
 }

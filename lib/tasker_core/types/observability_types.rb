@@ -84,12 +84,16 @@ module TaskerCore
 
       class OutboxStats < BaseStruct
         %i[total delivered pending lifecycle domain].each { |k| attribute k, Count }
+        attribute? :durable, Count
+        attribute? :broadcast, Count
       end
 
       class DomainEventStats < BaseStruct
         attribute :router, RouterStats
         attribute :in_process_bus, InProcessBusStats
         attribute? :outbox, OutboxStats
+        # This process's domain event counters (TaskerCore::DomainEvents.stats without the bus state).
+        attribute? :domain, T::Strict::Hash.map(T::Coercible::Symbol, Count)
         attribute :captured_at, Str
         attribute :worker_id, Str
       end
