@@ -172,6 +172,28 @@ RSpec.describe "domain events" do
     expect(TaskerCore::DomainEvents.stats[:subscriber_errors]).to be >= 9
   end
 
+  it "runs lifecycle and domain subscribers inside config.around_handler, like handlers" do
+    TaskerCore.config.wrap_handlers do |&run|
+      Thread.current[:tasker_wrapped] = true
+      run.call
+    ensure
+      Thread.current[:tasker_wrapped] = nil
+    end
+    seen = Queue.new
+    TaskerCore::Events.subscribe("task.completed") { |_e| seen << [:lifecycle, Thread.current[:tasker_wrapped]] }
+    Class.new(TaskerCore::DomainEvents::BaseSubscriber) do
+      subscribes_to "payment.observed"
+      define_method(:handle) { |_e| seen << [:domain, Thread.current[:tasker_wrapped]] }
+    end.start!
+    start_worker
+    wait_for_task(pay(amount: 1))
+    got = Array.new(2) { Timeout.timeout(10) { seen.pop } }
+    expect(got).to contain_exactly([:lifecycle, true], [:domain, true])
+  ensure
+    TaskerCore.config.wrap_handlers
+    TaskerCore::Events.reset!
+  end
+
   it "drops fast events when subscribers fall behind a full buffer, and counts them" do
     TaskerCore.config.domain_events_options = { buffer_size: 1, durable: false }
     gate = Queue.new

@@ -163,22 +163,28 @@ module TaskerCore
 
       def dispatch(event)
         errors = 0
-        @subscribers.each do |subscriber|
-          next unless subscriber.subscribed_to?(event.event_name)
+        # Inside config.around_handler, like a handler (under Rails the app's reloader).
+        TaskerCore.config.around_handler do
+          @subscribers.each do |subscriber|
+            next unless subscriber.subscribed_to?(event.event_name)
 
-          begin
-            subscriber.call(event)
-          rescue StandardError, ScriptError => e
-            errors += 1
-            label = subscriber.class.name || "anonymous subscriber"
-            TaskerCore.config.logger&.error("tasker domain event subscriber #{label} failed on #{event.event_name}: " \
-                                            "#{e.class}: #{e.message}")
+            begin
+              subscriber.call(event)
+            rescue StandardError, ScriptError => e
+              errors += 1
+              label = subscriber.class.name || "anonymous subscriber"
+              TaskerCore.config.logger&.error("tasker domain event subscriber #{label} failed on #{event.event_name}: " \
+                                              "#{e.class}: #{e.message}")
+            end
           end
         end
         counts = {}
         counts["fast_dispatched"] = 1 unless event.delivery_mode == "durable"
         counts["subscriber_errors"] = errors if errors.positive?
         count(counts) unless counts.empty?
+      rescue StandardError => e # the wrapper itself failed: the dispatcher keeps serving
+        TaskerCore.config.logger&.error("tasker domain events: dispatching #{event.event_name} failed: " \
+                                        "#{e.class}: #{e.message}")
       end
 
       def count(counts)

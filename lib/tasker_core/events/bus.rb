@@ -128,20 +128,26 @@ module TaskerCore
         event = raw.transform_keys(&:to_sym).freeze
         name = event[:event_name]
         calls = 0
-        @subscribers.each do |subscriber|
-          next unless subscriber.subscribed_to?(name)
+        # Like a handler, inside config.around_handler (under Rails the app's reloader: database
+        # connections are given back after each event, autoloaded constants are safe).
+        TaskerCore.config.around_handler do
+          @subscribers.each do |subscriber|
+            next unless subscriber.subscribed_to?(name)
 
-          calls += 1
-          begin
-            subscriber.call(event)
-          rescue StandardError, ScriptError => e
-            count_error(subscriber, name, e)
+            calls += 1
+            begin
+              subscriber.call(event)
+            rescue StandardError, ScriptError => e
+              count_error(subscriber, name, e)
+            end
           end
         end
         @mutex.synchronize do
           @counts[:dispatched] += 1
           @counts[:subscriber_calls] += calls
         end
+      rescue StandardError => e # the wrapper itself failed: the dispatcher keeps serving
+        TaskerCore.config.logger&.error("tasker events: dispatching #{name} failed: #{e.class}: #{e.message}")
       end
 
       def count_error(subscriber, name, error)
