@@ -94,6 +94,9 @@ module TaskerCore
         candidates = envelope["domain_events"]
         return unless candidates && answer && answer["applied"]
 
+        written = answer["domain_events_written"].to_i
+        FFI.domain_events_count("durable_routed" => written) if written.positive?
+
         candidates.each do |c|
           next if c["delivery_mode"] == "durable"
           next unless condition_met?(c["condition"], answer["step_status"], envelope["success"])

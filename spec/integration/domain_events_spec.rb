@@ -214,6 +214,7 @@ RSpec.describe "domain events" do
     stats = TaskerCore::Observability.event_stats
     expect(stats.router.fast_routed).to be >= 1
     expect(stats.router.broadcast_routed).to be >= 1
+    expect(stats.router.durable_routed).to be >= 2 # processed and settled, stored with the result
     expect(stats.outbox.domain).to eq(2)
     expect(stats.outbox.delivered).to eq(1) # processed, acknowledged by the subscribers
     expect(stats.in_process_bus.ffi_subscriber_count).to eq(1)

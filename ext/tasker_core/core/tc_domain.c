@@ -78,8 +78,9 @@ int tc_domain_publish(tc_runtime_t *rt, json_object *event, json_object **out, t
   const char *params[] = {tc_json_str(event)};
   if (!params[0]) return tc_error_set(err, TC_ENOMEM, "out of memory");
   int rc = tc_rt_query_json(rt, "SELECT tasker.publish_domain_event($1::jsonb)", 1, params, out, err);
-  if (rc == TC_OK && json_object_get_boolean(get(*out, "written")))
-    tc_domain_count(rt, strcmp(m, "durable") == 0 ? "durable_routed" : "broadcast_routed", 1);
+  /* Stored in the outbox: durable_routed, whatever the mode (a broadcast event's in-process half is
+   * counted by the language bus as broadcast_routed). */
+  if (rc == TC_OK && json_object_get_boolean(get(*out, "written"))) tc_domain_count(rt, "durable_routed", 1);
   return rc;
 }
 
