@@ -279,8 +279,9 @@ void tc_events_interrupt(tc_events_t *ev, tc_cancel_t *cancel);
 void tc_events_stop(tc_events_t *ev);
 /* Stops and frees; no call may be using ev. Accepts NULL. */
 void tc_events_free(tc_events_t *ev);
-/* *out (new reference): the runtime's event counters {running, transitions_read, emitted, delivered,
- * dropped, queued, buffer_size, polls, poll_errors} (zeros when events never started). */
+/* *out (new reference): the runtime's event counters {running, feeder_alive (its thread has not
+ * returned), transitions_read, emitted, delivered, dropped, queued, buffer_size, polls, poll_errors}
+ * (zeros when events never started). */
 int tc_events_stats(tc_runtime_t *rt, json_object **out);
 /* The catalogue names of one transition (kind "task" or "step", from NULL for a first state) into
  * names; returns how many (0..3). */

@@ -44,6 +44,7 @@ struct tc_events {
   bool stopping;
   bool joining;            /* one stopper is joining the feeder */
   bool joined;
+  bool exited;             /* the feeder thread returned */
   json_object **ring;
   int cap, head, count;
   int poll_ms, batch;
@@ -328,6 +329,9 @@ static void *feeder_main(void *arg) {
     if (!ev->stopping) pthread_cond_timedwait(&ev->tick, &ev->mu, &ts);
     pthread_mutex_unlock(&ev->mu);
   }
+  pthread_mutex_lock(&ev->mu);
+  ev->exited = true;
+  pthread_mutex_unlock(&ev->mu);
   return NULL;
 }
 
@@ -446,6 +450,7 @@ static json_object *stats_of(tc_events_t *ev) {
   if (!o) return NULL;
   if (ev) pthread_mutex_lock(&ev->mu);
   json_object_object_add(o, "running", json_object_new_boolean(ev && !ev->stopping));
+  json_object_object_add(o, "feeder_alive", json_object_new_boolean(ev && ev->started && !ev->exited));
   json_object_object_add(o, "transitions_read", json_object_new_int64(ev ? (int64_t)ev->transitions : 0));
   json_object_object_add(o, "emitted", json_object_new_int64(ev ? (int64_t)ev->emitted : 0));
   json_object_object_add(o, "delivered", json_object_new_int64(ev ? (int64_t)ev->delivered : 0));

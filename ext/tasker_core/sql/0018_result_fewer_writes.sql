@@ -6,8 +6,7 @@
 --     release of a child) wrote an entry into it;
 --   * complete_step hands the step row it just locked to the result's application instead of the
 --     application reading it again;
---   * a result's two transitions and its audit row are one statement, and so are the release of
---     the children and the task's counters.
+--   * a result's two transitions and its audit row are one statement.
 -- Lock order, transitions, audit rows, counters and notifications are those of 0012.
 
 DROP INDEX IF EXISTS tasker.workflow_steps_task_idx;
@@ -125,34 +124,12 @@ BEGIN
     ELSIF s.step_type = 'batchable' THEN
       PERFORM tasker.expand_batches(s, p_result, v_now);
     END IF;
-    -- release_children's statement (0011), with the task's counters updated from its count.
-    WITH released AS (
-      UPDATE tasker.workflow_steps c
-      SET pending_parents = c.pending_parents - 1,
-          status = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN 'enqueued' ELSE c.status END,
-          ready_at = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN v_now ELSE c.ready_at END,
-          transition_seq = CASE WHEN c.pending_parents = 1 AND c.status = 'pending'
-                                THEN c.transition_seq + 1 ELSE c.transition_seq END,
-          updated_at = v_now
-      FROM tasker.workflow_step_edges e
-      WHERE e.from_step_uuid = v_step AND e.to_step_uuid = c.workflow_step_uuid
-      RETURNING c.workflow_step_uuid, c.task_uuid, c.status, c.pending_parents, c.transition_seq
-    ), logged AS (
-      INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
-        to_state, event, sort_key, created_at)
-      SELECT workflow_step_uuid, task_uuid, 'pending', 'enqueued', 'enqueue', transition_seq, v_now
-      FROM released WHERE status = 'enqueued' AND pending_parents = 0
-      RETURNING 1
-    ), counted AS (
-      SELECT count(*)::integer AS n FROM logged
-    )
+    v_enqueued := tasker.release_children(v_step, v_now);
     UPDATE tasker.tasks
-    SET unfinished_steps = unfinished_steps - 1, active_steps = active_steps - 1 + counted.n,
+    SET unfinished_steps = unfinished_steps - 1, active_steps = active_steps - 1 + v_enqueued,
         updated_at = v_now
-    FROM counted
     WHERE task_uuid = s.task_uuid
-    RETURNING tasks.status, tasks.unfinished_steps, tasks.active_steps, tasks.error_steps, counted.n
-    INTO t.status, t.unfinished_steps, t.active_steps, t.error_steps, v_enqueued;
+    RETURNING * INTO t;
   ELSIF v_to = 'error' THEN
     UPDATE tasker.tasks
     SET error_steps = error_steps + 1, active_steps = active_steps - 1, updated_at = v_now

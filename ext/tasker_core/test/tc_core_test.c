@@ -150,16 +150,25 @@ static json_object *complete(tc_worker_t *w, json_object *ev, const char *result
   return next;
 }
 
-static void test_engine(const char *url) {
+/* A runtime on url with pool_size connections and logging off; NULL (and a failed check) on error. */
+static tc_runtime_t *test_runtime(const char *url, int pool_size) {
   char cfg_text[2048];
-  snprintf(cfg_text, sizeof cfg_text, "{\"database_url\":\"%s\",\"pool_size\":4,\"log_level\":\"off\"}", url);
+  snprintf(cfg_text, sizeof cfg_text, "{\"database_url\":\"%s\",\"pool_size\":%d,\"log_level\":\"off\"}", url,
+           pool_size);
   json_object *cfg = parse(cfg_text);
   tc_runtime_t *rt = NULL;
   tc_error_t err = {0};
   int rc = tc_runtime_new(cfg, &rt, &err);
   json_object_put(cfg);
   CHECK_RC(rc, err);
+  return rc == TC_OK ? rt : NULL;
+}
+
+static void test_engine(const char *url) {
+  tc_runtime_t *rt = test_runtime(url, 4);
   if (!rt) return;
+  tc_error_t err = {0};
+  int rc;
 
   json_object *report = NULL;
   rc = tc_migrate(rt, &report, &err);
@@ -340,15 +349,10 @@ static int64_t integer(json_object *obj, const char *key) {
 /* The client API (tc_client.c): creation answers with the whole task, lists, steps, audit history,
  * cancellation and the health check, with their refusals. */
 static void test_client(const char *url) {
-  char cfg_text[2048];
-  snprintf(cfg_text, sizeof cfg_text, "{\"database_url\":\"%s\",\"pool_size\":2,\"log_level\":\"off\"}", url);
-  json_object *cfg = parse(cfg_text);
-  tc_runtime_t *rt = NULL;
-  tc_error_t err = {0};
-  int rc = tc_runtime_new(cfg, &rt, &err);
-  json_object_put(cfg);
-  CHECK_RC(rc, err);
+  tc_runtime_t *rt = test_runtime(url, 2);
   if (!rt) return;
+  tc_error_t err = {0};
+  int rc;
   json_object *out = NULL;
   rc = tc_migrate(rt, &out, &err);
   CHECK_RC(rc, err);
@@ -684,15 +688,10 @@ static void test_events(const char *url) {
         "step retry name");
   CHECK(tc_events_names("other", NULL, "pending", names) == 0, "unknown kind named");
 
-  char cfg_text[2048];
-  snprintf(cfg_text, sizeof cfg_text, "{\"database_url\":\"%s\",\"pool_size\":2,\"log_level\":\"off\"}", url);
-  json_object *cfg = parse(cfg_text);
-  tc_runtime_t *rt = NULL;
-  tc_error_t err = {0};
-  int rc = tc_runtime_new(cfg, &rt, &err);
-  json_object_put(cfg);
-  CHECK_RC(rc, err);
+  tc_runtime_t *rt = test_runtime(url, 2);
   if (!rt) return;
+  tc_error_t err = {0};
+  int rc;
 
   json_object *bad = parse("{\"buffer_size\":0}");
   tc_events_t *ev = NULL;
@@ -772,22 +771,29 @@ static void test_events(const char *url) {
   tc_runtime_free(rt);
 }
 
-static void *stop_thread(void *ev) {
-  tc_events_stop(ev);
+typedef struct {
+  tc_runtime_t *rt;
+  tc_events_t *ev;
+  bool alive_after_stop;
+} stopper_t;
+
+/* Stops the feeder, then looks whether its thread is still running (it must not be). */
+static void *stop_thread(void *arg) {
+  stopper_t *s = arg;
+  tc_events_stop(s->ev);
+  json_object *stats = NULL;
+  if (tc_events_stats(s->rt, &stats) == TC_OK)
+    s->alive_after_stop = json_object_get_boolean(json_object_object_get(stats, "feeder_alive"));
+  json_object_put(stats);
   return NULL;
 }
 
-/* Several threads stop one feeder at once: one joins it, the others wait for that join. */
+/* Several threads stop one feeder at once: one joins it, the others return only after that join. */
 static void test_events_concurrent_stop(const char *url) {
-  char cfg_text[2048];
-  snprintf(cfg_text, sizeof cfg_text, "{\"database_url\":\"%s\",\"pool_size\":2,\"log_level\":\"off\"}", url);
-  json_object *cfg = parse(cfg_text);
-  tc_runtime_t *rt = NULL;
-  tc_error_t err = {0};
-  int rc = tc_runtime_new(cfg, &rt, &err);
-  json_object_put(cfg);
-  CHECK_RC(rc, err);
+  tc_runtime_t *rt = test_runtime(url, 2);
   if (!rt) return;
+  tc_error_t err = {0};
+  int rc;
   for (int round = 0; round < 5; round++) {
     tc_events_t *ev = NULL;
     json_object *opts = parse("{\"poll_interval_ms\":1}");
@@ -795,29 +801,26 @@ static void test_events_concurrent_stop(const char *url) {
     json_object_put(opts);
     CHECK_RC(rc, err);
     if (!ev) break;
-    pthread_t t[3];
-    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, stop_thread, ev);
-    tc_events_stop(ev);
-    json_object *stats = NULL;
-    CHECK(tc_events_stats(rt, &stats) == TC_OK && !json_object_get_boolean(json_object_object_get(stats, "running")),
-          "running after a stop returned");
-    json_object_put(stats);
-    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    pthread_t t[4];
+    stopper_t stoppers[4];
+    for (int i = 0; i < 4; i++) {
+      stoppers[i] = (stopper_t){rt, ev, false};
+      CHECK(pthread_create(&t[i], NULL, stop_thread, &stoppers[i]) == 0, "stopper thread %d", i);
+    }
+    for (int i = 0; i < 4; i++) {
+      pthread_join(t[i], NULL);
+      CHECK(!stoppers[i].alive_after_stop, "round %d: stopper %d returned while the feeder ran", round, i);
+    }
     tc_events_free(ev);
   }
   tc_runtime_free(rt);
 }
 
 static void test_domain(const char *url) {
-  char cfg_text[2048];
-  snprintf(cfg_text, sizeof cfg_text, "{\"database_url\":\"%s\",\"pool_size\":2,\"log_level\":\"off\"}", url);
-  json_object *cfg = parse(cfg_text);
-  tc_runtime_t *rt = NULL;
-  tc_error_t err = {0};
-  int rc = tc_runtime_new(cfg, &rt, &err);
-  json_object_put(cfg);
-  CHECK_RC(rc, err);
+  tc_runtime_t *rt = test_runtime(url, 2);
   if (!rt) return;
+  tc_error_t err = {0};
+  int rc;
 
   json_object *out = NULL;
   const char *bad[][2] = {
