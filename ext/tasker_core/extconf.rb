@@ -66,7 +66,7 @@ create_makefile("tasker_core/tasker_core")
 # Regenerate the embedded migrations whenever a .sql file changes.
 File.open("Makefile", "a") do |mk|
   mk.puts
-  mk.puts "tc_migrations.h: $(srcdir)/gen_migrations.rb $(wildcard $(srcdir)/sql/*.sql)"
+  mk.puts "tc_migrations.h: $(srcdir)/gen_migrations.rb $(wildcard $(srcdir)/sql/migrations/*.sql) $(wildcard $(srcdir)/sql/functions/*.sql)"
   mk.puts "\t$(RUBY) $(srcdir)/gen_migrations.rb $(srcdir)/sql tc_migrations.h"
   mk.puts "tc_runtime.o: tc_migrations.h"
   if ENV["TASKER_SANITIZE"] == "address"

@@ -50,7 +50,7 @@ RSpec.describe "TaskerCore::Client.health_check and an unreachable database" do
     expect(health.response_time_ms).to be_a(Float).and be < 1000
   end
 
-  it "is unhealthy before migration, healthy after, and unhealthy with a migration missing or a newer schema" do
+  it "is unhealthy before migration, healthy after, and unhealthy with functions out of date, a migration missing or a newer schema" do
     psql("DROP DATABASE IF EXISTS tasker_health_check")
     psql("CREATE DATABASE tasker_health_check")
     url = DATABASE_URL.sub(%r{\A(postgres(?:ql)?://[^/?]*/)[^?]*}, '\1tasker_health_check')
@@ -60,9 +60,11 @@ RSpec.describe "TaskerCore::Client.health_check and an unreachable database" do
       report("fresh", TaskerCore::FFI.client_health_check)
       TaskerCore.migrate!
       report("migrated", TaskerCore::Client.health_check.to_h)
-      sql.call("DELETE FROM tasker.schema_migrations WHERE version = 4")
+      sql.call("UPDATE tasker.schema_functions SET checksum = 'earlier' WHERE name = 'claim'")
+      report("stale_functions", TaskerCore::FFI.client_health_check)
+      sql.call("DELETE FROM tasker.schema_migrations WHERE version = 1")
       report("missing", TaskerCore::FFI.client_health_check)
-      sql.call("INSERT INTO tasker.schema_migrations (version, name) VALUES (4, 'client_api'), (9999, 'future')")
+      sql.call("INSERT INTO tasker.schema_migrations (version, name) VALUES (1, 'schema'), (9999, 'future')")
       report("newer", TaskerCore::FFI.client_health_check)
     RUBY
     expected = TaskerCore::FFI.schema_version
@@ -70,7 +72,11 @@ RSpec.describe "TaskerCore::Client.health_check and an unreachable database" do
                                         "schema_version" => 0, "expected_schema_version" => expected)
     expect(reports["fresh"]["error"]).to eq("the tasker schema is not migrated (this library expects version #{expected})")
     expect(reports["migrated"]).to include("healthy" => true, "schema_version" => expected)
-    expect(reports["missing"]).to include("healthy" => false, "schema_version" => expected)
+    expect(reports["stale_functions"]).to include("healthy" => false, "schema_version" => expected)
+    expect(reports["stale_functions"]["error"]).to eq(
+      "the tasker functions of functions/claim.sql are not this library's: migrations are pending"
+    )
+    expect(reports["missing"]).to include("healthy" => false)
     expect(reports["missing"]["error"]).to match(/with #{expected - 1} of this library's #{expected} migrations applied: migrations are pending/)
     expect(reports["newer"]["error"]).to eq("the tasker schema is at version 9999, newer than this library's #{expected}")
   ensure

@@ -94,8 +94,9 @@ void tc_runtime_abandon(tc_runtime_t *rt);
 void tc_runtime_set_log_sink(tc_runtime_t *rt, tc_log_sink_fn fn, void *data);
 void tc_log(tc_runtime_t *rt, tc_log_level_t level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* Applies the embedded schema migrations (safe concurrently: advisory lock). *out: {"applied":
- * [versions...], "current_version": n}. */
+/* Applies the embedded schema (safe concurrently: advisory lock): pending migrations in order, and
+ * every function file whose text differs from the one the database recorded. *out: {"applied":
+ * [versions...], "functions": [function files applied...], "current_version": n}. */
 int tc_migrate(tc_runtime_t *rt, json_object **out, tc_error_t *err);
 /* Highest migration version compiled into this library. */
 int tc_schema_version(void);
@@ -153,7 +154,7 @@ int tc_client_get_step(tc_runtime_t *rt, const char *task_uuid, const char *step
 int tc_client_get_step_audit_history(tc_runtime_t *rt, const char *task_uuid, const char *step_uuid,
                                      json_object **out, tc_error_t *err);
 /* One round trip: the database answers and its schema is at tc_schema_version() with every migration
- * applied. An unreachable database (after connect_timeout_seconds) or a schema that is not current is
+ * applied and every function file current. An unreachable database (after connect_timeout_seconds) or a schema that is not current is
  * an answer, not an error: *out: {healthy, status ("healthy"/"unhealthy"), timestamp,
  * database_connected, response_time_ms, schema_version (when the database answered; 0 before any
  * migration), expected_schema_version, error (when unhealthy)}. Fails only for TC_ENOMEM or a closed runtime. */

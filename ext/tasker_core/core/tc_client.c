@@ -296,11 +296,19 @@ static bool put(json_object *obj, const char *key, json_object *value) {
 
 int tc_client_health_check(tc_runtime_t *rt, json_object **out, tc_error_t *err) {
   int64_t started = now_us();
-  json_object *versions = NULL;
+  json_object *answer = NULL;
   tc_error_t qerr = {0};
   /* Plain SQL, no function of ours: it answers on a database at any schema version. */
-  int rc = tc_rt_query_json(rt, "SELECT coalesce(jsonb_agg(version ORDER BY version), '[]'::jsonb) "
-                                "FROM tasker.schema_migrations", 0, NULL, &versions, &qerr);
+  int rc = tc_rt_query_json(rt,
+                            "SELECT jsonb_build_object('versions', (SELECT coalesce(jsonb_agg(version ORDER BY "
+                            "version), '[]') FROM tasker.schema_migrations), 'functions', (SELECT "
+                            "jsonb_object_agg(name, checksum) FROM tasker.schema_functions))",
+                            0, NULL, &answer, &qerr);
+  json_object *versions = NULL, *functions = NULL;
+  if (answer) {
+    json_object_object_get_ex(answer, "versions", &versions);
+    json_object_object_get_ex(answer, "functions", &functions);
+  }
   double elapsed_ms = (double)(now_us() - started) / 1000.0;
   bool not_migrated = rc == TC_EDB && strcmp(qerr.sqlstate, "42P01") == 0; /* undefined_table */
   if (rc != TC_OK && rc != TC_EDB && rc != TC_ETIMEDOUT) {
@@ -318,7 +326,7 @@ int tc_client_health_check(tc_runtime_t *rt, json_object **out, tc_error_t *err)
     if (v > current) current = v;
     if (v >= 1 && v <= expected) applied_upto_expected++;
   }
-  json_object_put(versions);
+  const char *stale = rc == TC_OK ? tc_schema_stale_function_file(functions) : NULL;
 
   char message[sizeof qerr.message + 160] = "";
   if (rc != TC_OK && !not_migrated) {
@@ -335,7 +343,11 @@ int tc_client_health_check(tc_runtime_t *rt, json_object **out, tc_error_t *err)
              "the tasker schema is at version %d with %d of this library's %d migrations applied: migrations are "
              "pending",
              current, applied_upto_expected, expected);
+  } else if (stale) {
+    snprintf(message, sizeof message,
+             "the tasker functions of functions/%s.sql are not this library's: migrations are pending", stale);
   }
+  json_object_put(answer);
   bool healthy = message[0] == '\0';
   char stamp[32];
   utc_timestamp(stamp);

@@ -3,7 +3,7 @@
  * acknowledgements by named consumers, purging, and the runtime's routing counters.
  *
  * A step's declared events travel in its result envelope and are written by complete_and_claim in
- * the transaction that stores the result (migration 0016); this file serves everything else:
+ * the transaction that stores the result (sql/functions/result.sql); this file serves everything else:
  * events published outside a result, and the consumer side. Fast events never reach the database:
  * the language's in-process bus delivers them and reports what it did through tc_domain_count, so
  * metrics_events (FFI and HTTP alike) shows one set of counters.

@@ -105,12 +105,17 @@ bool tc_domain_event_name_valid(const char *s);
 /* Serializes a JSON value without spaces; the string belongs to obj. */
 const char *tc_json_str(json_object *obj);
 
-/* ---- Embedded migrations (generated tc_migrations.h, used by tc_migrate.c). ---- */
+/* ---- Embedded schema (generated tc_migrations.h, applied by tc_migrate in tc_runtime.c): a migration
+ * (version >= 1) or a function file (version 0), with the SHA-256 of its text. ---- */
 typedef struct tc_migration {
   int version;
   const char *name;
+  const char *checksum;
   const char *sql;
 } tc_migration_t;
+/* The name of the first function file whose checksum in recorded ({name: checksum}, may be NULL)
+ * differs from this library's, or NULL when all are current. */
+const char *tc_schema_stale_function_file(json_object *recorded);
 
 /* ---- Worker metrics (tc_metrics.c): counters and histograms per namespace of one worker. ---- */
 #define TC_METRICS_BUCKETS 14 /* upper bounds in ms; one more slot counts +Inf */

@@ -1,17 +1,74 @@
--- A worker's result with fewer statements and fewer index writes (measured with bench/ and
--- pg_stat_statements, docs/performance.md):
---   * workflow_steps_task_idx (task_uuid) duplicated the leading column of the table's unique
---     (task_uuid, name) index, which serves the same lookups. A step row's updates are never HOT
---     (status is in the partial indexes' predicates), so each of them (the claim, the result, the
---     release of a child) wrote an entry into it;
---   * complete_step hands the step row it just locked to the result's application instead of the
---     application reading it again;
---   * a result's two transitions and its audit row are one statement.
--- Lock order, transitions, audit rows, counters and notifications are those of 0012.
+-- A worker's result: applying it to the step, releasing children, finalizing the task, and the
+-- claim on complete.
 
-DROP INDEX IF EXISTS tasker.workflow_steps_task_idx;
+-- Decrements the pending-parent count of p_step's children and enqueues those reaching zero;
+-- returns how many were enqueued. PL/pgSQL, so its plan is cached for the session.
+CREATE OR REPLACE FUNCTION tasker.release_children(p_step uuid, p_now timestamp) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_count integer;
+BEGIN
+  WITH released AS (
+    UPDATE tasker.workflow_steps c
+    SET pending_parents = c.pending_parents - 1,
+        status = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN 'enqueued' ELSE c.status END,
+        ready_at = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN p_now ELSE c.ready_at END,
+        transition_seq = CASE WHEN c.pending_parents = 1 AND c.status = 'pending'
+                              THEN c.transition_seq + 1 ELSE c.transition_seq END,
+        updated_at = p_now
+    FROM tasker.workflow_step_edges e
+    WHERE e.from_step_uuid = p_step AND e.to_step_uuid = c.workflow_step_uuid
+    RETURNING c.workflow_step_uuid, c.task_uuid, c.status, c.pending_parents, c.transition_seq
+  ), logged AS (
+    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
+      to_state, event, sort_key, created_at)
+    SELECT workflow_step_uuid, task_uuid, 'pending', 'enqueued', 'enqueue', transition_seq, p_now
+    FROM released WHERE status = 'enqueued' AND pending_parents = 0
+    RETURNING 1
+  )
+  SELECT count(*)::integer INTO v_count FROM logged;
+  RETURN v_count;
+END $$;
 
--- 0012's apply_step_result, for a step row s the caller has locked in in_progress.
+-- Moves a task in steps_in_process to its outcome when nothing is left to run: complete when no
+-- step is unfinished, blocked_by_failures -> error when a step failed and nothing is active.
+-- The caller holds the task's row lock. Returns the task's status.
+CREATE OR REPLACE FUNCTION tasker.finalize_task(p_task uuid, p_now timestamp) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  t tasker.tasks;
+BEGIN
+  SELECT * INTO t FROM tasker.tasks WHERE task_uuid = p_task;
+  IF t.status = 'steps_in_process' AND t.unfinished_steps = 0 THEN
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, created_at)
+    VALUES (p_task, 'steps_in_process', 'evaluating_results', 'all_steps_completed', t.transition_seq + 1, p_now),
+           (p_task, 'evaluating_results', 'complete', 'all_steps_successful', t.transition_seq + 2, p_now);
+    UPDATE tasker.tasks SET status = 'complete', complete = true, completed_at = p_now,
+           transition_seq = t.transition_seq + 2, updated_at = p_now
+    WHERE task_uuid = p_task;
+    RETURN 'complete';
+  ELSIF t.status = 'steps_in_process' AND t.active_steps = 0 AND t.error_steps > 0 THEN
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
+    VALUES (p_task, 'steps_in_process', 'evaluating_results', 'step_completed', t.transition_seq + 1, '{}', p_now),
+           (p_task, 'evaluating_results', 'blocked_by_failures', 'permanent_failure', t.transition_seq + 2,
+            jsonb_build_object('error_steps', t.error_steps), p_now),
+           (p_task, 'blocked_by_failures', 'error', 'give_up', t.transition_seq + 3, '{}', p_now);
+    UPDATE tasker.tasks SET status = 'error', transition_seq = t.transition_seq + 3, updated_at = p_now
+    WHERE task_uuid = p_task;
+    RETURN 'error';
+  END IF;
+  RETURN t.status;
+END $$;
+
+-- Applies a result to the step row s, which the caller has locked in in_progress, and everything
+-- that follows from it, in the caller's transaction:
+--   success                      -> complete; children whose parents are all complete are enqueued
+--   retryable failure with tries -> waiting_for_retry with next_retry_at (still active for the task)
+--   otherwise                    -> error
+-- then the task is finalized when its counters say nothing is left to run (complete, or
+-- blocked_by_failures -> error). The result's two transitions and its audit row are one statement.
+-- When the task already ended (cancelled while the step ran) the result is recorded on the step and
+-- in the audit, and nothing else moves.
 CREATE OR REPLACE FUNCTION tasker.apply_claimed_step_result(s tasker.workflow_steps, p_worker uuid, p_result jsonb,
                                                             p_applied_event text DEFAULT NULL,
                                                             p_notify boolean DEFAULT true) RETURNS jsonb
@@ -38,7 +95,7 @@ BEGIN
   v_live := t.status NOT IN ('complete', 'error', 'cancelled', 'resolved_manually');
 
   -- Decision and batchable steps create steps at run time; a bad outcome is a permanent failure
-  -- (migrations 0007 and 0008).
+  -- (decisions.sql, batches.sql).
   IF v_success AND s.step_type IN ('decision', 'batchable') THEN
     v_invalid := CASE s.step_type WHEN 'decision' THEN tasker.decision_outcome_error(s, p_result)
                                   ELSE tasker.batch_outcome_error(s, p_result) END;
@@ -65,7 +122,7 @@ BEGIN
   ELSIF s.step_type = 'batch_worker' AND s.inputs->'batch_metadata'->>'failure_strategy' = 'continue_on_failure'
         AND v_live THEN
     -- A batch worker under continue_on_failure completes with its failure as its result, so the
-    -- convergence step runs and sees it (migration 0008).
+    -- convergence step runs and sees it.
     v_to := 'complete';
   ELSE
     v_to := 'error';
@@ -154,8 +211,8 @@ BEGIN
                             'namespace', s.namespace_name);
 END $$;
 
--- 0012's contract, for callers that hold the step's lock but not its row (recovery of expired
--- claims).
+-- apply_claimed_step_result for callers that hold the step's lock but not its row (recovery of
+-- expired claims).
 CREATE OR REPLACE FUNCTION tasker.apply_step_result(p_step uuid, p_worker uuid, p_result jsonb,
                                                     p_applied_event text DEFAULT NULL,
                                                     p_notify boolean DEFAULT true) RETURNS jsonb
@@ -167,7 +224,9 @@ BEGIN
   RETURN tasker.apply_claimed_step_result(s, p_worker, p_result, p_applied_event, p_notify);
 END $$;
 
--- 0005's complete_step, handing the locked row on.
+-- A worker's result for its claim. Refused (recorded in the audit with applied = false, nothing
+-- else changed) when the claim token is no longer current: the claim expired and the step was
+-- recovered, or it was released.
 CREATE OR REPLACE FUNCTION tasker.complete_step(p_step uuid, p_claim_token uuid, p_worker uuid,
                                                 p_result jsonb, p_notify boolean DEFAULT true) RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -193,4 +252,46 @@ BEGIN
   END IF;
 
   RETURN tasker.apply_claimed_step_result(s, p_worker, p_result, NULL, p_notify);
+END $$;
+
+-- Claim on complete: complete_step plus, when p_claim_next > 0 and the result was applied, up to
+-- p_claim_next newly claimed steps of p_namespaces in "next_steps", into the handler slot the
+-- result frees, so a chain runs without a notification and a separate claim between its steps.
+-- The step's candidate domain events travel in the result envelope ("domain_events"); they are
+-- kept out of the stored result and written to the outbox once the result is applied.
+CREATE OR REPLACE FUNCTION tasker.complete_and_claim(p_step uuid, p_claim_token uuid, p_worker uuid, p_result jsonb,
+                                                     p_claim_next integer, p_namespaces text[],
+                                                     p_visibility_seconds integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_events jsonb := p_result->'domain_events';
+  v_outcome jsonb;
+  v_next jsonb := '[]'::jsonb;
+  v_ns text;
+  v_wake boolean;
+BEGIN
+  IF v_events IS NOT NULL THEN
+    p_result := p_result - 'domain_events';
+  END IF;
+  v_outcome := tasker.complete_step(p_step, p_claim_token, p_worker, p_result, p_claim_next <= 0);
+  IF v_events IS NOT NULL AND (v_outcome->>'applied')::boolean THEN
+    v_outcome := v_outcome || jsonb_build_object('domain_events_written',
+                                                 tasker.publish_step_events(p_step, v_events, v_outcome, p_result));
+  END IF;
+  IF p_claim_next > 0 AND (v_outcome->>'applied')::boolean THEN
+    SELECT coalesce(jsonb_agg(e), '[]'::jsonb) INTO v_next
+    FROM tasker.claim_steps(p_worker, p_namespaces, p_claim_next, p_visibility_seconds) AS e;
+    v_outcome := v_outcome || jsonb_build_object('next_steps', v_next);
+    -- Wake other workers only when work is left in the queue, or for a retry's due time.
+    v_ns := v_outcome->>'namespace';
+    v_wake := v_outcome->>'step_status' = 'waiting_for_retry';
+    IF NOT v_wake AND (v_outcome->>'enqueued')::integer > 0 THEN
+      SELECT EXISTS (SELECT 1 FROM tasker.workflow_steps WHERE status = 'enqueued' AND namespace_name = v_ns)
+      INTO v_wake;
+    END IF;
+    IF v_wake THEN
+      PERFORM pg_notify('tasker_steps_' || v_ns, '');
+    END IF;
+  END IF;
+  RETURN v_outcome;
 END $$;

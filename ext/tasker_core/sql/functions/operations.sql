@@ -1,5 +1,66 @@
--- Operator actions on steps (reset_for_retry, resolve_manually, complete_manually), the staleness
--- detector and its dead-letter entries.
+-- Operator actions: cancel a task, act on a step, the staleness detector, the DLQ.
+
+-- Cancels a task that has not finished, in one transaction: the task row is locked first, then its
+-- pending, enqueued and waiting_for_retry steps become cancelled (processed, with a transition
+-- each) and the task goes to cancelled (event 'cancel'). Steps in progress are left to finish: their
+-- result is recorded on the step and in the audit, and the task stays cancelled (apply_step_result
+-- moves nothing else once the task has ended). A finished task raises TK409 naming its state.
+CREATE OR REPLACE FUNCTION tasker.cancel_task(p_task uuid) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_now timestamp := clock_timestamp() AT TIME ZONE 'utc';
+  t tasker.tasks;
+  v_cancelled integer;
+  v_active integer;
+  v_running integer;
+BEGIN
+  SELECT * INTO t FROM tasker.tasks WHERE task_uuid = p_task FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'task not found: %', p_task USING ERRCODE = 'TK404';
+  END IF;
+  IF t.status IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
+    RAISE EXCEPTION 'task % is %: only a task that has not finished can be cancelled', p_task, t.status
+      USING ERRCODE = 'TK409';
+  END IF;
+
+  WITH victims AS (
+    -- Locked in one order; a step a worker claims meanwhile is re-checked and left alone.
+    SELECT s.workflow_step_uuid, s.status FROM tasker.workflow_steps s
+    WHERE s.task_uuid = p_task AND s.status IN ('pending', 'enqueued', 'waiting_for_retry')
+    ORDER BY s.workflow_step_uuid
+    FOR UPDATE
+  ), cancelled AS (
+    UPDATE tasker.workflow_steps s
+    SET status = 'cancelled', processed = true, processed_at = v_now, in_process = false,
+        next_retry_at = NULL, transition_seq = s.transition_seq + 1, updated_at = v_now
+    FROM victims v
+    WHERE s.workflow_step_uuid = v.workflow_step_uuid
+    RETURNING s.workflow_step_uuid, v.status AS from_state, s.attempts, s.transition_seq
+  ), logged AS (
+    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state,
+      event, attempt, sort_key, metadata, created_at)
+    SELECT workflow_step_uuid, p_task, from_state, 'cancelled', 'cancel', attempts, transition_seq,
+           '{"reason": "task cancelled"}'::jsonb, v_now
+    FROM cancelled
+  )
+  SELECT count(*)::integer, count(*) FILTER (WHERE from_state <> 'pending')::integer
+  INTO v_cancelled, v_active FROM cancelled;
+
+  SELECT count(*)::integer INTO v_running FROM tasker.workflow_steps
+  WHERE task_uuid = p_task AND status = 'in_progress';
+
+  INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
+  VALUES (p_task, t.status, 'cancelled', 'cancel', t.transition_seq + 1,
+          jsonb_build_object('cancelled_steps', v_cancelled, 'running_steps', v_running), v_now);
+  UPDATE tasker.tasks
+  SET status = 'cancelled', unfinished_steps = unfinished_steps - v_cancelled,
+      active_steps = active_steps - v_active, transition_seq = t.transition_seq + 1, updated_at = v_now
+  WHERE task_uuid = p_task;
+
+  RETURN jsonb_build_object('cancelled', true, 'task_uuid', p_task, 'status', 'cancelled',
+                            'previous_status', t.status, 'cancelled_steps', v_cancelled,
+                            'running_steps', v_running, 'cancelled_at', v_now);
+END $$;
 
 -- An operator's action on a step, after which the task re-evaluates (one transaction):
 --   reset_for_retry    error -> pending (attempts back to 0), enqueued when its parents are done
@@ -171,7 +232,6 @@ BEGIN
   RETURN v_actions;
 END $$;
 
-
 -- Dead-letter entries, newest first, optionally of one task or one resolution status.
 CREATE OR REPLACE FUNCTION tasker.list_dlq(p_task uuid, p_status text, p_limit integer, p_offset integer)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
@@ -208,23 +268,3 @@ BEGIN
   END IF;
   RETURN to_jsonb(d);
 END $$;
-
--- Announces that a task reached a terminal state, on a channel of its own, for waiters.
-CREATE OR REPLACE FUNCTION tasker.notify_task_finished(p_task uuid, p_status text) RETURNS void
-LANGUAGE sql AS $$
-  SELECT pg_notify('tasker_task_' || replace(p_task::text, '-', ''), p_status)
-$$;
-
--- A trigger rather than a call in each path: every way a task ends (finalization, staleness,
--- cancellation, operator actions) wakes its waiters.
-CREATE OR REPLACE FUNCTION tasker.tasks_finished_trigger() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.status IN ('complete', 'error', 'cancelled', 'resolved_manually') AND NEW.status IS DISTINCT FROM OLD.status THEN
-    PERFORM tasker.notify_task_finished(NEW.task_uuid, NEW.status);
-  END IF;
-  RETURN NULL;
-END $$;
-
-CREATE TRIGGER tasks_finished AFTER UPDATE OF status ON tasker.tasks
-  FOR EACH ROW EXECUTE FUNCTION tasker.tasks_finished_trigger();

@@ -1,6 +1,4 @@
--- Batch processing (SPEC 4.7): a `batchable` step's handler splits its work into cursor ranges; the
--- engine creates one worker step per range from the `batch_worker` template, and the
--- `deferred_convergence` step that depends on that template waits for all of them.
+-- Batch processing: the batch workers a batchable step's outcome creates, and the steps downstream.
 
 -- Checks a batch outcome; returns an error message, or NULL when valid.
 CREATE OR REPLACE FUNCTION tasker.batch_outcome_error(p_step tasker.workflow_steps, p_result jsonb)

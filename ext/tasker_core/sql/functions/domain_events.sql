@@ -1,29 +1,5 @@
--- Domain events (SPEC 8.2): events a step declares in publishes_events, written to the outbox in
--- the transaction that stores the step's result, and read by named consumers with a lease.
---
---   * complete_and_claim takes the step's candidate events from the result envelope
---     ("domain_events", built by the language worker: the declared events with their condition and
---     delivery mode, and those published by hand from the handler), keeps them out of the stored
---     result, and once the result is applied writes the durable and broadcast ones whose
---     condition matches the outcome. A stale result (its claim was lost) writes nothing.
---   * Each consumer (the in-process subscribers of every worker share one, external consumers
---     name their own) leases events with read_domain_events and acknowledges them with
---     ack_domain_events: an event is handed out again only when its lease expired unacknowledged
---     (at least once), never after its acknowledgement.
-
-ALTER TABLE tasker.events_outbox ADD COLUMN delivery_mode varchar(16);
-CREATE UNIQUE INDEX events_outbox_event_uuid_idx ON tasker.events_outbox (event_uuid);
-CREATE INDEX events_outbox_domain_idx ON tasker.events_outbox (event_id) WHERE kind = 'domain';
-
-CREATE TABLE tasker.domain_event_deliveries (
-  consumer varchar(64) NOT NULL,
-  event_id bigint NOT NULL REFERENCES tasker.events_outbox (event_id) ON DELETE CASCADE,
-  reads integer NOT NULL DEFAULT 0,
-  lease_expires_at timestamp,
-  delivered_at timestamp,
-  PRIMARY KEY (consumer, event_id)
-);
-CREATE INDEX domain_event_deliveries_event_idx ON tasker.domain_event_deliveries (event_id);
+-- Domain events (SPEC 8.2): written to the outbox with a step's result, leased and acknowledged per
+-- consumer.
 
 -- Writes the durable and broadcast events of p_events whose condition matches the applied
 -- outcome p_outcome (complete_step's answer) of p_result. Returns how many were written.
@@ -56,44 +32,6 @@ BEGIN
     PERFORM pg_notify('tasker_domain_events', '');
   END IF;
   RETURN v_written;
-END $$;
-
--- 0013's complete_and_claim, taking the domain events out of the result and writing them with it.
-CREATE OR REPLACE FUNCTION tasker.complete_and_claim(p_step uuid, p_claim_token uuid, p_worker uuid, p_result jsonb,
-                                                     p_claim_next integer, p_namespaces text[],
-                                                     p_visibility_seconds integer) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_events jsonb := p_result->'domain_events';
-  v_outcome jsonb;
-  v_next jsonb := '[]'::jsonb;
-  v_ns text;
-  v_wake boolean;
-BEGIN
-  IF v_events IS NOT NULL THEN
-    p_result := p_result - 'domain_events';
-  END IF;
-  v_outcome := tasker.complete_step(p_step, p_claim_token, p_worker, p_result, p_claim_next <= 0);
-  IF v_events IS NOT NULL AND (v_outcome->>'applied')::boolean THEN
-    v_outcome := v_outcome || jsonb_build_object('domain_events_written',
-                                                 tasker.publish_step_events(p_step, v_events, v_outcome, p_result));
-  END IF;
-  IF p_claim_next > 0 AND (v_outcome->>'applied')::boolean THEN
-    SELECT coalesce(jsonb_agg(e), '[]'::jsonb) INTO v_next
-    FROM tasker.claim_steps(p_worker, p_namespaces, p_claim_next, p_visibility_seconds) AS e;
-    v_outcome := v_outcome || jsonb_build_object('next_steps', v_next);
-    -- Wake other workers only when work is left in the queue, or for a retry's due time.
-    v_ns := v_outcome->>'namespace';
-    v_wake := v_outcome->>'step_status' = 'waiting_for_retry';
-    IF NOT v_wake AND (v_outcome->>'enqueued')::integer > 0 THEN
-      SELECT EXISTS (SELECT 1 FROM tasker.workflow_steps WHERE status = 'enqueued' AND namespace_name = v_ns)
-      INTO v_wake;
-    END IF;
-    IF v_wake THEN
-      PERFORM pg_notify('tasker_steps_' || v_ns, '');
-    END IF;
-  END IF;
-  RETURN v_outcome;
 END $$;
 
 -- Writes one event published outside a step result (FFI publish_domain_event): p_event is a

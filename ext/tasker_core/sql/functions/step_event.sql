@@ -1,10 +1,9 @@
--- 0002's step_event walked a step's ancestors with a recursive CTE whose recursive term PostgreSQL
--- planned as a hash join over every edge of every task (a bitmap scan of the whole edges index on
--- each level, seen with auto_explain): a claim's event cost grew with the number of edges ever
--- written (about 0.7 ms per level with 1,700 edges). Here each level looks up the parents of the
--- steps found so far through the edges' to_step_uuid index (a lateral subquery the planner cannot
--- flatten back into that join), so the walk costs what the step's own ancestry costs. The event
--- is unchanged.
+-- The step event: everything a handler needs, built for each claimed step.
+
+-- The event of a claimed step s: the task and its context, the step row, its template definition
+-- and the results of all its completed ancestors. The ancestors are found level by level through
+-- the edges' to_step_uuid index (a lateral subquery the planner cannot flatten into a hash join
+-- over every edge), so the walk costs what the step's own ancestry costs.
 CREATE OR REPLACE FUNCTION tasker.step_event(s tasker.workflow_steps) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN

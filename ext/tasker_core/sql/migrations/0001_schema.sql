@@ -4,21 +4,17 @@
 -- append-only history of every change, ordered by sort_key. A step row is also its own queue
 -- entry: status 'enqueued' rows are claimed with FOR UPDATE SKIP LOCKED, so there is no separate
 -- message table to keep in step with the state machine.
+--
+-- Ids default to tasker.uuid_v7() (sql/functions/util.sql, applied before the migrations).
+-- The queue tables are updated several times within seconds per step (enqueued, claimed,
+-- completed) and every claim walks the front of the claim index; their autovacuum settings make
+-- autovacuum clean and re-analyze them after a fixed, small number of changes instead of the
+-- default 20 % of the table.
+--
+-- This file is the schema every database reaches: a database migrated by the releases that
+-- defined functions in migrations (versions 1-18) is recorded as this version by migrate!.
 
 CREATE SCHEMA IF NOT EXISTS tasker;
-
--- UUID version 7 (RFC 9562): 48-bit Unix milliseconds, then random bits, version and variant set.
-CREATE OR REPLACE FUNCTION tasker.uuid_v7() RETURNS uuid
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-  ms bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
-  b bytea := uuid_send(gen_random_uuid());
-BEGIN
-  b := overlay(b PLACING substring(int8send(ms) FROM 3 FOR 6) FROM 1 FOR 6);
-  b := set_byte(b, 6, (get_byte(b, 6) & 15) | 112);   -- version 7
-  b := set_byte(b, 8, (get_byte(b, 8) & 63) | 128);   -- RFC 4122 variant
-  RETURN encode(b, 'hex')::uuid;
-END $$;
 
 CREATE TABLE tasker.task_namespaces (
   task_namespace_uuid uuid PRIMARY KEY DEFAULT tasker.uuid_v7(),
@@ -74,9 +70,13 @@ CREATE TABLE tasker.tasks (
     'pending', 'initializing', 'enqueuing_steps', 'steps_in_process', 'evaluating_results',
     'waiting_for_dependencies', 'waiting_for_retry', 'blocked_by_failures',
     'complete', 'error', 'cancelled', 'resolved_manually'))
-);
-CREATE INDEX tasks_status_idx ON tasker.tasks (status, created_at);
-CREATE INDEX tasks_namespace_idx ON tasker.tasks (namespace_name, created_at);
+) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 500,
+      autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 500);
+-- list_tasks order, newest first, with and without its filters: the uuid breaks ties between
+-- tasks created in one transaction (same created_at) without a sort.
+CREATE INDEX tasks_created_idx ON tasker.tasks (created_at DESC, task_uuid DESC);
+CREATE INDEX tasks_namespace_created_idx ON tasker.tasks (namespace_name, created_at DESC, task_uuid DESC);
+CREATE INDEX tasks_status_created_idx ON tasker.tasks (status, created_at DESC, task_uuid DESC);
 CREATE INDEX tasks_correlation_idx ON tasker.tasks (correlation_id);
 CREATE INDEX tasks_tags_idx ON tasker.tasks USING gin (tags);
 
@@ -119,7 +119,8 @@ CREATE TABLE tasker.workflow_steps (
     'complete', 'error', 'cancelled', 'resolved_manually')),
   CONSTRAINT workflow_steps_step_type_valid CHECK (step_type IN (
     'standard', 'decision', 'deferred_convergence', 'batchable', 'batch_worker'))
-);
+) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 500,
+      autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 500);
 -- The queue: claimable steps per namespace, highest priority first, then oldest.
 CREATE INDEX workflow_steps_claim_idx ON tasker.workflow_steps
   (namespace_name, priority DESC, ready_at) WHERE status = 'enqueued';
@@ -127,7 +128,6 @@ CREATE INDEX workflow_steps_claim_expiry_idx ON tasker.workflow_steps (claim_exp
   WHERE status = 'in_progress';
 CREATE INDEX workflow_steps_retry_idx ON tasker.workflow_steps (next_retry_at)
   WHERE status = 'waiting_for_retry';
-CREATE INDEX workflow_steps_task_idx ON tasker.workflow_steps (task_uuid);
 
 CREATE TABLE tasker.workflow_step_edges (
   workflow_step_edge_uuid uuid PRIMARY KEY DEFAULT tasker.uuid_v7(),
@@ -138,7 +138,7 @@ CREATE TABLE tasker.workflow_step_edges (
   created_at timestamp NOT NULL DEFAULT (now() AT TIME ZONE 'utc'),
   UNIQUE (from_step_uuid, to_step_uuid, name),
   CONSTRAINT workflow_step_edges_no_self CHECK (from_step_uuid <> to_step_uuid)
-);
+) WITH (autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 500);
 CREATE INDEX workflow_step_edges_to_idx ON tasker.workflow_step_edges (to_step_uuid);
 
 CREATE TABLE tasker.task_transitions (
@@ -167,7 +167,7 @@ CREATE TABLE tasker.workflow_step_transitions (
   sort_key integer NOT NULL,
   created_at timestamp NOT NULL DEFAULT (clock_timestamp() AT TIME ZONE 'utc'),
   UNIQUE (workflow_step_uuid, sort_key)
-);
+) WITH (autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 1000);
 CREATE INDEX workflow_step_transitions_task_idx ON tasker.workflow_step_transitions (task_uuid);
 
 -- Attribution of every result a worker submitted, applied or refused.
@@ -209,7 +209,8 @@ CREATE TABLE tasker.tasks_dlq (
 CREATE UNIQUE INDEX tasks_dlq_one_pending ON tasker.tasks_dlq (task_uuid)
   WHERE resolution_status = 'pending';
 
--- Transactional outbox: events written with the transition that caused them, delivered later.
+-- Transactional outbox: events written in the transaction that caused them, delivered later.
+-- Domain events (kind domain, SPEC 8.2) carry their delivery mode; named consumers lease them.
 CREATE TABLE tasker.events_outbox (
   event_id bigserial PRIMARY KEY,
   event_uuid uuid NOT NULL DEFAULT tasker.uuid_v7(),
@@ -220,6 +221,20 @@ CREATE TABLE tasker.events_outbox (
   step_uuid uuid,
   payload jsonb NOT NULL DEFAULT '{}',
   created_at timestamp NOT NULL DEFAULT (clock_timestamp() AT TIME ZONE 'utc'),
-  delivered_at timestamp
+  delivered_at timestamp,
+  delivery_mode varchar(16)                        -- durable | fast | broadcast (domain events)
 );
 CREATE INDEX events_outbox_undelivered_idx ON tasker.events_outbox (event_id) WHERE delivered_at IS NULL;
+CREATE UNIQUE INDEX events_outbox_event_uuid_idx ON tasker.events_outbox (event_uuid);
+CREATE INDEX events_outbox_domain_idx ON tasker.events_outbox (event_id) WHERE kind = 'domain';
+
+-- Each consumer of domain events: how often an event was handed out, its lease, its acknowledgement.
+CREATE TABLE tasker.domain_event_deliveries (
+  consumer varchar(64) NOT NULL,
+  event_id bigint NOT NULL REFERENCES tasker.events_outbox (event_id) ON DELETE CASCADE,
+  reads integer NOT NULL DEFAULT 0,
+  lease_expires_at timestamp,
+  delivered_at timestamp,
+  PRIMARY KEY (consumer, event_id)
+);
+CREATE INDEX domain_event_deliveries_event_idx ON tasker.domain_event_deliveries (event_id);

@@ -1,7 +1,4 @@
--- create_task writes the task row once: its step set is read from the template first, so the row
--- is inserted with its final status, counters and transition sequence instead of being inserted
--- as pending and updated in the same transaction (one UPDATE of the task, and its trigger check,
--- fewer per task). The transitions recorded are the same.
+-- Task creation: one transaction inserts the task, its initial steps, edges and first transitions.
 
 CREATE OR REPLACE FUNCTION tasker.create_task(p_task_uuid uuid, p_request jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -121,4 +118,18 @@ BEGIN
   RETURN jsonb_build_object('task_uuid', v_task, 'status', v_status,
                             'correlation_id', p_request->>'correlation_id', 'created', true,
                             'step_count', v_total);
+END $$;
+
+-- create_task answering with the whole TaskResponse (plus "created" and "step_count"), in the same
+-- round trip. Under a concurrent duplicate the read runs after create_task's wait for the other
+-- transaction, with a fresh snapshot (this function is volatile), so it sees the winner's task.
+CREATE OR REPLACE FUNCTION tasker.create_task_response(p_task_uuid uuid, p_request jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_created jsonb := tasker.create_task(p_task_uuid, p_request);
+  v_task jsonb;
+BEGIN
+  v_task := tasker.get_task((v_created->>'task_uuid')::uuid);
+  RETURN v_task || jsonb_build_object('created', v_created->'created',
+                                      'step_count', coalesce(v_created->'step_count', v_task->'total_steps'));
 END $$;

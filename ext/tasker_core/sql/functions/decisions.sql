@@ -1,5 +1,4 @@
--- Decision points (SPEC 4.6): a `decision` step's handler chooses which of its declared descendants
--- exist. tasker.apply_step_result calls these two functions when a decision step succeeds.
+-- Decision points: the steps a decision step's outcome creates.
 
 -- Checks a decision outcome against the template; returns an error message, or NULL when valid.
 CREATE OR REPLACE FUNCTION tasker.decision_outcome_error(p_step tasker.workflow_steps, p_result jsonb)

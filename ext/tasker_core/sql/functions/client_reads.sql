@@ -1,9 +1,5 @@
--- The rest of the client API (seed 000, SPEC 5): task lists with pagination, cancellation, single
--- steps and their audit history. The task summary is now computed from the step rows' columns, so a
--- page of tasks costs one aggregate per task instead of one readiness document per step.
---
--- This migration may run after later ones (on a database migrated before it existed), so it only
--- defines functions no later migration defines, and redefines only functions of 0003.
+-- The client's reads: tasks with their execution summary, task lists, steps with readiness, the
+-- step audit history.
 
 -- SPEC 2.7's ready_for_execution. In this engine a step whose parents are all complete is moved to
 -- 'enqueued' at once, so an enqueued step is the ready one. A SQL function, inlined by the planner.
@@ -16,7 +12,7 @@ LANGUAGE sql STABLE AS $$
           AND (s.next_retry_at IS NULL OR s.next_retry_at <= now() AT TIME ZONE 'utc'))
 $$;
 
--- Readiness of one step (SPEC 2.7's fields), as in 0003 but sharing tasker.step_ready.
+-- Readiness of one step (SPEC 2.7's fields).
 CREATE OR REPLACE FUNCTION tasker.step_readiness(s tasker.workflow_steps) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
@@ -46,6 +42,25 @@ BEGIN
     'backoff_request_seconds', s.backoff_request_seconds,
     'last_attempted_at', s.last_attempted_at)
   FROM parents, failure);
+END $$;
+
+-- StepResponse: the readiness fields plus timestamps and results.
+CREATE OR REPLACE FUNCTION tasker.step_response(s tasker.workflow_steps) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (SELECT r - 'workflow_step_uuid' - 'named_step_uuid' - 'backoff_request_seconds' || jsonb_build_object(
+    'step_uuid', s.workflow_step_uuid,
+    'step_type', s.step_type,
+    -- The DAG, for drawing it: the names of this step's parents.
+    'parents', (SELECT coalesce(jsonb_agg(p.name ORDER BY p.position, p.name), '[]'::jsonb)
+                FROM tasker.workflow_step_edges e JOIN tasker.workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+                WHERE e.to_step_uuid = s.workflow_step_uuid),
+    'handler_callable', s.handler_callable,
+    'created_at', s.created_at,
+    'updated_at', s.updated_at,
+    'completed_at', CASE WHEN s.status IN ('complete', 'resolved_manually') THEN s.processed_at END,
+    'results', s.results)
+  FROM tasker.step_readiness(s) AS r);
 END $$;
 
 -- The execution summary of a task (SPEC 2.9), from its step rows. completion_percentage is a
@@ -139,28 +154,15 @@ BEGIN
           FROM tasker.workflow_steps s WHERE s.task_uuid = p_task));
 END $$;
 
--- create_task answering with the whole TaskResponse (plus "created" and "step_count"), in the same
--- round trip. Under a concurrent duplicate the read runs after create_task's wait for the other
--- transaction, with a fresh snapshot (this function is volatile), so it sees the winner's task.
-CREATE OR REPLACE FUNCTION tasker.create_task_response(p_task_uuid uuid, p_request jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_created jsonb := tasker.create_task(p_task_uuid, p_request);
-  v_task jsonb;
+CREATE OR REPLACE FUNCTION tasker.list_task_steps(p_task uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
-  v_task := tasker.get_task((v_created->>'task_uuid')::uuid);
-  RETURN v_task || jsonb_build_object('created', v_created->'created',
-                                      'step_count', coalesce(v_created->'step_count', v_task->'total_steps'));
+  IF NOT EXISTS (SELECT 1 FROM tasker.tasks WHERE task_uuid = p_task) THEN
+    RAISE EXCEPTION 'task not found: %', p_task USING ERRCODE = 'TK404';
+  END IF;
+  RETURN (SELECT coalesce(jsonb_agg(tasker.step_response(s) ORDER BY s.position, s.created_at, s.name), '[]'::jsonb)
+          FROM tasker.workflow_steps s WHERE s.task_uuid = p_task);
 END $$;
-
--- list_tasks' order, newest first, with and without its filters. The two filtered indexes replace
--- 0001's (namespace_name, created_at) and (status, created_at), which they cover: the uuid breaks
--- ties between tasks created in one transaction (same created_at) without a sort.
-CREATE INDEX IF NOT EXISTS tasks_created_idx ON tasker.tasks (created_at DESC, task_uuid DESC);
-CREATE INDEX IF NOT EXISTS tasks_namespace_created_idx ON tasker.tasks (namespace_name, created_at DESC, task_uuid DESC);
-CREATE INDEX IF NOT EXISTS tasks_status_created_idx ON tasker.tasks (status, created_at DESC, task_uuid DESC);
-DROP INDEX IF EXISTS tasker.tasks_namespace_idx;
-DROP INDEX IF EXISTS tasker.tasks_status_idx;
 
 -- TaskListResponse: one page of tasks, newest first, each with its summary but not its steps, and
 -- the pagination of SPEC 5 (page = offset / limit + 1). Dynamic SQL so that each filter
@@ -198,68 +200,6 @@ BEGIN
     'total_pages', ceil(v_total::numeric / p_limit)::bigint,
     'has_next', p_offset + p_limit < v_total,
     'has_previous', p_offset > 0));
-END $$;
-
--- Cancels a task that has not finished, in one transaction: the task row is locked first, then its
--- pending, enqueued and waiting_for_retry steps become cancelled (processed, with a transition
--- each) and the task goes to cancelled (event 'cancel'). Steps in progress are left to finish: their
--- result is recorded on the step and in the audit, and the task stays cancelled (apply_step_result
--- moves nothing else once the task has ended). A finished task raises TK409 naming its state.
-CREATE OR REPLACE FUNCTION tasker.cancel_task(p_task uuid) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_now timestamp := clock_timestamp() AT TIME ZONE 'utc';
-  t tasker.tasks;
-  v_cancelled integer;
-  v_active integer;
-  v_running integer;
-BEGIN
-  SELECT * INTO t FROM tasker.tasks WHERE task_uuid = p_task FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'task not found: %', p_task USING ERRCODE = 'TK404';
-  END IF;
-  IF t.status IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
-    RAISE EXCEPTION 'task % is %: only a task that has not finished can be cancelled', p_task, t.status
-      USING ERRCODE = 'TK409';
-  END IF;
-
-  WITH victims AS (
-    -- Locked in one order; a step a worker claims meanwhile is re-checked and left alone.
-    SELECT s.workflow_step_uuid, s.status FROM tasker.workflow_steps s
-    WHERE s.task_uuid = p_task AND s.status IN ('pending', 'enqueued', 'waiting_for_retry')
-    ORDER BY s.workflow_step_uuid
-    FOR UPDATE
-  ), cancelled AS (
-    UPDATE tasker.workflow_steps s
-    SET status = 'cancelled', processed = true, processed_at = v_now, in_process = false,
-        next_retry_at = NULL, transition_seq = s.transition_seq + 1, updated_at = v_now
-    FROM victims v
-    WHERE s.workflow_step_uuid = v.workflow_step_uuid
-    RETURNING s.workflow_step_uuid, v.status AS from_state, s.attempts, s.transition_seq
-  ), logged AS (
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state,
-      event, attempt, sort_key, metadata, created_at)
-    SELECT workflow_step_uuid, p_task, from_state, 'cancelled', 'cancel', attempts, transition_seq,
-           '{"reason": "task cancelled"}'::jsonb, v_now
-    FROM cancelled
-  )
-  SELECT count(*)::integer, count(*) FILTER (WHERE from_state <> 'pending')::integer
-  INTO v_cancelled, v_active FROM cancelled;
-
-  SELECT count(*)::integer INTO v_running FROM tasker.workflow_steps
-  WHERE task_uuid = p_task AND status = 'in_progress';
-
-  INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
-  VALUES (p_task, t.status, 'cancelled', 'cancel', t.transition_seq + 1,
-          jsonb_build_object('cancelled_steps', v_cancelled, 'running_steps', v_running), v_now);
-  UPDATE tasker.tasks
-  SET status = 'cancelled', unfinished_steps = unfinished_steps - v_cancelled,
-      active_steps = active_steps - v_active, transition_seq = t.transition_seq + 1, updated_at = v_now
-  WHERE task_uuid = p_task;
-
-  RETURN jsonb_build_object('cancelled', true, 'task_uuid', p_task, 'status', 'cancelled',
-                            'previous_status', t.status, 'cancelled_steps', v_cancelled,
-                            'running_steps', v_running, 'cancelled_at', v_now);
 END $$;
 
 -- The step of a task, or TK404 naming the task or the step (a step of another task is not found).

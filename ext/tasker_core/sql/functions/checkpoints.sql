@@ -1,5 +1,4 @@
--- Checkpoints (SPEC 4.8): a long handler saves its progress and is run again at once, in the same
--- claim and without consuming an attempt; a later attempt (after a crash) resumes from it.
+-- Checkpoints: a running step saves its progress within its claim.
 
 -- Persists a checkpoint for the step the worker holds; returns the step's fresh event (with the
 -- checkpoint) to run the handler again, or {"applied": false} when the claim is no longer current.
