@@ -10,6 +10,8 @@
 #   BENCH_SAMPLES              samples per workflow shape (default 200)
 #   BENCH_SCALE                multiplies the sizes of the throughput and memory runs (default 1.0)
 #   BENCH_JSON                 where to write the results (default bench/results/latest.json)
+#   BENCH_ONLY                 a comma-separated subset to run: shape keys (linear, diamond, ...),
+#                              components, statements, create_task, drain, load, memory (default: all)
 #
 # Prints a table (figure, P50/P95/P99 or value, floor, ratio, target, PASS/MISS, reference) and
 # writes the same figures as JSON.
@@ -97,7 +99,10 @@ module Bench
       @json_path = ENV.fetch("BENCH_JSON", File.join(ROOT, "bench", "results", "latest.json"))
       @results = { "started_at" => Time.now.utc.iso8601 }
       @children = []
+      @only = ENV["BENCH_ONLY"]&.split(",")&.map(&:strip)
     end
+
+    def part?(name) = @only.nil? || @only.include?(name)
 
     def call
       with_database do |url|
@@ -108,12 +113,12 @@ module Bench
         print_floors
         boot_engine
         @results["workflows"] = workflow_latencies
-        @results["components"] = components
-        @results["statements"] = statement_counts
+        @results["components"] = components if part?("components")
+        @results["statements"] = statement_counts if part?("statements")
         stop_in_process_worker
-        @results["create_task"] = create_task_latency
-        @results["throughput"] = { "drain" => drain, "load" => load_run }
-        @results["memory"] = memory_run
+        @results["create_task"] = create_task_latency if part?("create_task")
+        @results["throughput"] = { "drain" => (drain if part?("drain")), "load" => (load_run if part?("load")) }.compact
+        @results["memory"] = memory_run if part?("memory")
         report
       end
     ensure
@@ -273,7 +278,7 @@ module Bench
     def workflow_latencies
       puts "workflow latency: one task at a time, create_task -> observed complete, #{@samples} samples after " \
            "#{@warmup} warm-up"
-      SHAPES.to_h do |shape|
+      SHAPES.select { |shape| part?(shape[:key]) }.to_h do |shape|
         @warmup.times { |i| one_task(shape, -i - 1) }
         check_shape(shape)
         runs = Array.new(@samples) { |i| one_task(shape, i) }
@@ -519,6 +524,8 @@ module Bench
       rows = []
       SHAPES.each do |shape|
         w = @results["workflows"][shape[:key]]
+        next unless w
+
         t = TARGETS[shape[:key]] || {}
         verdict = t.all? { |k, v| w[k] <= v } ? "PASS" : "MISS" unless t.empty?
         rows << { figure: "#{shape[:key]} (#{shape[:steps]} steps) latency",
@@ -528,22 +535,22 @@ module Bench
                   verdict: verdict, reference: shape[:reference] }
       end
       c = @results["create_task"]
-      rows << { figure: "create_task, 4 steps (typed)", value: format("P50 %.3f / P95 %.3f ms", c["typed_ms"]["p50"],
+      c && rows << { figure: "create_task, 4 steps (typed)", value: format("P50 %.3f / P95 %.3f ms", c["typed_ms"]["p50"],
                                                                         c["typed_ms"]["p95"]),
                 floor: format("1 commit = %.3f ms", commit), ratio: c["typed_ms"]["p50"] / commit,
                 target: "P50 <= 1 ms", verdict: c["typed_ms"]["p50"] <= 1.0 ? "PASS" : "MISS",
                 reference: "17.7 ms (linear 3, over HTTP)" }
-      rows << { figure: "create_task, 4 steps (FFI Hash)", value: format("P50 %.3f / P95 %.3f ms", c["ffi_ms"]["p50"],
+      c && rows << { figure: "create_task, 4 steps (FFI Hash)", value: format("P50 %.3f / P95 %.3f ms", c["ffi_ms"]["p50"],
                                                                            c["ffi_ms"]["p95"]),
                 floor: format("1 commit = %.3f ms", commit), ratio: c["ffi_ms"]["p50"] / commit }
-      pickup = @results["components"]["pickup_ms"]
-      rows << { figure: "pickup (create returned -> handler start)",
+      pickup = @results.dig("components", "pickup_ms")
+      pickup && rows << { figure: "pickup (create returned -> handler start)",
                 value: format("P50 %.3f / P95 %.3f ms", pickup["p50"], pickup["p95"]),
                 floor: format("NOTIFY round trip %.3f ms", f["notify_rtt_ms"]["p50"]),
                 ratio: pickup["p50"] / f["notify_rtt_ms"]["p50"], target: "P50 <= 1 ms",
                 verdict: pickup["p50"] <= 1.0 ? "PASS" : "MISS", reference: "LISTEN/NOTIFY p95 14.1 ms" }
       s = @results["statements"]
-      if s["available"]
+      if s && s["available"]
         rows << { figure: "statements per step (round trips, all connections)",
                   value: format("%.2f (worker %.2f; client %.1f per task)", s["top_level_per_step"],
                                 s["worker_per_step"], s["client_per_task"]),
@@ -554,15 +561,15 @@ module Bench
       end
       d = @results["throughput"]["drain"]
       bare = f["queue_rows_per_s"]
-      rows << { figure: "drain #{d['tasks']} single-step tasks, 2 processes", value: format("%.0f steps/s", d["steps_per_s"]),
+      d && rows << { figure: "drain #{d['tasks']} single-step tasks, 2 processes", value: format("%.0f steps/s", d["steps_per_s"]),
                 floor: format("bare queue %.0f rows/s", bare), ratio: d["steps_per_s"] / bare,
                 target: ">= 0.75 x bare queue", verdict: d["steps_per_s"] >= 0.75 * bare ? "PASS" : "MISS" }
       l = @results["throughput"]["load"]
-      rows << { figure: "#{l['tasks']} linear tasks at once, 2 processes",
+      l && rows << { figure: "#{l['tasks']} linear tasks at once, 2 processes",
                 value: format("%.0f steps/s, task P95 %.1f ms", l["steps_per_s"], l["task_latency_ms"]["p95"]),
                 floor: format("bare queue %.0f rows/s", bare), ratio: l["steps_per_s"] / bare }
       m = @results["memory"]
-      rows << { figure: "worker RSS growth, #{m['steps_first']} -> #{m['steps_last']} steps",
+      m && rows << { figure: "worker RSS growth, #{m['steps_first']} -> #{m['steps_last']} steps",
                 value: format("%.1f -> %.1f MiB (%+.1f %%)", m["rss_first_kib"] / 1024.0, m["rss_last_kib"] / 1024.0,
                               m["growth_pct"]),
                 target: "< 10 %", verdict: m["growth_pct"] < 10 ? "PASS" : "MISS" }

@@ -269,6 +269,32 @@ int tc_db_query_json_rows(PGconn *conn, const char *sql, int n, const char *cons
   return TC_OK;
 }
 
+int tc_db_prepare(PGconn *conn, const char *name, const char *sql, int n, tc_error_t *err) {
+  PGresult *r = PQprepare(conn, name, sql, n, NULL);
+  if (!r) return tc_error_from_pg(err, conn, NULL, "prepare failed");
+  int rc = TC_OK;
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) rc = tc_error_from_pg(err, conn, r, "prepare failed");
+  PQclear(r);
+  return rc;
+}
+
+int tc_db_query_prepared_json(PGconn *conn, const char *name, int n, const char *const *params, json_object **out,
+                              tc_error_t *err) {
+  PGresult *r = PQexecPrepared(conn, name, n, params, NULL, NULL, 0);
+  if (!r) return tc_error_from_pg(err, conn, NULL, "query failed");
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    int code = tc_error_from_pg(err, conn, r, "query failed");
+    PQclear(r);
+    return code;
+  }
+  json_object *value = NULL;
+  int rc = TC_OK;
+  if (PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0)) rc = parse_json(PQgetvalue(r, 0, 0), &value, err);
+  PQclear(r);
+  if (rc == TC_OK) *out = value;
+  return rc;
+}
+
 int tc_db_exec(PGconn *conn, const char *sql, int n, const char *const *params, tc_error_t *err) {
   PGresult *res = NULL;
   int rc = run(conn, sql, n, params, &res, err);

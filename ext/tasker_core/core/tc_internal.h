@@ -64,6 +64,11 @@ int tc_db_query_json(PGconn *conn, const char *sql, int n, const char *const *pa
 /* Same, collecting the first column of every row into a new JSON array. */
 int tc_db_query_json_rows(PGconn *conn, const char *sql, int n, const char *const *params,
                           json_object **out, tc_error_t *err);
+/* Prepares a named statement on conn (once per connection). */
+int tc_db_prepare(PGconn *conn, const char *name, const char *sql, int n, tc_error_t *err);
+/* tc_db_query_json for a statement prepared with tc_db_prepare. */
+int tc_db_query_prepared_json(PGconn *conn, const char *name, int n, const char *const *params, json_object **out,
+                              tc_error_t *err);
 /* Runs a statement (or several, with n == 0) that returns no rows of interest. */
 int tc_db_exec(PGconn *conn, const char *sql, int n, const char *const *params, tc_error_t *err);
 
@@ -116,6 +121,21 @@ typedef struct tc_migration {
 /* The name of the first function file whose checksum in recorded ({name: checksum}, may be NULL)
  * differs from this library's, or NULL when all are current. */
 const char *tc_schema_stale_function_file(json_object *recorded);
+
+/* ---- Group commit of a worker's results (tc_flush.c). ---- */
+typedef struct tc_flusher tc_flusher_t;
+typedef struct tc_flush_item tc_flush_item_t;
+int tc_flusher_new(tc_runtime_t *rt, const char *worker_uuid, const char *ns_literal, int visibility_s,
+                   int max_batch, tc_flusher_t **out, tc_error_t *err);
+/* Submits one result and returns once the transaction that applied it committed (or failed):
+ * *outcome is its outcome, *next a step claimed for the caller (claim_next) or NULL. */
+int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_token, json_object *result,
+                      bool claim_next, json_object **outcome, json_object **next, tc_error_t *err);
+void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results);
+/* No submission may be waiting. */
+void tc_flusher_free(tc_flusher_t *f);
+/* In a forked child: closes the parent's socket without talking to the server. */
+void tc_flusher_abandon(tc_flusher_t *f);
 
 /* ---- Worker metrics (tc_metrics.c): counters and histograms per namespace of one worker. ---- */
 #define TC_METRICS_BUCKETS 14 /* upper bounds in ms; one more slot counts +Inf */

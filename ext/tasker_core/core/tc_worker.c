@@ -63,6 +63,7 @@ struct tc_worker {
   long long claimed_total, completed_total, failed_total, stale_total, released_total;
   long long claim_queries, notifications;
   tc_metrics_t *metrics;      /* counters and histograms per namespace (tc_metrics.c) */
+  tc_flusher_t *flusher;      /* group commit of the handler threads' results (tc_flush.c) */
   int64_t claimer_tick;       /* monotonic ms of the claimer loop's last turn (atomic) */
   int64_t last_heartbeat_at;  /* monotonic ms of the last claim extension (atomic) */
 };
@@ -183,6 +184,7 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
     strcat(w->ns_literal, "}");
     if (ok) ok = (w->metrics = tc_metrics_new(w->namespaces, w->n_namespaces, capacity)) != NULL;
   }
+  if (ok) ok = tc_flusher_new(rt, w->worker_uuid, w->ns_literal, vis, capacity, &w->flusher, err) == TC_OK;
   if (!ok) {
     tc_worker_free(w);
     return tc_error_set(err, TC_ENOMEM, "could not allocate the worker's queue or wake pipe");
@@ -538,22 +540,22 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
   pthread_mutex_lock(&w->mu);
   bool claim_next = !w->stopping && w->claim_on_complete;
   pthread_mutex_unlock(&w->mu);
-  json_object *res = NULL;
+  json_object *res = NULL, *next = NULL;
+  if (rc == TC_OK) rc = tc_flusher_submit(w->flusher, step_uuid, claim_token, result, claim_next, &res, &next, err);
+  if (rc == TC_OK && !res) rc = tc_error_set(err, TC_EDB, "the result of step %s got no outcome", step_uuid);
   if (rc == TC_OK) {
-    char vis[16];
-    snprintf(vis, sizeof vis, "%d", w->visibility_s);
-    const char *params[] = {step_uuid, claim_token, w->worker_uuid, tc_json_str(result), claim_next ? "1" : "0",
-                            w->ns_literal, vis};
-    rc = tc_rt_query_json(w->rt,
-                          "SELECT tasker.complete_and_claim($1::uuid, $2::uuid, $3::uuid, $4::jsonb, $5::integer,"
-                          " $6::text[], $7::integer)",
-                          7, params, &res, err);
+    /* The caller runs the step claimed for it next: {"next_steps": [event]}. */
+    json_object *list = json_object_new_array();
+    if (!list || (next && json_object_array_add(list, next) != 0)) {
+      json_object_put(list);
+      json_object_put(next);
+      json_object_put(res);
+      return tc_error_set(err, TC_ENOMEM, "out of memory");
+    }
+    json_object_object_add(res, "next_steps", list);
   }
-  bool applied = rc == TC_OK && res && json_object_get_boolean(get(res, "applied"));
+  bool applied = rc == TC_OK && json_object_get_boolean(get(res, "applied"));
   bool success = result && json_object_get_boolean(get(result, "success"));
-  json_object *next_steps = res ? get(res, "next_steps") : NULL;
-  json_object *next = next_steps && json_object_array_length(next_steps) > 0 ? json_object_array_get_idx(next_steps, 0)
-                                                                            : NULL;
   /* A database failure leaves the step claimed by us: the caller may retry the submission (its
    * claim stays alive through the heartbeat) or give it up with tc_worker_abandon_step. */
   bool retry_later = rc == TC_EDB || rc == TC_ETIMEDOUT;
@@ -703,6 +705,10 @@ int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err) {
   json_object_object_add(s, "notifications", json_object_new_int64(w->notifications));
   bool claimer_alive = w->thread_started && w->started && !w->stopping;
   pthread_mutex_unlock(&w->mu);
+  long long flushes = 0, flushed = 0;
+  tc_flusher_stats(w->flusher, &flushes, &flushed);
+  json_object_object_add(s, "flushes", json_object_new_int64(flushes));
+  json_object_object_add(s, "flushed_results", json_object_new_int64(flushed));
   int64_t now = tc_now_ms(), tick = __atomic_load_n(&w->claimer_tick, __ATOMIC_RELAXED),
           beat = __atomic_load_n(&w->last_heartbeat_at, __ATOMIC_RELAXED);
   json_object_object_add(s, "claimer_alive", json_object_new_boolean(claimer_alive));
@@ -732,6 +738,7 @@ void tc_worker_free(tc_worker_t *w) {
   tc_free(w->namespaces);
   tc_free(w->ns_literal);
   tc_metrics_free(w->metrics);
+  tc_flusher_free(w->flusher);
   if (w->wake_fd[0] >= 0) close(w->wake_fd[0]);
   if (w->wake_fd[1] >= 0) close(w->wake_fd[1]);
   pthread_cond_destroy(&w->cv);
@@ -743,6 +750,7 @@ void tc_worker_abandon(tc_worker_t *w) {
   if (!w) return;
   /* The claimer thread does not exist in the child; close what the parent's thread held. */
   if (w->conn && PQsocket(w->conn) >= 0) close(PQsocket(w->conn));
+  tc_flusher_abandon(w->flusher);
   if (w->wake_fd[0] >= 0) close(w->wake_fd[0]);
   if (w->wake_fd[1] >= 0) close(w->wake_fd[1]);
 }

@@ -254,44 +254,216 @@ BEGIN
   RETURN tasker.apply_claimed_step_result(s, p_worker, p_result, NULL, p_notify);
 END $$;
 
--- Claim on complete: complete_step plus, when p_claim_next > 0 and the result was applied, up to
--- p_claim_next newly claimed steps of p_namespaces in "next_steps", into the handler slot the
--- result frees, so a chain runs without a notification and a separate claim between its steps.
--- The step's candidate domain events travel in the result envelope ("domain_events"); they are
--- kept out of the stored result and written to the outbox once the result is applied.
-CREATE OR REPLACE FUNCTION tasker.complete_and_claim(p_step uuid, p_claim_token uuid, p_worker uuid, p_result jsonb,
-                                                     p_claim_next integer, p_namespaces text[],
-                                                     p_visibility_seconds integer) RETURNS jsonb
+-- complete_step for a result envelope that may carry the step's candidate domain events
+-- ("domain_events", built by the language worker): they are kept out of the stored result and
+-- written to the outbox once the result is applied.
+CREATE OR REPLACE FUNCTION tasker.complete_one(p_step uuid, p_claim_token uuid, p_worker uuid, p_result jsonb,
+                                               p_notify boolean) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_events jsonb := p_result->'domain_events';
   v_outcome jsonb;
-  v_next jsonb := '[]'::jsonb;
-  v_ns text;
-  v_wake boolean;
 BEGIN
   IF v_events IS NOT NULL THEN
     p_result := p_result - 'domain_events';
   END IF;
-  v_outcome := tasker.complete_step(p_step, p_claim_token, p_worker, p_result, p_claim_next <= 0);
+  v_outcome := tasker.complete_step(p_step, p_claim_token, p_worker, p_result, p_notify);
   IF v_events IS NOT NULL AND (v_outcome->>'applied')::boolean THEN
     v_outcome := v_outcome || jsonb_build_object('domain_events_written',
                                                  tasker.publish_step_events(p_step, v_events, v_outcome, p_result));
   END IF;
-  IF p_claim_next > 0 AND (v_outcome->>'applied')::boolean THEN
-    SELECT coalesce(jsonb_agg(e), '[]'::jsonb) INTO v_next
-    FROM tasker.claim_steps(p_worker, p_namespaces, p_claim_next, p_visibility_seconds) AS e;
-    v_outcome := v_outcome || jsonb_build_object('next_steps', v_next);
-    -- Wake other workers only when work is left in the queue, or for a retry's due time.
-    v_ns := v_outcome->>'namespace';
-    v_wake := v_outcome->>'step_status' = 'waiting_for_retry';
-    IF NOT v_wake AND (v_outcome->>'enqueued')::integer > 0 THEN
-      SELECT EXISTS (SELECT 1 FROM tasker.workflow_steps WHERE status = 'enqueued' AND namespace_name = v_ns)
-      INTO v_wake;
-    END IF;
-    IF v_wake THEN
-      PERFORM pg_notify('tasker_steps_' || v_ns, '');
+  RETURN v_outcome;
+END $$;
+
+-- A worker's results, many at once (p_results: [{step_uuid, claim_token, result}]): returns one
+-- outcome per result, in order, as complete_one would. The claimed step rows are locked in uuid
+-- order, then their tasks in uuid order (the order complete_step takes them in, so batches and
+-- single completions never wait on each other in a cycle). The common case, a success of a step
+-- that creates no steps, declares no domain events and belongs to a running task, is applied to
+-- the whole batch in one statement: the steps, their transitions and audit rows, the children's
+-- pending-parent counts aggregated per child, the tasks' counters aggregated per task, and the
+-- completion of every task whose last step this was. Every other result (failures, decisions,
+-- batches, events, refused claims, ended tasks) goes through complete_one.
+-- With p_notify false the caller wakes other workers (flush does, after claiming).
+CREATE OR REPLACE FUNCTION tasker.complete_results(p_worker uuid, p_results jsonb, p_notify boolean) RETURNS jsonb
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+  v_now timestamp := clock_timestamp() AT TIME ZONE 'utc';
+  v_tasks uuid[];
+  v_fast bigint[];
+  v_slow bigint[];
+  v_out jsonb[];
+  v_fast_out jsonb;
+  v_ns text[];
+  v_ord bigint;
+  v_item jsonb;
+BEGIN
+  v_out := array_fill(NULL::jsonb, ARRAY[jsonb_array_length(p_results)]);
+
+  SELECT coalesce(array_agg(DISTINCT s.task_uuid), '{}') INTO v_tasks
+  FROM (SELECT (x.r->>'step_uuid')::uuid AS step, (x.r->>'claim_token')::uuid AS token
+        FROM jsonb_array_elements(p_results) AS x(r) ORDER BY 1) i
+  CROSS JOIN LATERAL (
+    SELECT s.task_uuid FROM tasker.workflow_steps s
+    WHERE s.workflow_step_uuid = i.step AND s.claim_token = i.token AND s.status = 'in_progress'
+    FOR UPDATE) s;
+  PERFORM 1 FROM tasker.tasks WHERE task_uuid = ANY (v_tasks) ORDER BY task_uuid FOR UPDATE;
+
+  SELECT coalesce(array_agg(x.ord) FILTER (WHERE fast), '{}'), coalesce(array_agg(x.ord) FILTER (WHERE NOT fast), '{}')
+  INTO v_fast, v_slow
+  FROM (
+    SELECT x.ord, coalesce(s.workflow_step_uuid IS NOT NULL
+             AND (x.r->'result'->>'success')::boolean
+             AND s.step_type NOT IN ('decision', 'batchable')
+             AND coalesce(jsonb_array_length(CASE WHEN jsonb_typeof(x.r->'result'->'domain_events') = 'array'
+                                                  THEN x.r->'result'->'domain_events' END), 0) = 0
+             AND jsonb_typeof(x.r->'result'->'domain_events') IS DISTINCT FROM 'object'
+             AND t.status = 'steps_in_process', false) AS fast
+    FROM jsonb_array_elements(p_results) WITH ORDINALITY AS x(r, ord)
+    LEFT JOIN tasker.workflow_steps s
+      ON s.workflow_step_uuid = (x.r->>'step_uuid')::uuid AND s.claim_token = (x.r->>'claim_token')::uuid
+     AND s.status = 'in_progress'
+    LEFT JOIN tasker.tasks t ON t.task_uuid = s.task_uuid
+  ) x;
+
+  IF cardinality(v_fast) > 0 THEN
+    WITH input AS (
+      SELECT (x.r->>'step_uuid')::uuid AS step, (x.r->'result') - 'domain_events' AS result, x.ord,
+             (x.r->'result'->'metadata'->>'execution_time_ms')::numeric::bigint AS exec_ms
+      FROM jsonb_array_elements(p_results) WITH ORDINALITY AS x(r, ord)
+      WHERE x.ord = ANY (v_fast)
+    ), done AS (
+      UPDATE tasker.workflow_steps s
+      SET status = 'complete', in_process = false, processed = true, processed_at = v_now, results = i.result,
+          claim_owner = NULL, claim_token = NULL, claim_expires_at = NULL, next_retry_at = NULL,
+          transition_seq = s.transition_seq + 2, updated_at = v_now
+      FROM input i
+      WHERE s.workflow_step_uuid = i.step
+      RETURNING s.workflow_step_uuid, s.task_uuid, s.attempts, s.transition_seq, s.namespace_name, i.result,
+                i.exec_ms, i.ord, tasker.uuid_v7() AS transition_uuid
+    ), transitions AS (
+      INSERT INTO tasker.workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid, task_uuid,
+        from_state, to_state, event, attempt, worker_uuid, sort_key, metadata, created_at)
+      SELECT d.transition_uuid, d.workflow_step_uuid, d.task_uuid, 'in_progress', 'enqueued_for_orchestration',
+             'enqueue_for_orchestration', d.attempts, p_worker, d.transition_seq - 1,
+             jsonb_build_object('execution_time_ms', d.exec_ms), v_now
+      FROM done d
+      UNION ALL
+      SELECT tasker.uuid_v7(), d.workflow_step_uuid, d.task_uuid, 'enqueued_for_orchestration', 'complete',
+             'complete', d.attempts, p_worker, d.transition_seq, '{}'::jsonb, v_now
+      FROM done d
+    ), audit AS (
+      INSERT INTO tasker.workflow_step_result_audit (workflow_step_uuid, workflow_step_transition_uuid,
+        task_uuid, worker_uuid, correlation_id, success, applied, execution_time_ms, result, recorded_at)
+      SELECT d.workflow_step_uuid, d.transition_uuid, d.task_uuid, p_worker, t.correlation_id, true, true,
+             d.exec_ms, d.result, v_now
+      FROM done d JOIN tasker.tasks t ON t.task_uuid = d.task_uuid
+    ), released AS (
+      UPDATE tasker.workflow_steps c
+      SET pending_parents = c.pending_parents - k.n,
+          status = CASE WHEN c.pending_parents = k.n AND c.status = 'pending' THEN 'enqueued' ELSE c.status END,
+          ready_at = CASE WHEN c.pending_parents = k.n AND c.status = 'pending' THEN v_now ELSE c.ready_at END,
+          transition_seq = CASE WHEN c.pending_parents = k.n AND c.status = 'pending'
+                                THEN c.transition_seq + 1 ELSE c.transition_seq END,
+          updated_at = v_now
+      FROM (SELECT e.to_step_uuid, count(*)::integer AS n
+            FROM done d JOIN tasker.workflow_step_edges e ON e.from_step_uuid = d.workflow_step_uuid
+            GROUP BY e.to_step_uuid) k
+      WHERE c.workflow_step_uuid = k.to_step_uuid
+      RETURNING c.workflow_step_uuid, c.task_uuid, c.namespace_name, c.transition_seq,
+                c.status = 'enqueued' AND c.pending_parents = 0 AS ready
+    ), children_logged AS (
+      INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state, event,
+        sort_key, created_at)
+      SELECT r.workflow_step_uuid, r.task_uuid, 'pending', 'enqueued', 'enqueue', r.transition_seq, v_now
+      FROM released r WHERE r.ready
+    ), per_task AS (
+      SELECT d.task_uuid, count(*)::integer AS n_done,
+             (SELECT count(*)::integer FROM released r WHERE r.task_uuid = d.task_uuid AND r.ready) AS n_ready
+      FROM done d GROUP BY d.task_uuid
+    ), tasks_done AS (
+      UPDATE tasker.tasks t
+      SET unfinished_steps = t.unfinished_steps - p.n_done,
+          active_steps = t.active_steps - p.n_done + p.n_ready,
+          status = CASE WHEN t.unfinished_steps = p.n_done THEN 'complete' ELSE t.status END,
+          complete = t.unfinished_steps = p.n_done,
+          completed_at = CASE WHEN t.unfinished_steps = p.n_done THEN v_now ELSE t.completed_at END,
+          transition_seq = t.transition_seq + CASE WHEN t.unfinished_steps = p.n_done THEN 2 ELSE 0 END,
+          updated_at = v_now
+      FROM per_task p
+      WHERE t.task_uuid = p.task_uuid
+      RETURNING t.task_uuid, t.status, t.unfinished_steps, t.active_steps, t.error_steps, t.transition_seq
+    ), tasks_logged AS (
+      INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, created_at)
+      SELECT x.task_uuid, 'steps_in_process', 'evaluating_results', 'all_steps_completed', x.transition_seq - 1, v_now
+      FROM tasks_done x WHERE x.status = 'complete'
+      UNION ALL
+      SELECT x.task_uuid, 'evaluating_results', 'complete', 'all_steps_successful', x.transition_seq, v_now
+      FROM tasks_done x WHERE x.status = 'complete'
+    )
+    SELECT jsonb_object_agg(d.ord::text, jsonb_build_object(
+             'applied', true, 'step_status', 'complete',
+             'task_status', CASE WHEN x.status = 'steps_in_process' AND x.active_steps = 0 AND x.error_steps > 0
+                                 THEN 'finalize' ELSE x.status END,
+             'enqueued', (SELECT count(*) FROM released r
+                          JOIN tasker.workflow_step_edges e ON e.to_step_uuid = r.workflow_step_uuid
+                          WHERE r.ready AND e.from_step_uuid = d.workflow_step_uuid),
+             'next_retry_at', NULL, 'namespace', d.namespace_name, 'task_uuid', d.task_uuid)),
+           (SELECT array_agg(DISTINCT r.namespace_name) FROM released r WHERE r.ready)
+    INTO v_fast_out, v_ns
+    FROM done d JOIN tasks_done x ON x.task_uuid = d.task_uuid;
+
+    FOR v_ord, v_item IN SELECT key::bigint, value FROM jsonb_each(v_fast_out) LOOP
+      IF v_item->>'task_status' = 'finalize' THEN
+        -- A sibling failed for good and this was the last active step: the task ends in error.
+        v_item := v_item || jsonb_build_object('task_status',
+                                               tasker.finalize_task((v_item->>'task_uuid')::uuid, v_now));
+      END IF;
+      v_out[v_ord] := v_item - 'task_uuid';
+    END LOOP;
+    IF p_notify AND v_ns IS NOT NULL THEN
+      PERFORM pg_notify('tasker_steps_' || n, '') FROM unnest(v_ns) AS n;
     END IF;
   END IF;
-  RETURN v_outcome;
+
+  FOREACH v_ord IN ARRAY v_slow LOOP
+    v_item := p_results->(v_ord::integer - 1);
+    v_out[v_ord] := tasker.complete_one((v_item->>'step_uuid')::uuid, (v_item->>'claim_token')::uuid, p_worker,
+                                        v_item->'result', p_notify);
+  END LOOP;
+  RETURN to_jsonb(v_out);
+END $$;
+
+-- One flush of a worker: its results (complete_results), then, on a fresh snapshot, up to p_claim
+-- newly claimed steps of p_namespaces, so the handler threads that submitted go on with the next
+-- step without a notification and a separate claim in between. Returns {"outcomes": [...], in
+-- the order of p_results, "next_steps": [step events]}. Other workers are woken only when work is
+-- left in the queue (or a retry was scheduled).
+CREATE OR REPLACE FUNCTION tasker.flush(p_worker uuid, p_results jsonb, p_claim integer, p_namespaces text[],
+                                        p_visibility_seconds integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_outcomes jsonb := '[]'::jsonb;
+  v_next jsonb := '[]'::jsonb;
+  v_wake text[];
+BEGIN
+  IF jsonb_array_length(p_results) > 0 THEN
+    v_outcomes := tasker.complete_results(p_worker, p_results, false);
+  END IF;
+  IF p_claim > 0 THEN
+    SELECT coalesce(jsonb_agg(e), '[]'::jsonb) INTO v_next
+    FROM tasker.claim_steps(p_worker, p_namespaces, p_claim, p_visibility_seconds) AS e;
+  END IF;
+  SELECT array_agg(DISTINCT o->>'namespace') INTO v_wake
+  FROM jsonb_array_elements(v_outcomes) AS o
+  WHERE o->>'step_status' = 'waiting_for_retry'
+     OR ((o->>'enqueued')::integer > 0
+         AND EXISTS (SELECT 1 FROM tasker.workflow_steps
+                     WHERE status = 'enqueued' AND namespace_name = o->>'namespace'));
+  IF v_wake IS NOT NULL THEN
+    PERFORM pg_notify('tasker_steps_' || n, '') FROM unnest(v_wake) AS n WHERE n IS NOT NULL;
+  END IF;
+  RETURN jsonb_build_object('outcomes', v_outcomes, 'next_steps', v_next);
 END $$;
