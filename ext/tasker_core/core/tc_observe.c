@@ -57,11 +57,6 @@ struct tc_obs {
 
 /* ---- small helpers ---- */
 
-static json_object *get(json_object *o, const char *k) {
-  json_object *v = NULL;
-  return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
 static void now_iso(char buf[40]) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -75,15 +70,6 @@ static json_object *timestamp(void) {
   char buf[40];
   now_iso(buf);
   return json_object_new_string(buf);
-}
-
-static int cfg_int(json_object *o, const char *key, int lo, int hi, int *value, tc_error_t *err) {
-  json_object *v = get(o, key);
-  if (!v) return TC_OK;
-  if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < lo || json_object_get_int64(v) > hi)
-    return tc_error_set(err, TC_ECONFIG, "observability option %s must be an integer between %d and %d", key, lo, hi);
-  *value = (int)json_object_get_int64(v);
-  return TC_OK;
 }
 
 /* Returns the serialized text as a new malloc'd string (the caller frees it with tc_obs_text_free). */
@@ -242,16 +228,19 @@ int tc_obs_new(tc_runtime_t *rt, tc_worker_t *w, json_object *options, tc_obs_t 
   if (options && !json_object_is_type(options, json_type_object))
     return tc_error_set(err, TC_ECONFIG, "observability options must be an object");
   int failures = 5, successes = 2, timeout_s = 30, degraded = 10000, unhealthy = 50000;
-  json_object *cb = get(options, "circuit_breaker");
+  json_object *cb = tc_json_get(options, "circuit_breaker");
   if (cb && !json_object_is_type(cb, json_type_object))
     return tc_error_set(err, TC_ECONFIG, "observability option circuit_breaker must be an object");
-  int rc;
-  if ((rc = cfg_int(cb, "failure_threshold", 1, 1000, &failures, err)) != TC_OK) return rc;
-  if ((rc = cfg_int(cb, "success_threshold", 1, 1000, &successes, err)) != TC_OK) return rc;
-  if ((rc = cfg_int(cb, "timeout_seconds", 1, 3600, &timeout_s, err)) != TC_OK) return rc;
-  if ((rc = cfg_int(options, "queue_depth_degraded", 1, 100000000, &degraded, err)) != TC_OK) return rc;
-  if ((rc = cfg_int(options, "queue_depth_unhealthy", 1, 100000000, &unhealthy, err)) != TC_OK) return rc;
-  json_object *env = get(options, "environment"), *wid = get(options, "worker_id"), *cfg = get(options, "config");
+  const tc_int_opt_t breaker_ints[] = {{"failure_threshold", 1, 1000, &failures},
+                                       {"success_threshold", 1, 1000, &successes},
+                                       {"timeout_seconds", 1, 3600, &timeout_s}};
+  const tc_int_opt_t queue_ints[] = {{"queue_depth_degraded", 1, 100000000, &degraded},
+                                     {"queue_depth_unhealthy", 1, 100000000, &unhealthy}};
+  int rc = tc_json_opt_ints(cb, breaker_ints, TC_COUNT(breaker_ints), TC_ECONFIG, "observability option ", err);
+  if (rc == TC_OK)
+    rc = tc_json_opt_ints(options, queue_ints, TC_COUNT(queue_ints), TC_ECONFIG, "observability option ", err);
+  if (rc != TC_OK) return rc;
+  json_object *env = tc_json_get(options, "environment"), *wid = tc_json_get(options, "worker_id"), *cfg = tc_json_get(options, "config");
   if (env && !json_object_is_type(env, json_type_string))
     return tc_error_set(err, TC_ECONFIG, "observability option environment must be a string");
   if (wid && !json_object_is_type(wid, json_type_string))
@@ -271,7 +260,7 @@ int tc_obs_new(tc_runtime_t *rt, tc_worker_t *w, json_object *options, tc_obs_t 
   json_object *st = NULL;
   tc_error_t e = {0};
   const char *uuid = "";
-  if (tc_worker_status(w, &st, &e) == TC_OK) uuid = json_object_get_string(get(st, "worker_uuid"));
+  if (tc_worker_status(w, &st, &e) == TC_OK) uuid = json_object_get_string(tc_json_get(st, "worker_uuid"));
   if (wid) snprintf(o->worker_id, sizeof o->worker_id, "%s", json_object_get_string(wid));
   else snprintf(o->worker_id, sizeof o->worker_id, "worker_%s", uuid);
   json_object_put(st);
@@ -341,7 +330,7 @@ static void run_probe(tc_obs_t *o, probe_t *p, bool queues) {
     snprintf(p->queue_error, sizeof p->queue_error, "database unavailable: %s", p->db_error);
     return;
   }
-  json_object *ns = get(p->status, "namespaces");
+  json_object *ns = tc_json_get(p->status, "namespaces");
   char lit[2048] = "{";
   for (size_t i = 0; ns && i < json_object_array_length(ns); i++) {
     size_t len = strlen(lit);
@@ -368,23 +357,23 @@ static json_object *check_database(probe_t *p) {
 static json_object *check_command_processor(probe_t *p) {
   json_object *st = p->status;
   if (!st) return check("unhealthy", "worker status unavailable", 0);
-  bool alive = json_object_get_boolean(get(st, "claimer_alive"));
-  json_object *tick = get(st, "claimer_last_active_ms_ago"), *beat = get(st, "last_heartbeat_ms_ago");
+  bool alive = json_object_get_boolean(tc_json_get(st, "claimer_alive"));
+  json_object *tick = tc_json_get(st, "claimer_last_active_ms_ago"), *beat = tc_json_get(st, "last_heartbeat_ms_ago");
   int64_t tick_ms = tick ? json_object_get_int64(tick) : -1;
   int64_t beat_ms = beat ? json_object_get_int64(beat) : -1;
-  int64_t beat_every = json_object_get_int64(get(st, "heartbeat_interval_ms"));
+  int64_t beat_every = json_object_get_int64(tc_json_get(st, "heartbeat_interval_ms"));
   char msg[512];
   char tick_s[48] = "not yet", beat_s[48] = "none yet";
   if (tick_ms >= 0) snprintf(tick_s, sizeof tick_s, "%lld ms ago", (long long)tick_ms);
   if (beat_ms >= 0) snprintf(beat_s, sizeof beat_s, "%lld ms ago", (long long)beat_ms);
   snprintf(msg, sizeof msg,
            "claimer thread %s, last active %s, last claim heartbeat %s, %d queued, %d in flight, database %s",
-           alive ? "running" : "stopped", tick_s, beat_s, json_object_get_int(get(st, "queued")),
-           json_object_get_int(get(st, "in_flight")), p->db_ok ? "connected" : "unreachable");
+           alive ? "running" : "stopped", tick_s, beat_s, json_object_get_int(tc_json_get(st, "queued")),
+           json_object_get_int(tc_json_get(st, "in_flight")), p->db_ok ? "connected" : "unreachable");
   if (!alive) return check("unhealthy", msg, 0);
   /* The claimer turns at least once a second (plus one database round trip); heartbeats are due
    * every visibility/3. Twice those and more means the thread is stuck. */
-  int64_t turn_limit = 30000 + 2 * json_object_get_int64(get(st, "poll_interval_ms"));
+  int64_t turn_limit = 30000 + 2 * json_object_get_int64(tc_json_get(st, "poll_interval_ms"));
   if (tick_ms > turn_limit || (beat_ms > 2 * beat_every + 30000)) return check("unhealthy", msg, 0);
   return check(p->db_ok ? "healthy" : "degraded", msg, 0);
 }
@@ -393,7 +382,7 @@ static json_object *check_queue(tc_obs_t *o, probe_t *p) {
   if (!p->queues) return check("unhealthy", p->queue_error, p->queue_ms);
   int64_t total = 0;
   for (size_t i = 0; i < json_object_array_length(p->queues); i++)
-    total += json_object_get_int64(get(json_object_array_get_idx(p->queues, i), "depth"));
+    total += json_object_get_int64(tc_json_get(json_object_array_get_idx(p->queues, i), "depth"));
   char msg[256];
   snprintf(msg, sizeof msg, "%lld steps waiting in the worker's namespaces", (long long)total);
   const char *status = total < o->queue_degraded ? "healthy" : total < o->queue_unhealthy ? "degraded" : "unhealthy";
@@ -401,9 +390,9 @@ static json_object *check_queue(tc_obs_t *o, probe_t *p) {
 }
 
 static json_object *check_events(probe_t *p) {
-  const char *mode = json_object_get_string(get(p->status, "deployment_mode"));
+  const char *mode = json_object_get_string(tc_json_get(p->status, "deployment_mode"));
   if (mode && strcmp(mode, "PollingOnly") == 0) return check("healthy", "polling mode (no LISTEN connection)", 0);
-  if (json_object_get_boolean(get(p->status, "listen_connected")))
+  if (json_object_get_boolean(tc_json_get(p->status, "listen_connected")))
     return check("healthy", "LISTEN connection established", 0);
   return check("degraded", "LISTEN connection not established (fallback polling)", 0);
 }
@@ -430,11 +419,11 @@ static json_object *check_steps(tc_obs_t *o) {
 static json_object *check_breakers(tc_obs_t *o) {
   json_object *b = breaker_json(&o->breaker);
   if (!b) return NULL;
-  const char *state = json_object_get_string(get(b, "state"));
+  const char *state = json_object_get_string(tc_json_get(b, "state"));
   char msg[256];
   snprintf(msg, sizeof msg, "database: %s (%lld calls, %lld failures)", state,
-           (long long)json_object_get_int64(get(b, "total_calls")),
-           (long long)json_object_get_int64(get(b, "failure_count")));
+           (long long)json_object_get_int64(tc_json_get(b, "total_calls")),
+           (long long)json_object_get_int64(tc_json_get(b, "failure_count")));
   const char *status = strcmp(state, "closed") == 0 ? "healthy" : strcmp(state, "open") == 0 ? "unhealthy" : "degraded";
   json_object_put(b);
   return check(status, msg, 0);
@@ -463,8 +452,8 @@ static json_object *system_info(tc_obs_t *o, probe_t *p) {
   json_object_object_add(si, "uptime_seconds", json_object_new_int64(up / 1000));
   json_object_object_add(si, "worker_type", json_object_new_string("command_processor"));
   json_object_object_add(si, "database_pool_size", json_object_new_int(max));
-  json_object_object_add(si, "command_processor_active", json_object_new_boolean(json_object_get_boolean(get(p->status, "claimer_alive"))));
-  json_object *spaces = get(p->status, "namespaces");
+  json_object_object_add(si, "command_processor_active", json_object_new_boolean(json_object_get_boolean(tc_json_get(p->status, "claimer_alive"))));
+  json_object *spaces = tc_json_get(p->status, "namespaces");
   json_object_object_add(si, "supported_namespaces", spaces ? json_object_get(spaces) : json_object_new_array());
   json_object *pu = json_object_new_object();
   if (pu) {
@@ -509,7 +498,7 @@ static json_object *health(tc_obs_t *o, bool detailed) {
   bool all_healthy = true, any_unhealthy = false;
   json_object_object_foreach(checks, name, c) {
     TC_UNUSED(name);
-    const char *s = json_object_get_string(get(c, "status"));
+    const char *s = json_object_get_string(tc_json_get(c, "status"));
     if (!s || strcmp(s, "healthy") != 0) all_healthy = false;
     if (!s || strcmp(s, "unhealthy") == 0) any_unhealthy = true;
   }
@@ -568,7 +557,7 @@ static void free_snapshot(snapshot_t *s) {
 static json_object *queue_of(snapshot_t *s, const char *ns) {
   for (size_t i = 0; s->probe.queues && i < json_object_array_length(s->probe.queues); i++) {
     json_object *q = json_object_array_get_idx(s->probe.queues, i);
-    if (strcmp(json_object_get_string(get(q, "namespace")), ns) == 0) return q;
+    if (strcmp(json_object_get_string(tc_json_get(q, "namespace")), ns) == 0) return q;
   }
   return NULL;
 }
@@ -593,10 +582,10 @@ static json_object *metrics_worker(tc_obs_t *o, tc_error_t *err) {
     json_object *q = queue_of(&s, n->name);
     if (q) {
       snprintf(key, sizeof key, "queue_depth_%s", n->name);
-      add_metric(m, key, (double)json_object_get_int64(get(q, "depth")), "gauge", n->name,
+      add_metric(m, key, (double)json_object_get_int64(tc_json_get(q, "depth")), "gauge", n->name,
                  "Steps waiting to be claimed in the namespace");
       snprintf(key, sizeof key, "queue_oldest_message_age_%s", n->name);
-      add_metric(m, key, json_object_get_double(get(q, "oldest_age_seconds")), "gauge", n->name,
+      add_metric(m, key, json_object_get_double(tc_json_get(q, "oldest_age_seconds")), "gauge", n->name,
                  "Seconds the oldest waiting step has been ready");
     }
     struct { const char *name; uint64_t v; const char *help; } c[] = {
@@ -708,7 +697,7 @@ static int metrics_prometheus(tc_obs_t *o, char **text, tc_error_t *err) {
     if (!q) continue;
     bprintf(&b, "tasker_worker_queue_depth{namespace=\"");
     bescape(&b, s.ns[i].name);
-    bprintf(&b, "\"} %lld\n", (long long)json_object_get_int64(get(q, "depth")));
+    bprintf(&b, "\"} %lld\n", (long long)json_object_get_int64(tc_json_get(q, "depth")));
   }
   header(&b, "tasker_worker_queue_oldest_message_age_seconds", "gauge",
          "Seconds the oldest waiting step of the namespace has been ready");
@@ -717,13 +706,13 @@ static int metrics_prometheus(tc_obs_t *o, char **text, tc_error_t *err) {
     if (!q) continue;
     bprintf(&b, "tasker_worker_queue_oldest_message_age_seconds{namespace=\"");
     bescape(&b, s.ns[i].name);
-    bprintf(&b, "\"} %.3f\n", json_object_get_double(get(q, "oldest_age_seconds")));
+    bprintf(&b, "\"} %.3f\n", json_object_get_double(tc_json_get(q, "oldest_age_seconds")));
   }
-  const char *mode = json_object_get_string(get(s.probe.status, "deployment_mode"));
+  const char *mode = json_object_get_string(tc_json_get(s.probe.status, "deployment_mode"));
   bool polling = mode && strcmp(mode, "PollingOnly") == 0;
   header(&b, "tasker_worker_channel_health", "gauge", "Channel health: 0 healthy, 1 degraded, 2 critical");
   bprintf(&b, "tasker_worker_channel_health{channel_name=\"listen\",component=\"worker\"} %d\n",
-          polling || json_object_get_boolean(get(s.probe.status, "listen_connected")) ? 0 : 1);
+          polling || json_object_get_boolean(tc_json_get(s.probe.status, "listen_connected")) ? 0 : 1);
   bprintf(&b, "tasker_worker_channel_health{channel_name=\"database\",component=\"worker\"} %d\n",
           s.probe.db_ok ? 0 : 2);
   struct { const char *name; const char *help; size_t off; } counters[] = {
@@ -771,7 +760,7 @@ static const char *OUTBOX_SQL =
     " 'delivered', (SELECT n FROM d), 'pending', count(*) FILTER (WHERE kind = 'domain') - (SELECT n FROM d))"
     " FROM tasker.events_outbox";
 
-static int64_t counter(json_object *counters, const char *key) { return json_object_get_int64(get(counters, key)); }
+static int64_t counter(json_object *counters, const char *key) { return json_object_get_int64(tc_json_get(counters, key)); }
 
 static json_object *metrics_events(tc_obs_t *o, tc_error_t *err) {
   json_object *outbox = NULL;
@@ -825,7 +814,7 @@ static json_object *metrics_events(tc_obs_t *o, tc_error_t *err) {
 /* ---- templates ---- */
 
 static bool serves(json_object *status, const char *ns) {
-  json_object *spaces = get(status, "namespaces");
+  json_object *spaces = tc_json_get(status, "namespaces");
   for (size_t i = 0; spaces && i < json_object_array_length(spaces); i++)
     if (strcmp(json_object_get_string(json_object_array_get_idx(spaces, i)), ns) == 0) return true;
   return false;
@@ -858,7 +847,7 @@ static json_object *cache_stats(tc_obs_t *o) {
   json_object_object_add(j, "cache_evictions", json_object_new_int64((int64_t)evictions));
   json_object_object_add(j, "oldest_entry_age_seconds", json_object_new_int64(oldest / 1000));
   json_object_object_add(j, "average_access_count", json_object_new_double(n ? (double)accesses / n : 0.0));
-  json_object *spaces = get(st, "namespaces");
+  json_object *spaces = tc_json_get(st, "namespaces");
   json_object_object_add(j, "supported_namespaces", spaces ? json_object_get(spaces) : json_object_new_array());
   json_object_object_add(j, "total_entries", json_object_new_int(n));
   json_object_object_add(j, "hits", json_object_new_int64((int64_t)hits));
@@ -870,7 +859,7 @@ static json_object *cache_stats(tc_obs_t *o) {
 }
 
 static const char *arg_str(json_object *args, const char *key) {
-  json_object *v = get(args, key);
+  json_object *v = tc_json_get(args, key);
   return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
@@ -935,17 +924,17 @@ static int cache_fetch(tc_obs_t *o, const char *ns, const char *name, const char
 }
 
 static json_object *handler_metadata(json_object *tpl) {
-  json_object *cfg = get(tpl, "configuration");
+  json_object *cfg = tc_json_get(tpl, "configuration");
   json_object *hm = json_object_new_object();
   if (!hm) return NULL;
-  json_object_object_add(hm, "namespace", json_object_get(get(tpl, "namespace_name")));
-  json_object_object_add(hm, "name", json_object_get(get(tpl, "name")));
-  json_object_object_add(hm, "version", json_object_get(get(tpl, "version")));
-  json_object *th = get(cfg, "task_handler");
-  json_object *callable = th ? get(th, "callable") : NULL;
+  json_object_object_add(hm, "namespace", json_object_get(tc_json_get(tpl, "namespace_name")));
+  json_object_object_add(hm, "name", json_object_get(tc_json_get(tpl, "name")));
+  json_object_object_add(hm, "version", json_object_get(tc_json_get(tpl, "version")));
+  json_object *th = tc_json_get(cfg, "task_handler");
+  json_object *callable = th ? tc_json_get(th, "callable") : NULL;
   json_object_object_add(hm, "handler_class", callable ? json_object_get(callable) : json_object_new_string(""));
-  if (get(cfg, "input_schema")) json_object_object_add(hm, "config_schema", json_object_get(get(cfg, "input_schema")));
-  json_object_object_add(hm, "registered_at", json_object_get(get(tpl, "registered_at")));
+  if (tc_json_get(cfg, "input_schema")) json_object_object_add(hm, "config_schema", json_object_get(tc_json_get(cfg, "input_schema")));
+  json_object_object_add(hm, "registered_at", json_object_get(tc_json_get(tpl, "registered_at")));
   return hm;
 }
 
@@ -966,7 +955,7 @@ static json_object *template_response(tc_obs_t *o, json_object *args, tc_error_t
     tc_error_set(err, TC_ENOMEM, "out of memory");
     return NULL;
   }
-  json_object_object_add(t, "template", json_object_get(get(tpl, "configuration")));
+  json_object_object_add(t, "template", json_object_get(tc_json_get(tpl, "configuration")));
   json_object_object_add(t, "environment", json_object_new_string(o->environment));
   json_object_object_add(t, "resolved_at", timestamp());
   json_object_object_add(j, "template", t);
@@ -1007,17 +996,17 @@ static json_object *template_validate(tc_obs_t *o, json_object *args, tc_error_t
     tc_error_set(err, TC_ENOMEM, "out of memory");
     return NULL;
   }
-  json_object *cfg = get(tpl, "configuration");
+  json_object *cfg = tc_json_get(tpl, "configuration");
   json_object *normalized = NULL;
   tc_error_t verr = {0};
   if (tc_template_normalize(cfg, &normalized, &verr) != TC_OK) json_object_array_add(errors, json_object_new_string(verr.message));
   json_object_put(normalized);
-  json_object *steps = get(cfg, "steps");
+  json_object *steps = tc_json_get(cfg, "steps");
   bool decision = false, batch = false;
   for (size_t i = 0; steps && i < json_object_array_length(steps); i++) {
     json_object *step = json_object_array_get_idx(steps, i);
-    const char *callable = json_object_get_string(get(get(step, "handler"), "callable"));
-    const char *type = json_object_get_string(get(step, "type"));
+    const char *callable = json_object_get_string(tc_json_get(tc_json_get(step, "handler"), "callable"));
+    const char *type = json_object_get_string(tc_json_get(step, "type"));
     if (type && strcmp(type, "decision") == 0) decision = true;
     if (type && (strcmp(type, "batchable") == 0 || strcmp(type, "batch_worker") == 0)) batch = true;
     bool seen = false;
@@ -1026,7 +1015,7 @@ static json_object *template_validate(tc_obs_t *o, json_object *args, tc_error_t
     if (callable && !seen) json_object_array_add(handlers, json_object_new_string(callable));
     if (!callable_name(callable)) {
       char msg[400];
-      snprintf(msg, sizeof msg, "step %s: handler callable %s is not a handler name", json_object_get_string(get(step, "name")),
+      snprintf(msg, sizeof msg, "step %s: handler callable %s is not a handler name", json_object_get_string(tc_json_get(step, "name")),
                callable ? callable : "(missing)");
       json_object_array_add(errors, json_object_new_string(msg));
     }
@@ -1059,7 +1048,7 @@ static json_object *template_validate(tc_obs_t *o, json_object *args, tc_error_t
 
 static json_object *templates_list(tc_obs_t *o, json_object *args, tc_error_t *err) {
   const char *filter = arg_str(args, "namespace");
-  json_object *incl = get(args, "include_cache_stats");
+  json_object *incl = tc_json_get(args, "include_cache_stats");
   json_object *all = NULL;
   if (tc_template_list(o->rt, filter && *filter ? filter : NULL, &all, err) != TC_OK) return NULL;
   json_object *st = NULL;
@@ -1079,11 +1068,11 @@ static json_object *templates_list(tc_obs_t *o, json_object *args, tc_error_t *e
   }
   for (size_t i = 0; i < json_object_array_length(all); i++) {
     json_object *t = json_object_array_get_idx(all, i);
-    if (serves(st, json_object_get_string(get(t, "namespace_name")))) json_object_array_add(mine, json_object_get(t));
+    if (serves(st, json_object_get_string(tc_json_get(t, "namespace_name")))) json_object_array_add(mine, json_object_get(t));
   }
   const char *cap_names[] = {"step_execution", "decision_points", "batch_processing", "checkpoints", "retries"};
   for (size_t i = 0; i < 5; i++) json_object_array_add(caps, json_object_new_string(cap_names[i]));
-  json_object *spaces = get(st, "namespaces");
+  json_object *spaces = tc_json_get(st, "namespaces");
   json_object_object_add(j, "supported_namespaces", spaces ? json_object_get(spaces) : json_object_new_array());
   json_object_object_add(j, "template_count", json_object_new_int((int)json_object_array_length(mine)));
   json_object_object_add(j, "templates", mine);
@@ -1152,7 +1141,7 @@ static json_object *template_refresh(tc_obs_t *o, json_object *args) {
 
 static void merge_into(json_object *dst, json_object *src) {
   json_object_object_foreach(src, k, v) {
-    json_object *cur = get(dst, k);
+    json_object *cur = tc_json_get(dst, k);
     if (cur && json_object_is_type(cur, json_type_object) && json_object_is_type(v, json_type_object)) merge_into(cur, v);
     else json_object_object_add(dst, k, json_object_get(v));
   }
@@ -1188,7 +1177,7 @@ static json_object *config_runtime(tc_obs_t *o, tc_error_t *err) {
   json_object_object_add(worker, "worker_id", json_object_new_string(o->worker_id));
   json_object_object_add(worker, "worker_type", json_object_new_string("command_processor"));
   const char *keys[] = {"namespaces", "concurrency", "deployment_mode", "poll_interval_ms"};
-  for (size_t i = 0; i < 4; i++) json_object_object_add(worker, keys[i], json_object_get(get(st, keys[i])));
+  for (size_t i = 0; i < 4; i++) json_object_object_add(worker, keys[i], json_object_get(tc_json_get(st, keys[i])));
   json_object_object_add(full, "environment", json_object_new_string(o->environment));
   json_object_object_add(full, "common", common);
   json_object_object_add(full, "worker", worker);

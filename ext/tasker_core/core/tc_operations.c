@@ -27,15 +27,6 @@ int tc_step_operate(tc_runtime_t *rt, const char *task_uuid, const char *step_uu
   return tc_rt_query_json(rt, "SELECT tasker.operate_step($1::uuid, $2::uuid, $3, $4::jsonb)", 4, params, out, err);
 }
 
-static int opt_int(json_object *o, const char *key, int lo, int hi, int *value, tc_error_t *err) {
-  json_object *v = NULL;
-  if (!o || !json_object_object_get_ex(o, key, &v) || !v) return TC_OK;
-  if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < lo || json_object_get_int64(v) > hi)
-    return tc_error_set(err, TC_EINVAL, "%s must be an integer between %d and %d", key, lo, hi);
-  *value = (int)json_object_get_int64(v);
-  return TC_OK;
-}
-
 typedef struct {
   int limit, threshold, lifetime;
   bool dry_run;
@@ -48,10 +39,12 @@ static int stale_on(PGconn *conn, void *arg, tc_error_t *err) {
 }
 
 int tc_detect_stale_tasks(tc_runtime_t *rt, json_object *options, json_object **out, tc_error_t *err) {
-  int limit = 100, threshold = 30, lifetime = 24, rc;
-  if ((rc = opt_int(options, "batch_size", 1, 10000, &limit, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "threshold_minutes", 0, 525600, &threshold, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "max_lifetime_hours", 1, 87600, &lifetime, err)) != TC_OK) return rc;
+  int limit = 100, threshold = 30, lifetime = 24;
+  const tc_int_opt_t ints[] = {{"batch_size", 1, 10000, &limit},
+                               {"threshold_minutes", 0, 525600, &threshold},
+                               {"max_lifetime_hours", 1, 87600, &lifetime}};
+  int rc = tc_json_opt_ints(options, ints, TC_COUNT(ints), TC_EINVAL, "", err);
+  if (rc != TC_OK) return rc;
   json_object *dry = NULL;
   bool dry_run = options && json_object_object_get_ex(options, "dry_run", &dry) && json_object_get_boolean(dry);
   stale_args_t a = {limit, threshold, lifetime, dry_run, out};

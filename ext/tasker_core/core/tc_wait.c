@@ -8,7 +8,7 @@
 
 #include "tc_internal.h"
 
-static bool terminal(const char *status) {
+bool tc_task_state_terminal(const char *status) {
   return status && (strcmp(status, "complete") == 0 || strcmp(status, "error") == 0 ||
                     strcmp(status, "cancelled") == 0 || strcmp(status, "resolved_manually") == 0);
 }
@@ -44,7 +44,7 @@ static int wait_on(PGconn *conn, void *arg, tc_error_t *err) {
   /* LISTEN first, then read: a task finishing in between still leaves a notification. */
   if (rc == TC_OK) rc = read_status(conn, task_uuid, status, 32, err);
   int64_t deadline = tc_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
-  while (rc == TC_OK && !terminal(status)) {
+  while (rc == TC_OK && !tc_task_state_terminal(status)) {
     if (cancel && cancel->fired) {
       rc = tc_error_set(err, TC_ECANCELED, "the wait was cancelled");
       break;

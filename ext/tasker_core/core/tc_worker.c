@@ -5,7 +5,7 @@
  * Threads and locks
  * - The claimer thread owns w->conn (its LISTEN and claim connection) and w->want_claim; nothing
  *   else touches them while it runs.
- * - w->mu guards queue[], q_head, q_len, in_flight, stopping and the counters. Nothing blocks
+ * - w->mu guards queue, in_flight, stopping and the counters. Nothing blocks
  *   while holding it except pthread_cond_timedwait on w->cv.
  * - Handler threads (next_step / complete_step) wait on w->cv; the claimer is woken through the
  *   self-pipe wake_fd when a slot frees or the worker stops.
@@ -52,8 +52,7 @@ struct tc_worker {
 
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  json_object **queue;        /* ring of capacity claimed, not yet handed out step events */
-  int q_head, q_len;
+  tc_ring_t queue;            /* capacity slots: claimed, not yet handed out step events */
   int in_flight;              /* handed out, not yet completed */
   char (*flight_tokens)[37];  /* claim tokens of the in-flight steps (capacity slots, "" = free) */
   bool stopping;
@@ -68,12 +67,6 @@ struct tc_worker {
 };
 
 tc_metrics_t *tc_worker_metrics(tc_worker_t *w) { return w->metrics; }
-
-static json_object *get(json_object *obj, const char *key) {
-  json_object *v = NULL;
-  if (obj && json_object_object_get_ex(obj, key, &v)) return v;
-  return NULL;
-}
 
 static void wake_claimer(tc_worker_t *w) {
   char b = 1;
@@ -95,15 +88,6 @@ static int parse_mode(const char *s, tc_mode_t *mode) {
   return 0;
 }
 
-static int opt_int(json_object *o, const char *key, int lo, int hi, int *value, tc_error_t *err) {
-  json_object *v = get(o, key);
-  if (!v) return TC_OK;
-  if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < lo || json_object_get_int64(v) > hi)
-    return tc_error_set(err, TC_ECONFIG, "worker option %s must be an integer between %d and %d", key, lo, hi);
-  *value = (int)json_object_get_int64(v);
-  return TC_OK;
-}
-
 static bool valid_namespace(const char *s) {
   size_t n = strlen(s);
   if (n == 0 || n > 29 || (s[0] >= '0' && s[0] <= '9')) return false;
@@ -119,7 +103,7 @@ void tc_worker_free(tc_worker_t *w);
 int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_error_t *err) {
   if (!options || !json_object_is_type(options, json_type_object))
     return tc_error_set(err, TC_ECONFIG, "worker options must be an object");
-  json_object *ns = get(options, "namespaces");
+  json_object *ns = tc_json_get(options, "namespaces");
   if (!ns || !json_object_is_type(ns, json_type_array) || json_object_array_length(ns) == 0)
     return tc_error_set(err, TC_ECONFIG, "worker option namespaces must be a non-empty list");
   size_t n_ns = json_object_array_length(ns);
@@ -131,17 +115,18 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
                           tc_json_str(v));
   }
   int capacity = 10, batch = 20, poll_ms = 1000, vis = 30;
-  int rc;
-  if ((rc = opt_int(options, "concurrency", 1, 1000, &capacity, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "batch_size", 1, 1000, &batch, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "poll_interval_ms", 10, 3600000, &poll_ms, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "visibility_timeout_seconds", 1, 86400, &vis, err)) != TC_OK) return rc;
   int stale_every = 60, stale_threshold = 30, lifetime = 24;
-  if ((rc = opt_int(options, "staleness_check_interval_seconds", 0, 86400, &stale_every, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "staleness_threshold_minutes", 0, 525600, &stale_threshold, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "max_task_lifetime_hours", 1, 87600, &lifetime, err)) != TC_OK) return rc;
+  const tc_int_opt_t ints[] = {{"concurrency", 1, 1000, &capacity},
+                               {"batch_size", 1, 1000, &batch},
+                               {"poll_interval_ms", 10, 3600000, &poll_ms},
+                               {"visibility_timeout_seconds", 1, 86400, &vis},
+                               {"staleness_check_interval_seconds", 0, 86400, &stale_every},
+                               {"staleness_threshold_minutes", 0, 525600, &stale_threshold},
+                               {"max_task_lifetime_hours", 1, 87600, &lifetime}};
+  int rc = tc_json_opt_ints(options, ints, TC_COUNT(ints), TC_ECONFIG, "worker option ", err);
+  if (rc != TC_OK) return rc;
   tc_mode_t mode;
-  json_object *m = get(options, "deployment_mode");
+  json_object *m = tc_json_get(options, "deployment_mode");
   if (parse_mode(m ? json_object_get_string(m) : NULL, &mode) != 0)
     return tc_error_set(err, TC_ECONFIG,
                         "worker option deployment_mode must be Hybrid, PollingOnly or EventDrivenOnly");
@@ -155,7 +140,7 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
   w->visibility_s = vis;
   w->mode = mode;
   w->staleness_interval_s = stale_every;
-  json_object *coc = get(options, "claim_on_complete");
+  json_object *coc = tc_json_get(options, "claim_on_complete");
   w->claim_on_complete = coc ? json_object_get_boolean(coc) : true;
   w->staleness_threshold_min = stale_threshold;
   w->max_lifetime_h = lifetime;
@@ -163,13 +148,13 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
   tc_uuid_v7(w->worker_uuid);
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
-  w->queue = tc_calloc((size_t)capacity, sizeof(json_object *));
+  int ring_rc = tc_ring_init(&w->queue, capacity);
   w->flight_tokens = tc_calloc((size_t)capacity, sizeof *w->flight_tokens);
   w->namespaces = tc_calloc(n_ns, sizeof(char *));
   size_t lit_len = 3;
   for (size_t i = 0; i < n_ns; i++) lit_len += json_object_get_string_len(json_object_array_get_idx(ns, i)) + 1;
   w->ns_literal = tc_malloc(lit_len);
-  bool ok = w->queue && w->flight_tokens && w->namespaces && w->ns_literal && pipe2(w->wake_fd, O_NONBLOCK | O_CLOEXEC) == 0;
+  bool ok = ring_rc == 0 && w->flight_tokens && w->namespaces && w->ns_literal && pipe2(w->wake_fd, O_NONBLOCK | O_CLOEXEC) == 0;
   if (ok) {
     strcpy(w->ns_literal, "{");
     for (size_t i = 0; i < n_ns && ok; i++) {
@@ -252,8 +237,8 @@ static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
   int rc = tc_db_query_json(w->conn, "SELECT tasker.claim($1::uuid, $2::text[], $3::integer, $4::integer)", 4,
                             params, &res, err);
   if (rc != TC_OK) return rc;
-  json_object *rows = get(res, "steps");
-  json_object *due = get(res, "next_due_in_ms");
+  json_object *rows = tc_json_get(res, "steps");
+  json_object *due = tc_json_get(res, "next_due_in_ms");
   w->retry_due_at = due ? tc_now_ms() + json_object_get_int64(due) : 0;
   int got = rows ? (int)json_object_array_length(rows) : 0;
   double claim_ms = (double)(tc_now_ms() - t0);
@@ -262,9 +247,7 @@ static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
   w->claim_queries++;
   for (int i = 0; i < got; i++) {
     /* The capacity check before the claim guarantees room: only this thread adds to the queue. */
-    json_object *ev = json_object_get(json_object_array_get_idx(rows, (size_t)i));
-    w->queue[(w->q_head + w->q_len) % w->capacity] = ev;
-    w->q_len++;
+    tc_ring_push(&w->queue, json_object_get(json_object_array_get_idx(rows, (size_t)i)));
     w->claimed_total++;
   }
   if (got > 0) pthread_cond_broadcast(&w->cv);
@@ -280,8 +263,8 @@ static void heartbeat(tc_worker_t *w) {
   pthread_mutex_lock(&w->mu);
   for (int i = 0; i < w->capacity; i++)
     if (w->flight_tokens[i][0]) json_object_array_add(tokens, json_object_new_string(w->flight_tokens[i]));
-  for (int i = 0; i < w->q_len; i++) {
-    json_object *tok = get(w->queue[(w->q_head + i) % w->capacity], "claim_token");
+  for (int i = 0; i < w->queue.count; i++) {
+    json_object *tok = tc_json_get(tc_ring_at(&w->queue, i), "claim_token");
     if (tok) json_object_array_add(tokens, json_object_get(tok));
   }
   pthread_mutex_unlock(&w->mu);
@@ -335,7 +318,7 @@ static void track_locked(tc_worker_t *w, const char *token, bool add) {
 
 static int free_slots(tc_worker_t *w) {
   pthread_mutex_lock(&w->mu);
-  int free = w->capacity - w->q_len - w->in_flight;
+  int free = w->capacity - w->queue.count - w->in_flight;
   pthread_mutex_unlock(&w->mu);
   return free;
 }
@@ -488,16 +471,13 @@ int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, jso
   if (cancel) cancel->worker = w;
   pthread_mutex_lock(&w->mu);
   int rc = TC_OK;
-  while (w->q_len == 0 && !w->stopping && !(cancel && cancel->fired)) {
+  while (w->queue.count == 0 && !w->stopping && !(cancel && cancel->fired)) {
     if (pthread_cond_timedwait(&w->cv, &w->mu, &deadline) == ETIMEDOUT) break;
   }
-  if (w->q_len > 0 && !w->stopping && !(cancel && cancel->fired)) {
-    json_object *ev = w->queue[w->q_head];
-    w->queue[w->q_head] = NULL;
-    w->q_head = (w->q_head + 1) % w->capacity;
-    w->q_len--;
+  if (w->queue.count > 0 && !w->stopping && !(cancel && cancel->fired)) {
+    json_object *ev = tc_ring_pop(&w->queue);
     w->in_flight++;
-    track_locked(w, json_object_get_string(get(ev, "claim_token")), true);
+    track_locked(w, json_object_get_string(tc_json_get(ev, "claim_token")), true);
     pthread_mutex_unlock(&w->mu);
     tc_metrics_started(w->metrics, ev);
     *out = ev;
@@ -511,15 +491,10 @@ int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, jso
 }
 
 void tc_worker_requeue(tc_worker_t *w, json_object *ev) {
-  tc_metrics_forget(w->metrics, json_object_get_string(get(ev, "claim_token")));
+  tc_metrics_forget(w->metrics, json_object_get_string(tc_json_get(ev, "claim_token")));
   pthread_mutex_lock(&w->mu);
-  track_locked(w, json_object_get_string(get(ev, "claim_token")), false);
-  if (w->q_len < w->capacity) {
-    w->q_head = (w->q_head - 1 + w->capacity) % w->capacity;
-    w->queue[w->q_head] = ev;
-    w->q_len++;
-    ev = NULL;
-  }
+  track_locked(w, json_object_get_string(tc_json_get(ev, "claim_token")), false);
+  if (tc_ring_push_front(&w->queue, ev)) ev = NULL;
   if (w->in_flight > 0) w->in_flight--;
   pthread_cond_signal(&w->cv);
   pthread_mutex_unlock(&w->mu);
@@ -549,9 +524,9 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
                           " $6::text[], $7::integer)",
                           7, params, &res, err);
   }
-  bool applied = rc == TC_OK && res && json_object_get_boolean(get(res, "applied"));
-  bool success = result && json_object_get_boolean(get(result, "success"));
-  json_object *next_steps = res ? get(res, "next_steps") : NULL;
+  bool applied = rc == TC_OK && res && json_object_get_boolean(tc_json_get(res, "applied"));
+  bool success = result && json_object_get_boolean(tc_json_get(result, "success"));
+  json_object *next_steps = res ? tc_json_get(res, "next_steps") : NULL;
   json_object *next = next_steps && json_object_array_length(next_steps) > 0 ? json_object_array_get_idx(next_steps, 0)
                                                                             : NULL;
   /* A database failure leaves the step claimed by us: the caller may retry the submission (its
@@ -562,7 +537,7 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
     if (claim_token) track_locked(w, claim_token, false);
     if (next) {
       /* The slot goes straight to the next step: in_flight stays, its claim is tracked. */
-      track_locked(w, json_object_get_string(get(next, "claim_token")), true);
+      track_locked(w, json_object_get_string(tc_json_get(next, "claim_token")), true);
       w->claimed_total++;
     } else if (w->in_flight > 0) {
       w->in_flight--;
@@ -587,7 +562,7 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
   if (!applied)
     tc_log(w->rt, TC_LOG_WARN, "stale_result_refused",
            "result for step %s refused: its claim is no longer current (step is %s)", step_uuid,
-           json_object_get_string(get(res, "step_status")));
+           json_object_get_string(tc_json_get(res, "step_status")));
   *out = res;
   return TC_OK;
 }
@@ -619,16 +594,9 @@ void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token) {
 /* Gives claimed but never started steps back to the queue at once. */
 static void release_queued(tc_worker_t *w) {
   pthread_mutex_lock(&w->mu);
-  int n = w->q_len;
+  int n = w->queue.count;
   json_object **events = tc_calloc((size_t)(n ? n : 1), sizeof(json_object *));
-  for (int i = 0; events && i < n; i++) {
-    events[i] = w->queue[(w->q_head + i) % w->capacity];
-    w->queue[(w->q_head + i) % w->capacity] = NULL;
-  }
-  if (events) {
-    w->q_len = 0;
-    w->q_head = 0;
-  }
+  for (int i = 0; events && i < n; i++) events[i] = tc_ring_pop(&w->queue);
   pthread_mutex_unlock(&w->mu);
   if (!events || n == 0) {
     tc_free(events);
@@ -636,7 +604,7 @@ static void release_queued(tc_worker_t *w) {
   }
   json_object *tokens = json_object_new_array();
   for (int i = 0; tokens && i < n; i++) {
-    json_object *tok = get(events[i], "claim_token");
+    json_object *tok = tc_json_get(events[i], "claim_token");
     if (tok) json_object_array_add(tokens, json_object_get(tok));
   }
   for (int i = 0; i < n; i++) json_object_put(events[i]);
@@ -691,7 +659,7 @@ int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err) {
   json_object_object_add(s, "worker_uuid", json_object_new_string(w->worker_uuid));
   json_object_object_add(s, "running", json_object_new_boolean(w->started && !w->stopping));
   json_object_object_add(s, "concurrency", json_object_new_int(w->capacity));
-  json_object_object_add(s, "queued", json_object_new_int(w->q_len));
+  json_object_object_add(s, "queued", json_object_new_int(w->queue.count));
   json_object_object_add(s, "in_flight", json_object_new_int(w->in_flight));
   json_object_object_add(s, "listen_connected", json_object_new_boolean(w->listen_connected));
   json_object_object_add(s, "claimed_total", json_object_new_int64(w->claimed_total));
@@ -724,9 +692,7 @@ int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err) {
 void tc_worker_free(tc_worker_t *w) {
   if (!w) return;
   if (w->started) tc_worker_stop(w);
-  for (int i = 0; w->queue && i < w->q_len; i++)
-    json_object_put(w->queue[(w->q_head + i) % w->capacity]);
-  tc_free(w->queue);
+  tc_ring_free(&w->queue);
   tc_free(w->flight_tokens);
   for (int i = 0; w->namespaces && i < w->n_namespaces; i++) tc_free(w->namespaces[i]);
   tc_free(w->namespaces);
