@@ -105,6 +105,10 @@ bool tc_domain_event_name_valid(const char *s);
 /* Serializes a JSON value without spaces; the string belongs to obj (tc_util.c). */
 const char *tc_json_str(json_object *obj);
 
+/* A copy of in with every secret value replaced (SPEC 6.2's rule); *paths: the dotted paths
+ * (tc_redact.c). */
+int tc_redact(json_object *in, json_object **out, json_object **paths, tc_error_t *err);
+
 /* ---- JSON helpers (tc_json.c). ---- */
 /* obj[key], borrowed; NULL when obj is NULL or has no such key. */
 json_object *tc_json_get(json_object *obj, const char *key);
