@@ -160,7 +160,7 @@ int tc_client_get_step_audit_history(tc_runtime_t *rt, const char *task_uuid, co
 int tc_client_health_check(tc_runtime_t *rt, json_object **out, tc_error_t *err);
 /* ---- End of Client. ---- */
 
-/* ---- Operations: operator actions, staleness, dead-letter queue (tc_operations.c). ---- */
+/* ---- Operations: operator actions, staleness (tc_operations.c), dead-letter queue (tc_dlq.c). ---- */
 /* action: "reset_for_retry", "resolve_manually" or "complete_manually"; payload: {reason,
  * performed_by, result, metadata} (result required for complete_manually). The task re-evaluates;
  * *out: {task_uuid, step_uuid, action_type, step_status, task_status, enqueued}. */

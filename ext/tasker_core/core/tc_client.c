@@ -156,11 +156,11 @@ int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **
 
 static int read_by_uuid(tc_runtime_t *rt, const char *sql, const char *what, const char *uuid,
                         json_object **out, tc_error_t *err) {
-  if (!tc_uuid_valid(uuid))
-    return tc_error_set(err, TC_EINVAL, "Invalid UUID for %s: %s", what, uuid ? uuid : "(nil)");
+  int rc = tc_uuid_require(uuid, what, err);
+  if (rc != TC_OK) return rc;
   const char *params[] = {uuid};
   json_object *res = NULL;
-  int rc = client_query(rt, sql, 1, params, &res, err);
+  rc = client_query(rt, sql, 1, params, &res, err);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_ENOTFOUND, "%s not found: %s", what, uuid);
   *out = res;
@@ -239,13 +239,12 @@ int tc_client_cancel_task(tc_runtime_t *rt, const char *task_uuid, json_object *
 /* Validates both uuids, then runs sql($1 task, $2 step), which must return a value. */
 static int read_step(tc_runtime_t *rt, const char *sql, const char *task_uuid, const char *step_uuid,
                      json_object **out, tc_error_t *err) {
-  if (!tc_uuid_valid(task_uuid))
-    return tc_error_set(err, TC_EINVAL, "Invalid UUID for task_uuid: %s", task_uuid ? task_uuid : "(nil)");
-  if (!tc_uuid_valid(step_uuid))
-    return tc_error_set(err, TC_EINVAL, "Invalid UUID for step_uuid: %s", step_uuid ? step_uuid : "(nil)");
+  int rc = tc_uuid_require(task_uuid, "task_uuid", err);
+  if (rc == TC_OK) rc = tc_uuid_require(step_uuid, "step_uuid", err);
+  if (rc != TC_OK) return rc;
   const char *params[] = {task_uuid, step_uuid};
   json_object *res = NULL;
-  int rc = client_query(rt, sql, 2, params, &res, err);
+  rc = client_query(rt, sql, 2, params, &res, err);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_ENOTFOUND, "step not found: %s in task %s", step_uuid, task_uuid);
   *out = res;

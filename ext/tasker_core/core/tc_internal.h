@@ -26,6 +26,12 @@ int tc_error_set(tc_error_t *err, int code, const char *fmt, ...) __attribute__(
 /* Fills err from a failed PGresult (or the connection when res is NULL); returns the mapped code. */
 int tc_error_from_pg(tc_error_t *err, PGconn *conn, PGresult *res, const char *what);
 
+/* TC_OK for a valid UUID, else TC_EINVAL naming what ("Invalid UUID for task_uuid: ..."). */
+static inline int tc_uuid_require(const char *value, const char *what, tc_error_t *err) {
+  if (tc_uuid_valid(value)) return TC_OK;
+  return tc_error_set(err, TC_EINVAL, "Invalid UUID for %s: %s", what, value ? value : "(nil)");
+}
+
 /* Milliseconds on the monotonic clock. */
 int64_t tc_now_ms(void);
 /* Absolute CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */

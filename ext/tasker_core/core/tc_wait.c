@@ -93,8 +93,8 @@ static int wait_on(PGconn *conn, void *arg, tc_error_t *err) {
 
 int tc_task_wait(tc_runtime_t *rt, const char *task_uuid, int timeout_ms, tc_cancel_t *cancel, char status[32],
                  tc_error_t *err) {
-  if (!tc_uuid_valid(task_uuid))
-    return tc_error_set(err, TC_EINVAL, "Invalid UUID for task_uuid: %s", task_uuid ? task_uuid : "(nil)");
+  int rc = tc_uuid_require(task_uuid, "task_uuid", err);
+  if (rc != TC_OK) return rc;
   char channel[64] = "tasker_task_";
   for (const char *p = task_uuid; *p; p++)
     if (*p != '-') strncat(channel, p, 1);
