@@ -41,8 +41,7 @@ enum {
   TC_ESTATE = -7,      /* operation not allowed in the object's current state */
   TC_ETIMEDOUT = -8,   /* a wait ran out (no step arrived, pool exhausted) */
   TC_ECANCELED = -9,   /* a wait was cancelled through its tc_cancel_t */
-  TC_ESTOPPED = -10,   /* the worker is stopping or stopped */
-  TC_ESTALE = -11      /* a result for a claim that is no longer current */
+  TC_ESTOPPED = -10    /* the worker is stopping or stopped */
 };
 
 typedef struct tc_error {

@@ -156,7 +156,7 @@ json_object *tc_ring_at(const tc_ring_t *r, int i);
 /* Whether a task in this state is finished (complete, error, cancelled, resolved_manually). */
 bool tc_task_state_terminal(const char *status);
 
-/* ---- Embedded migrations (generated tc_migrations.h, used by tc_migrate.c). ---- */
+/* ---- Embedded migrations (generated tc_migrations.h, used by tc_runtime.c). ---- */
 typedef struct tc_migration {
   int version;
   const char *name;
