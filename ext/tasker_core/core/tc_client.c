@@ -128,7 +128,8 @@ static int build_request(json_object *req, json_object **out, tc_error_t *err) {
   json_object *copy = NULL;
   if (json_object_deep_copy(req, &copy, NULL) != 0 || !copy)
     return tc_error_set(err, TC_ENOMEM, "out of memory");
-  if (!tc_json_get(copy, "correlation_id") || json_object_is_type(tc_json_get(copy, "correlation_id"), json_type_null)) {
+  json_object *correlation = tc_json_get(copy, "correlation_id");
+  if (!correlation || json_object_is_type(correlation, json_type_null)) {
     char uuid[37];
     tc_uuid_v7(uuid);
     json_object_object_add(copy, "correlation_id", json_object_new_string(uuid));

@@ -61,7 +61,8 @@ int tc_domain_publish(tc_runtime_t *rt, json_object *event, json_object **out, t
     return tc_error_set(err, TC_EINVAL, "delivery_mode fast is not stored: the in-process bus delivers it");
   if (strcmp(m, "durable") != 0 && strcmp(m, "broadcast") != 0)
     return tc_error_set(err, TC_EINVAL, "delivery_mode must be one of durable, broadcast");
-  if (!is_object_or_absent(tc_json_get(event, "payload"))) return tc_error_set(err, TC_EINVAL, "payload must be an object");
+  if (!is_object_or_absent(tc_json_get(event, "payload")))
+    return tc_error_set(err, TC_EINVAL, "payload must be an object");
   json_object *meta = tc_json_get(event, "metadata");
   if (!is_object_or_absent(meta)) return tc_error_set(err, TC_EINVAL, "metadata must be an object");
   static const char *const uuids[] = {"task_uuid", "step_uuid"};

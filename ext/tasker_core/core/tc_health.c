@@ -161,7 +161,8 @@ static json_object *system_info(tc_obs_t *o, tc_probe_t *p) {
   json_object_object_add(si, "uptime_seconds", json_object_new_int64(up / 1000));
   json_object_object_add(si, "worker_type", json_object_new_string("command_processor"));
   json_object_object_add(si, "database_pool_size", json_object_new_int(max));
-  json_object_object_add(si, "command_processor_active", json_object_new_boolean(json_object_get_boolean(tc_json_get(p->status, "claimer_alive"))));
+  bool claimer_alive = json_object_get_boolean(tc_json_get(p->status, "claimer_alive"));
+  json_object_object_add(si, "command_processor_active", json_object_new_boolean(claimer_alive));
   json_object *spaces = tc_json_get(p->status, "namespaces");
   json_object_object_add(si, "supported_namespaces", spaces ? json_object_get(spaces) : json_object_new_array());
   json_object *pu = json_object_new_object();

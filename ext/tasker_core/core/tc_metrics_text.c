@@ -255,7 +255,9 @@ static const char *OUTBOX_SQL =
     " 'delivered', (SELECT n FROM d), 'pending', count(*) FILTER (WHERE kind = 'domain') - (SELECT n FROM d))"
     " FROM tasker.events_outbox";
 
-static int64_t counter(json_object *counters, const char *key) { return json_object_get_int64(tc_json_get(counters, key)); }
+static int64_t counter(json_object *counters, const char *key) {
+  return json_object_get_int64(tc_json_get(counters, key));
+}
 
 json_object *tc_metrics_text_events(tc_obs_t *o, tc_error_t *err) {
   json_object *outbox = NULL;

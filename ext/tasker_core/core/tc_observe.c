@@ -57,7 +57,8 @@ int tc_obs_new(tc_runtime_t *rt, tc_worker_t *w, json_object *options, tc_obs_t 
   if (rc == TC_OK)
     rc = tc_json_opt_ints(options, queue_ints, TC_COUNT(queue_ints), TC_ECONFIG, "observability option ", err);
   if (rc != TC_OK) return rc;
-  json_object *env = tc_json_get(options, "environment"), *wid = tc_json_get(options, "worker_id"), *cfg = tc_json_get(options, "config");
+  json_object *env = tc_json_get(options, "environment"), *wid = tc_json_get(options, "worker_id");
+  json_object *cfg = tc_json_get(options, "config");
   if (env && !json_object_is_type(env, json_type_string))
     return tc_error_set(err, TC_ECONFIG, "observability option environment must be a string");
   if (wid && !json_object_is_type(wid, json_type_string))
@@ -95,7 +96,6 @@ void tc_obs_free(tc_obs_t *o) {
   tc_breaker_destroy(&o->breaker);
   tc_free(o);
 }
-
 
 int tc_obs_call(tc_obs_t *o, const char *service, json_object *args, char **text, tc_error_t *err) {
   if (!o || !service) return tc_error_set(err, TC_EINVAL, "service is required");

@@ -158,8 +158,9 @@ static int normalize_events(ctx_t *c, const char *sname, json_object *raw, json_
     }
     int bad = copy_key(ne, e, "name") | copy_key(ne, e, "description") | copy_key(ne, e, "schema") |
               copy_key(ne, e, "publisher");
-    json_object *cond = json_object_new_string(tc_json_get(e, "condition") ? json_object_get_string(tc_json_get(e, "condition")) : "success");
-    json_object *mode = json_object_new_string(tc_json_get(e, "delivery_mode") ? json_object_get_string(tc_json_get(e, "delivery_mode")) : "durable");
+    json_object *given_cond = tc_json_get(e, "condition"), *given_mode = tc_json_get(e, "delivery_mode");
+    json_object *cond = json_object_new_string(given_cond ? json_object_get_string(given_cond) : "success");
+    json_object *mode = json_object_new_string(given_mode ? json_object_get_string(given_mode) : "durable");
     bad |= !cond || json_object_object_add(ne, "condition", cond) != 0;
     bad |= !mode || json_object_object_add(ne, "delivery_mode", mode) != 0;
     if (bad) {
@@ -389,7 +390,8 @@ int tc_template_normalize(json_object *raw, json_object **out, tc_error_t *err) 
   snprintf(c.label, sizeof c.label, "(unnamed)");
   if (!raw || !json_object_is_type(raw, json_type_object))
     return tc_error_set(err, TC_ETEMPLATE, "a template must be a mapping");
-  json_object *name = tc_json_get(raw, "name"), *ns = tc_json_get(raw, "namespace_name"), *version = tc_json_get(raw, "version");
+  json_object *name = tc_json_get(raw, "name"), *ns = tc_json_get(raw, "namespace_name");
+  json_object *version = tc_json_get(raw, "version");
   snprintf(c.label, sizeof c.label, "%s/%s@%s", is_str(ns) ? json_object_get_string(ns) : "?",
            is_str(name) ? json_object_get_string(name) : "?",
            is_str(version) ? json_object_get_string(version) : "?");

@@ -149,7 +149,8 @@ static json_object *handler_metadata(json_object *tpl) {
   json_object *th = tc_json_get(cfg, "task_handler");
   json_object *callable = th ? tc_json_get(th, "callable") : NULL;
   json_object_object_add(hm, "handler_class", callable ? json_object_get(callable) : json_object_new_string(""));
-  if (tc_json_get(cfg, "input_schema")) json_object_object_add(hm, "config_schema", json_object_get(tc_json_get(cfg, "input_schema")));
+  json_object *schema = tc_json_get(cfg, "input_schema");
+  if (schema) json_object_object_add(hm, "config_schema", json_object_get(schema));
   json_object_object_add(hm, "registered_at", json_object_get(tc_json_get(tpl, "registered_at")));
   return hm;
 }

@@ -218,7 +218,8 @@ static int parse_bind(const char *s, struct sockaddr_in *sa, tc_error_t *err) {
 int tc_web_start(tc_runtime_t *rt, tc_obs_t *obs, json_object *options, tc_web_t **out, tc_error_t *err) {
   if (options && !json_object_is_type(options, json_type_object))
     return tc_error_set(err, TC_ECONFIG, "web options must be an object");
-  json_object *bind = tc_json_get(options, "bind_address"), *key = tc_json_get(options, "api_key"), *hdr = tc_json_get(options, "api_key_header");
+  json_object *bind = tc_json_get(options, "bind_address"), *key = tc_json_get(options, "api_key");
+  json_object *hdr = tc_json_get(options, "api_key_header");
   const char *bind_s = bind ? json_object_get_string(bind) : "127.0.0.1:8081";
   if (bind && !json_object_is_type(bind, json_type_string))
     return tc_error_set(err, TC_ECONFIG, "web.bind_address must be a string");
