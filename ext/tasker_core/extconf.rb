@@ -38,8 +38,6 @@ missing!("libmicrohttpd (headers and library)", "libmicrohttpd-dev") unless
   have_header("microhttpd.h") && have_library("microhttpd", "MHD_start_daemon")
 
 have_library("pthread", "pthread_create")
-have_func("pipe2", "unistd.h")
-have_func("getrandom", "sys/random.h")
 
 $CFLAGS << " -std=gnu99 -fvisibility=hidden -Wall -Wextra -Wno-unused-parameter" \
            " -Wno-missing-field-initializers -pthread"

@@ -62,8 +62,6 @@ module TaskerCore
     class FFIError < PermanentError; end
     # The operation is not allowed in the object's current state (e.g. cancelling a finished task).
     class StateError < PermanentError; end
-    # A result was submitted for a claim that is no longer current.
-    class StaleClaimError < PermanentError; end
     # The worker is stopping or was never started.
     class WorkerStoppedError < FFIError; end
 

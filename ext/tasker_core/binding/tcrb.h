@@ -25,6 +25,8 @@ int tcrb_value_to_json(VALUE v, const char *root, json_object **out, char *msg, 
 NORETURN(void tcrb_raise(const tc_error_t *err));
 /* Raises TaskerCore::Errors::ValidationError with a message. */
 NORETURN(void tcrb_raise_validation(const char *msg));
+/* Raises TaskerCore::Errors::<name> with a message. */
+NORETURN(void tcrb_raise_class(const char *name, const char *msg));
 
 /* ---- Calls that run without the GVL (tcrb_call.c). ----
  * A tcrb_call_t owns the json it carries: whatever happens (errors, Thread#kill, Ctrl-C),

@@ -1,42 +1,9 @@
 /*
- * tcrb_call.c - runs engine calls without the GVL and maps engine errors to Ruby exceptions.
+ * tcrb_call.c - runs engine calls without the GVL (their errors raise through tcrb_errors.c).
  */
 #include <string.h>
 
 #include "tcrb.h"
-
-static VALUE errors_class(const char *name) {
-  VALUE errors = rb_const_get(tcrb_mTaskerCore, rb_intern("Errors"));
-  return rb_const_get(errors, rb_intern(name));
-}
-
-static const char *class_for_code(int code) {
-  switch (code) {
-    case TC_EINVAL: return "ValidationError";
-    case TC_ENOTFOUND: return "NotFoundError";
-    case TC_EDB: return "DatabaseError";
-    case TC_ETEMPLATE: return "TemplateError";
-    case TC_ECONFIG: return "ConfigurationError";
-    case TC_ESTATE: return "StateError";
-    case TC_ETIMEDOUT: return "TimeoutError";
-    case TC_ESTOPPED: return "WorkerStoppedError";
-    case TC_ESTALE: return "StaleClaimError";
-    default: return "FFIError";
-  }
-}
-
-void tcrb_raise(const tc_error_t *err) {
-  if (err->code == TC_ENOMEM) rb_raise(rb_eNoMemError, "%s", err->message);
-  VALUE klass = errors_class(class_for_code(err->code));
-  VALUE exc = rb_exc_new_cstr(klass, err->message);
-  rb_iv_set(exc, "@code", rb_str_new_cstr(tc_err_name(err->code)));
-  rb_iv_set(exc, "@sqlstate", err->sqlstate[0] ? rb_str_new_cstr(err->sqlstate) : Qnil);
-  rb_exc_raise(exc);
-}
-
-void tcrb_raise_validation(const char *msg) {
-  rb_exc_raise(rb_exc_new_cstr(errors_class("ValidationError"), msg));
-}
 
 /* Engine calls running without the GVL right now; shutdown waits for zero. Read and written
  * only with the GVL held. */

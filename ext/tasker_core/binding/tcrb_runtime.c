@@ -28,9 +28,8 @@ static void forget_if_forked(void) {
 tc_runtime_t *tcrb_runtime(void) {
   forget_if_forked();
   if (!g_rt) {
-    VALUE errors = rb_const_get(tcrb_mTaskerCore, rb_intern("Errors"));
-    rb_raise(rb_const_get(errors, rb_intern("FFIError")),
-             "the TaskerCore runtime is not bootstrapped (call TaskerCore.boot! or TaskerCore::FFI.bootstrap)");
+    tcrb_raise_class("FFIError",
+                     "the TaskerCore runtime is not bootstrapped (call TaskerCore.boot! or TaskerCore::FFI.bootstrap)");
   }
   return g_rt;
 }

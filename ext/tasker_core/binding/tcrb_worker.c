@@ -61,8 +61,7 @@ void tcrb_worker_shutdown(void) { drop_worker(); }
 static tc_worker_t *current_worker(void) {
   tcrb_runtime(); /* Raises when not bootstrapped; forgets a forked parent's worker. */
   if (!g_worker) {
-    VALUE errors = rb_const_get(tcrb_mTaskerCore, rb_intern("Errors"));
-    rb_raise(rb_const_get(errors, rb_intern("WorkerStoppedError")), "no worker has been started in this process");
+    tcrb_raise_class("WorkerStoppedError", "no worker has been started in this process");
   }
   return g_worker;
 }
@@ -78,8 +77,7 @@ static VALUE tcrb_worker_m_start(VALUE self, VALUE options) {
                    json_object_get_boolean(json_object_object_get(st, "running"));
     json_object_put(st);
     if (running) {
-      VALUE errors = rb_const_get(tcrb_mTaskerCore, rb_intern("Errors"));
-      rb_raise(rb_const_get(errors, rb_intern("StateError")), "a worker is already running in this process");
+      tcrb_raise_class("StateError", "a worker is already running in this process");
     }
     drop_worker();
   }
@@ -240,8 +238,7 @@ static VALUE tcrb_worker_m_status(VALUE self) {
 tc_obs_t *tcrb_current_obs(tc_worker_t **w) {
   tcrb_runtime();
   if (!g_worker || !g_obs) {
-    VALUE errors = rb_const_get(tcrb_mTaskerCore, rb_intern("Errors"));
-    rb_raise(rb_const_get(errors, rb_intern("WorkerStoppedError")), "Worker system not running");
+    tcrb_raise_class("WorkerStoppedError", "Worker system not running");
   }
   *w = g_worker;
   return g_obs;

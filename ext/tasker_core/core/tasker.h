@@ -41,8 +41,7 @@ enum {
   TC_ESTATE = -7,      /* operation not allowed in the object's current state */
   TC_ETIMEDOUT = -8,   /* a wait ran out (no step arrived, pool exhausted) */
   TC_ECANCELED = -9,   /* a wait was cancelled through its tc_cancel_t */
-  TC_ESTOPPED = -10,   /* the worker is stopping or stopped */
-  TC_ESTALE = -11      /* a result for a claim that is no longer current */
+  TC_ESTOPPED = -10    /* the worker is stopping or stopped */
 };
 
 typedef struct tc_error {
@@ -161,7 +160,7 @@ int tc_client_get_step_audit_history(tc_runtime_t *rt, const char *task_uuid, co
 int tc_client_health_check(tc_runtime_t *rt, json_object **out, tc_error_t *err);
 /* ---- End of Client. ---- */
 
-/* ---- Operations: operator actions, staleness, dead-letter queue (tc_operations.c). ---- */
+/* ---- Operations: operator actions, staleness (tc_operations.c), dead-letter queue (tc_dlq.c). ---- */
 /* action: "reset_for_retry", "resolve_manually" or "complete_manually"; payload: {reason,
  * performed_by, result, metadata} (result required for complete_manually). The task re-evaluates;
  * *out: {task_uuid, step_uuid, action_type, step_status, task_status, enqueued}. */
@@ -227,7 +226,8 @@ void tc_worker_free(tc_worker_t *w);
 /* After fork(): abandons the parent's worker without joining or locking. */
 void tc_worker_abandon(tc_worker_t *w);
 
-/* ---- Observability (tc_observe.c, tc_metrics.c): SPEC 6-7's services of one worker. ----
+/* ---- Observability (tc_observe.c and the files it dispatches to): SPEC 6-7's services of one
+ * worker. ----
  * options (all optional): environment (string, "development"), worker_id (default
  * "worker_{uuid}"), config (object: the host's configuration, merged into config_runtime's answer
  * and shown redacted), circuit_breaker {failure_threshold (5), success_threshold (2),
@@ -244,9 +244,6 @@ void tc_obs_free(tc_obs_t *o);
  * are TC_ENOTFOUND; template_refresh answers failures as {"success": false}. */
 int tc_obs_call(tc_obs_t *o, const char *service, json_object *args, char **text, tc_error_t *err);
 void tc_obs_text_free(char *text);
-const char *tc_obs_worker_id(tc_obs_t *o);
-/* A copy of in with every secret value replaced (SPEC 6.2's rule); *paths: the dotted paths. */
-int tc_redact(json_object *in, json_object **out, json_object **paths, tc_error_t *err);
 
 /* ---- Worker web server (tc_web.c, libmicrohttpd): the services above over HTTP GET. ----
  * options: bind_address ("127.0.0.1:8081"; IPv4 host:port, port 0 picks a free one), api_key (a

@@ -14,12 +14,6 @@
 #define TC_CONTEXT_MAX_KEYS 1000
 #define TC_CONTEXT_MAX_STRING 10000
 
-static json_object *get(json_object *obj, const char *key) {
-  json_object *v = NULL;
-  if (obj && json_object_object_get_ex(obj, key, &v)) return v;
-  return NULL;
-}
-
 /* Runs a client statement. An error our SQL raised on purpose (SQLSTATE TKxxx: not found, invalid,
  * wrong state) already names the object; it loses the generic "query failed: " prefix. */
 static int client_query(tc_runtime_t *rt, const char *sql, int n, const char *const *params, json_object **out,
@@ -70,7 +64,7 @@ static int check_context(json_object *v, int depth, char *path, size_t cap, tc_e
 }
 
 static int opt_string(json_object *req, const char *key, size_t max, tc_error_t *err) {
-  json_object *v = get(req, key);
+  json_object *v = tc_json_get(req, key);
   if (!v) return TC_OK;
   if (!json_object_is_type(v, json_type_string))
     return tc_error_set(err, TC_EINVAL, "%s must be a string", key);
@@ -80,7 +74,7 @@ static int opt_string(json_object *req, const char *key, size_t max, tc_error_t 
 }
 
 static int opt_uuid(json_object *req, const char *key, tc_error_t *err) {
-  json_object *v = get(req, key);
+  json_object *v = tc_json_get(req, key);
   if (!v) return TC_OK;
   if (!json_object_is_type(v, json_type_string) || !tc_uuid_valid(json_object_get_string(v)))
     return tc_error_set(err, TC_EINVAL, "%s must be a UUID (got %s)", key, tc_json_str(v));
@@ -91,7 +85,7 @@ static int opt_uuid(json_object *req, const char *key, tc_error_t *err) {
 static int build_request(json_object *req, json_object **out, tc_error_t *err) {
   if (!req || !json_object_is_type(req, json_type_object))
     return tc_error_set(err, TC_EINVAL, "the task request must be an object");
-  json_object *name = get(req, "name");
+  json_object *name = tc_json_get(req, "name");
   if (!name || !json_object_is_type(name, json_type_string) || json_object_get_string_len(name) == 0)
     return tc_error_set(err, TC_EINVAL, "name is required (the template name)");
   int rc;
@@ -105,7 +99,7 @@ static int build_request(json_object *req, json_object **out, tc_error_t *err) {
   if ((rc = opt_uuid(req, "correlation_id", err)) != TC_OK) return rc;
   if ((rc = opt_uuid(req, "parent_correlation_id", err)) != TC_OK) return rc;
 
-  json_object *context = get(req, "context");
+  json_object *context = tc_json_get(req, "context");
   if (context && !json_object_is_type(context, json_type_object))
     return tc_error_set(err, TC_EINVAL, "context must be an object (a Hash), got %s",
                         json_type_to_name(json_object_get_type(context)));
@@ -117,7 +111,7 @@ static int build_request(json_object *req, json_object **out, tc_error_t *err) {
     char path[512] = "context";
     if ((rc = check_context(context, 1, path, sizeof path, err)) != TC_OK) return rc;
   }
-  json_object *tags = get(req, "tags");
+  json_object *tags = tc_json_get(req, "tags");
   if (tags) {
     if (!json_object_is_type(tags, json_type_array))
       return tc_error_set(err, TC_EINVAL, "tags must be a list of strings");
@@ -125,7 +119,7 @@ static int build_request(json_object *req, json_object **out, tc_error_t *err) {
       if (!json_object_is_type(json_object_array_get_idx(tags, i), json_type_string))
         return tc_error_set(err, TC_EINVAL, "tags must be a list of strings (item %zu is not)", i);
   }
-  json_object *priority = get(req, "priority");
+  json_object *priority = tc_json_get(req, "priority");
   if (priority && !json_object_is_type(priority, json_type_null) &&
       (!json_object_is_type(priority, json_type_int) || json_object_get_int64(priority) < -1000000 ||
        json_object_get_int64(priority) > 1000000))
@@ -134,7 +128,8 @@ static int build_request(json_object *req, json_object **out, tc_error_t *err) {
   json_object *copy = NULL;
   if (json_object_deep_copy(req, &copy, NULL) != 0 || !copy)
     return tc_error_set(err, TC_ENOMEM, "out of memory");
-  if (!get(copy, "correlation_id") || json_object_is_type(get(copy, "correlation_id"), json_type_null)) {
+  json_object *correlation = tc_json_get(copy, "correlation_id");
+  if (!correlation || json_object_is_type(correlation, json_type_null)) {
     char uuid[37];
     tc_uuid_v7(uuid);
     json_object_object_add(copy, "correlation_id", json_object_new_string(uuid));
@@ -162,11 +157,11 @@ int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **
 
 static int read_by_uuid(tc_runtime_t *rt, const char *sql, const char *what, const char *uuid,
                         json_object **out, tc_error_t *err) {
-  if (!tc_uuid_valid(uuid))
-    return tc_error_set(err, TC_EINVAL, "Invalid UUID for %s: %s", what, uuid ? uuid : "(nil)");
+  int rc = tc_uuid_require(uuid, what, err);
+  if (rc != TC_OK) return rc;
   const char *params[] = {uuid};
   json_object *res = NULL;
-  int rc = client_query(rt, sql, 1, params, &res, err);
+  rc = client_query(rt, sql, 1, params, &res, err);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_ENOTFOUND, "%s not found: %s", what, uuid);
   *out = res;
@@ -245,13 +240,12 @@ int tc_client_cancel_task(tc_runtime_t *rt, const char *task_uuid, json_object *
 /* Validates both uuids, then runs sql($1 task, $2 step), which must return a value. */
 static int read_step(tc_runtime_t *rt, const char *sql, const char *task_uuid, const char *step_uuid,
                      json_object **out, tc_error_t *err) {
-  if (!tc_uuid_valid(task_uuid))
-    return tc_error_set(err, TC_EINVAL, "Invalid UUID for task_uuid: %s", task_uuid ? task_uuid : "(nil)");
-  if (!tc_uuid_valid(step_uuid))
-    return tc_error_set(err, TC_EINVAL, "Invalid UUID for step_uuid: %s", step_uuid ? step_uuid : "(nil)");
+  int rc = tc_uuid_require(task_uuid, "task_uuid", err);
+  if (rc == TC_OK) rc = tc_uuid_require(step_uuid, "step_uuid", err);
+  if (rc != TC_OK) return rc;
   const char *params[] = {task_uuid, step_uuid};
   json_object *res = NULL;
-  int rc = client_query(rt, sql, 2, params, &res, err);
+  rc = client_query(rt, sql, 2, params, &res, err);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_ENOTFOUND, "step not found: %s in task %s", step_uuid, task_uuid);
   *out = res;

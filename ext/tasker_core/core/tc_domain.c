@@ -17,11 +17,6 @@ static const char *const COUNTERS[TC_DOMAIN_COUNTERS] = {
     "durable_routed", "fast_routed", "broadcast_routed", "fast_delivery_errors", "routing_errors",
     "fast_dispatched", "fast_dropped", "subscriber_errors", "durable_delivered", "subscribers"};
 
-static json_object *get(json_object *obj, const char *key) {
-  json_object *v = NULL;
-  return obj && json_object_object_get_ex(obj, key, &v) ? v : NULL;
-}
-
 bool tc_domain_event_name_valid(const char *s) {
   size_t n = s ? strlen(s) : 0;
   if (n < 3 || n > 128 || s[0] == '.' || s[n - 1] == '.' || !strchr(s, '.')) return false;
@@ -52,13 +47,13 @@ int tc_domain_publish(tc_runtime_t *rt, json_object *event, json_object **out, t
   if (!rt || !out) return tc_error_set(err, TC_EINVAL, "runtime and out are required");
   if (!event || !json_object_is_type(event, json_type_object))
     return tc_error_set(err, TC_EINVAL, "the domain event must be an object");
-  const char *name = json_object_get_string(get(event, "event_name"));
-  if (!json_object_is_type(get(event, "event_name"), json_type_string) || !tc_domain_event_name_valid(name))
+  const char *name = json_object_get_string(tc_json_get(event, "event_name"));
+  if (!json_object_is_type(tc_json_get(event, "event_name"), json_type_string) || !tc_domain_event_name_valid(name))
     return tc_error_set(err, TC_EINVAL, "event_name must be a dotted lowercase name such as payment.processed");
-  const char *id = json_object_get_string(get(event, "event_id"));
-  if (!json_object_is_type(get(event, "event_id"), json_type_string) || !tc_uuid_valid(id))
+  const char *id = json_object_get_string(tc_json_get(event, "event_id"));
+  if (!json_object_is_type(tc_json_get(event, "event_id"), json_type_string) || !tc_uuid_valid(id))
     return tc_error_set(err, TC_EINVAL, "event_id must be a UUID");
-  json_object *mode = get(event, "delivery_mode");
+  json_object *mode = tc_json_get(event, "delivery_mode");
   const char *m = mode ? json_object_get_string(mode) : "durable";
   if (mode && !json_object_is_type(mode, json_type_string))
     return tc_error_set(err, TC_EINVAL, "delivery_mode must be one of durable, broadcast");
@@ -66,12 +61,13 @@ int tc_domain_publish(tc_runtime_t *rt, json_object *event, json_object **out, t
     return tc_error_set(err, TC_EINVAL, "delivery_mode fast is not stored: the in-process bus delivers it");
   if (strcmp(m, "durable") != 0 && strcmp(m, "broadcast") != 0)
     return tc_error_set(err, TC_EINVAL, "delivery_mode must be one of durable, broadcast");
-  if (!is_object_or_absent(get(event, "payload"))) return tc_error_set(err, TC_EINVAL, "payload must be an object");
-  json_object *meta = get(event, "metadata");
+  if (!is_object_or_absent(tc_json_get(event, "payload")))
+    return tc_error_set(err, TC_EINVAL, "payload must be an object");
+  json_object *meta = tc_json_get(event, "metadata");
   if (!is_object_or_absent(meta)) return tc_error_set(err, TC_EINVAL, "metadata must be an object");
   static const char *const uuids[] = {"task_uuid", "step_uuid"};
   for (size_t i = 0; i < 2; i++) {
-    json_object *u = get(meta, uuids[i]);
+    json_object *u = tc_json_get(meta, uuids[i]);
     if (u && !(json_object_is_type(u, json_type_string) && tc_uuid_valid(json_object_get_string(u))))
       return tc_error_set(err, TC_EINVAL, "metadata.%s must be a UUID", uuids[i]);
   }
@@ -80,7 +76,7 @@ int tc_domain_publish(tc_runtime_t *rt, json_object *event, json_object **out, t
   int rc = tc_rt_query_json(rt, "SELECT tasker.publish_domain_event($1::jsonb)", 1, params, out, err);
   /* Stored in the outbox: durable_routed, whatever the mode (a broadcast event's in-process half is
    * counted by the language bus as broadcast_routed). */
-  if (rc == TC_OK && json_object_get_boolean(get(*out, "written"))) tc_domain_count(rt, "durable_routed", 1);
+  if (rc == TC_OK && json_object_get_boolean(tc_json_get(*out, "written"))) tc_domain_count(rt, "durable_routed", 1);
   return rc;
 }
 
@@ -155,7 +151,7 @@ int tc_domain_ack(tc_runtime_t *rt, const char *consumer, json_object *event_ids
                             "SELECT jsonb_build_object('acknowledged', tasker.ack_domain_events($1, $2::uuid[]))",
                             2, params, out, err);
   tc_free(lit);
-  if (rc == TC_OK) tc_domain_count(rt, "durable_delivered", json_object_get_int64(get(*out, "acknowledged")));
+  if (rc == TC_OK) tc_domain_count(rt, "durable_delivered", json_object_get_int64(tc_json_get(*out, "acknowledged")));
   return rc;
 }
 

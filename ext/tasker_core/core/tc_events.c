@@ -45,8 +45,7 @@ struct tc_events {
   bool joining;            /* one stopper is joining the feeder */
   bool joined;
   bool exited;             /* the feeder thread returned */
-  json_object **ring;
-  int cap, head, count;
+  tc_ring_t ring;           /* events not yet taken by the consumer */
   int poll_ms, batch;
   char cursor[37];
   uint64_t emitted, dropped, delivered, polls, poll_errors, transitions;
@@ -246,13 +245,11 @@ static json_object *build_event(const char *name, json_object *row) {
 
 /* Queues an event (takes the reference); a full queue drops it. Called with ev->mu held. */
 static void push_locked(tc_events_t *ev, json_object *e) {
-  if (ev->count == ev->cap) {
+  if (!tc_ring_push(&ev->ring, e)) {
     ev->dropped++;
     json_object_put(e);
     return;
   }
-  ev->ring[(ev->head + ev->count) % ev->cap] = e;
-  ev->count++;
   ev->emitted++;
 }
 
@@ -337,18 +334,6 @@ static void *feeder_main(void *arg) {
 
 /* ---- Public API. ---- */
 
-static int opt_int(json_object *config, const char *key, int lo, int hi, int *value, tc_error_t *err) {
-  json_object *v = NULL;
-  if (!config || !json_object_object_get_ex(config, key, &v) || !v) return TC_OK;
-  if (!json_object_is_type(v, json_type_int))
-    return tc_error_set(err, TC_EINVAL, "events %s must be an integer", key);
-  int64_t n = json_object_get_int64(v);
-  if (n < lo || n > hi)
-    return tc_error_set(err, TC_EINVAL, "events %s must be between %d and %d (got %lld)", key, lo, hi, (long long)n);
-  *value = (int)n;
-  return TC_OK;
-}
-
 static int start_locked(tc_runtime_t *rt, int cap, int poll_ms, int batch, tc_events_t **out, tc_error_t *err);
 
 int tc_events_start(tc_runtime_t *rt, json_object *config, tc_events_t **out, tc_error_t *err) {
@@ -356,10 +341,11 @@ int tc_events_start(tc_runtime_t *rt, json_object *config, tc_events_t **out, tc
   if (config && !json_object_is_type(config, json_type_object))
     return tc_error_set(err, TC_EINVAL, "events options must be an object");
   int cap = 10000, poll_ms = 50, batch = 1000;
-  int rc;
-  if ((rc = opt_int(config, "buffer_size", 1, 1000000, &cap, err)) != TC_OK) return rc;
-  if ((rc = opt_int(config, "poll_interval_ms", 1, 60000, &poll_ms, err)) != TC_OK) return rc;
-  if ((rc = opt_int(config, "batch_size", 1, 100000, &batch, err)) != TC_OK) return rc;
+  const tc_int_opt_t ints[] = {{"buffer_size", 1, 1000000, &cap},
+                               {"poll_interval_ms", 1, 60000, &poll_ms},
+                               {"batch_size", 1, 100000, &batch}};
+  int rc = tc_json_opt_ints(config, ints, TC_COUNT(ints), TC_EINVAL, "events ", err);
+  if (rc != TC_OK) return rc;
   pthread_mutex_lock(&rt->events_mu);
   rc = rt->events ? tc_error_set(err, TC_ESTATE, "lifecycle events are already running on this runtime")
                   : start_locked(rt, cap, poll_ms, batch, out, err);
@@ -370,15 +356,11 @@ int tc_events_start(tc_runtime_t *rt, json_object *config, tc_events_t **out, tc
 /* Creates the buffer and the feeder; rt->events_mu is held. */
 static int start_locked(tc_runtime_t *rt, int cap, int poll_ms, int batch, tc_events_t **out, tc_error_t *err) {
   tc_events_t *ev = tc_calloc(1, sizeof *ev);
-  json_object **ring = tc_calloc((size_t)cap, sizeof *ring);
-  if (!ev || !ring) {
+  if (!ev || tc_ring_init(&ev->ring, cap) != 0) {
     tc_free(ev);
-    tc_free(ring);
     return tc_error_set(err, TC_ENOMEM, "out of memory for the events buffer");
   }
   ev->rt = rt;
-  ev->ring = ring;
-  ev->cap = cap;
   ev->poll_ms = poll_ms;
   ev->batch = batch;
   /* Events start with the transitions written from now on. */
@@ -396,7 +378,7 @@ static int start_locked(tc_runtime_t *rt, int cap, int poll_ms, int batch, tc_ev
     pthread_cond_destroy(&ev->cv);
     pthread_cond_destroy(&ev->tick);
     pthread_cond_destroy(&ev->joined_cv);
-    tc_free(ring);
+    tc_ring_free(&ev->ring);
     tc_free(ev);
     return tc_error_set(err, TC_ENOMEM, "could not start the events thread");
   }
@@ -420,7 +402,7 @@ int tc_events_next(tc_events_t *ev, int timeout_ms, tc_cancel_t *cancel, json_ob
   tc_deadline(&ts, timeout_ms < 0 ? 0 : timeout_ms);
   int rc = TC_OK;
   pthread_mutex_lock(&ev->mu);
-  while (ev->count == 0) {
+  while (ev->ring.count == 0) {
     if (ev->stopping) {
       rc = tc_error_set(err, TC_ESTOPPED, "lifecycle events are stopped");
       break;
@@ -429,16 +411,13 @@ int tc_events_next(tc_events_t *ev, int timeout_ms, tc_cancel_t *cancel, json_ob
       rc = tc_error_set(err, TC_ECANCELED, "the wait was cancelled");
       break;
     }
-    if (pthread_cond_timedwait(&ev->cv, &ev->mu, &ts) != 0 && ev->count == 0) {
+    if (pthread_cond_timedwait(&ev->cv, &ev->mu, &ts) != 0 && ev->ring.count == 0) {
       rc = tc_error_set(err, TC_ETIMEDOUT, "no event within %d ms", timeout_ms);
       break;
     }
   }
   if (rc == TC_OK) {
-    *out = ev->ring[ev->head];
-    ev->ring[ev->head] = NULL;
-    ev->head = (ev->head + 1) % ev->cap;
-    ev->count--;
+    *out = tc_ring_pop(&ev->ring);
     ev->delivered++;
   }
   pthread_mutex_unlock(&ev->mu);
@@ -455,8 +434,8 @@ static json_object *stats_of(tc_events_t *ev) {
   json_object_object_add(o, "emitted", json_object_new_int64(ev ? (int64_t)ev->emitted : 0));
   json_object_object_add(o, "delivered", json_object_new_int64(ev ? (int64_t)ev->delivered : 0));
   json_object_object_add(o, "dropped", json_object_new_int64(ev ? (int64_t)ev->dropped : 0));
-  json_object_object_add(o, "queued", json_object_new_int64(ev ? ev->count : 0));
-  json_object_object_add(o, "buffer_size", json_object_new_int64(ev ? ev->cap : 0));
+  json_object_object_add(o, "queued", json_object_new_int64(ev ? ev->ring.count : 0));
+  json_object_object_add(o, "buffer_size", json_object_new_int64(ev ? ev->ring.cap : 0));
   json_object_object_add(o, "polls", json_object_new_int64(ev ? (int64_t)ev->polls : 0));
   json_object_object_add(o, "poll_errors", json_object_new_int64(ev ? (int64_t)ev->poll_errors : 0));
   if (ev) pthread_mutex_unlock(&ev->mu);
@@ -506,8 +485,7 @@ void tc_events_free(tc_events_t *ev) {
     if (ev->rt->events == ev) ev->rt->events = NULL;
     pthread_mutex_unlock(&ev->rt->events_mu);
   }
-  for (int i = 0; i < ev->count; i++) json_object_put(ev->ring[(ev->head + i) % ev->cap]);
-  tc_free(ev->ring);
+  tc_ring_free(&ev->ring);
   pthread_mutex_destroy(&ev->mu);
   pthread_cond_destroy(&ev->cv);
   pthread_cond_destroy(&ev->tick);

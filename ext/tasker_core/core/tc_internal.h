@@ -26,10 +26,61 @@ int tc_error_set(tc_error_t *err, int code, const char *fmt, ...) __attribute__(
 /* Fills err from a failed PGresult (or the connection when res is NULL); returns the mapped code. */
 int tc_error_from_pg(tc_error_t *err, PGconn *conn, PGresult *res, const char *what);
 
+/* TC_OK for a valid UUID, else TC_EINVAL naming what ("Invalid UUID for task_uuid: ..."). */
+static inline int tc_uuid_require(const char *value, const char *what, tc_error_t *err) {
+  if (tc_uuid_valid(value)) return TC_OK;
+  return tc_error_set(err, TC_EINVAL, "Invalid UUID for %s: %s", what, value ? value : "(nil)");
+}
+
 /* Milliseconds on the monotonic clock. */
 int64_t tc_now_ms(void);
 /* Absolute CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
 void tc_deadline(struct timespec *ts, int64_t ms_from_now);
+
+/* A copy of in with every secret value replaced (SPEC 6.2's rule); *paths: the dotted paths
+ * (tc_redact.c). */
+int tc_redact(json_object *in, json_object **out, json_object **paths, tc_error_t *err);
+
+/* ---- JSON helpers (tc_json.c). ---- */
+/* obj[key], borrowed; NULL when obj is NULL or has no such key. */
+json_object *tc_json_get(json_object *obj, const char *key);
+/* Reads the optional integer obj[key] within [lo, hi] into *value (left alone when absent); a
+ * value of another type or out of range fails with code and "<what><key> must be an integer
+ * between lo and hi". */
+int tc_json_opt_int(json_object *obj, const char *key, int lo, int hi, int *value, int code, const char *what,
+                    tc_error_t *err);
+/* The same for several keys of obj, in order; the first failure ends it. */
+typedef struct tc_int_opt {
+  const char *key;
+  int lo, hi;
+  int *value;
+} tc_int_opt_t;
+int tc_json_opt_ints(json_object *obj, const tc_int_opt_t *opts, size_t n, int code, const char *what,
+                     tc_error_t *err);
+#define TC_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- A bounded FIFO of json values (tc_ring.c); the owner locks around every call. ---- */
+typedef struct tc_ring {
+  json_object **items;
+  int cap, head, count;
+} tc_ring_t;
+/* 0, or -1 when out of memory. */
+int tc_ring_init(tc_ring_t *r, int cap);
+/* Releases the values still queued and the storage. */
+void tc_ring_free(tc_ring_t *r);
+/* Take the reference; false (the caller keeps it) when the ring is full. */
+bool tc_ring_push(tc_ring_t *r, json_object *v);
+bool tc_ring_push_front(tc_ring_t *r, json_object *v);
+/* The oldest value (the caller's reference), or NULL when empty. */
+json_object *tc_ring_pop(tc_ring_t *r);
+/* The i-th oldest value, borrowed; 0 <= i < count. */
+json_object *tc_ring_at(const tc_ring_t *r, int i);
+
+/* ---- Task states (tc_wait.c). ---- */
+/* The states a task never leaves, as an SQL list for embedding in statements. */
+#define TC_TERMINAL_TASK_STATES_SQL "'complete', 'error', 'cancelled', 'resolved_manually'"
+/* Whether a task in this state is finished (complete, error, cancelled, resolved_manually). */
+bool tc_task_state_terminal(const char *status);
 
 /* ---- Connection pool (tc_db.c). ----
  * Lock: pool->mu guards idle[], n_idle, n_open and closed. No connect or query runs under it. */
@@ -107,7 +158,7 @@ struct tc_runtime {
 /* A domain event name: dotted lowercase words, e.g. payment.processed (tc_domain.c). */
 bool tc_domain_event_name_valid(const char *s);
 
-/* Serializes a JSON value without spaces; the string belongs to obj. */
+/* Serializes a JSON value without spaces; the string belongs to obj (tc_util.c). */
 const char *tc_json_str(json_object *obj);
 
 /* ---- Embedded schema (generated tc_migrations.h, applied by tc_migrate in tc_runtime.c): a migration

@@ -55,14 +55,9 @@ void tc_metrics_free(tc_metrics_t *m) {
   tc_free(m);
 }
 
-static json_object *get(json_object *o, const char *k) {
-  json_object *v = NULL;
-  return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
 /* Index of the step event's namespace (task_sequence_step.task.namespace_name), or -1. */
 static int ns_index(tc_metrics_t *m, json_object *ev) {
-  json_object *name = get(get(get(ev, "task_sequence_step"), "task"), "namespace_name");
+  json_object *name = tc_json_get(tc_json_get(tc_json_get(ev, "task_sequence_step"), "task"), "namespace_name");
   const char *s = name ? json_object_get_string(name) : NULL;
   for (int i = 0; s && i < m->n; i++)
     if (strcmp(m->ns[i].name, s) == 0) return i;
@@ -90,7 +85,7 @@ void tc_metrics_claimed(tc_metrics_t *m, json_object *ev, double claim_ms) {
 
 void tc_metrics_started(tc_metrics_t *m, json_object *ev) {
   if (!m) return;
-  json_object *tok = get(ev, "claim_token");
+  json_object *tok = tc_json_get(ev, "claim_token");
   if (!tok) return;
   pthread_mutex_lock(&m->mu);
   for (int i = 0; i < m->cap; i++) {
@@ -125,13 +120,13 @@ void tc_metrics_forget(tc_metrics_t *m, const char *token) {
 }
 
 static const char *str_of(json_object *o, const char *k) {
-  json_object *v = get(o, k);
+  json_object *v = tc_json_get(o, k);
   return v ? json_object_get_string(v) : "";
 }
 
 void tc_metrics_finished(tc_metrics_t *m, const char *token, bool success, json_object *answer) {
   if (!m) return;
-  bool applied = answer && json_object_get_boolean(get(answer, "applied"));
+  bool applied = answer && json_object_get_boolean(tc_json_get(answer, "applied"));
   const char *step_status = str_of(answer, "step_status");
   const char *task_status = str_of(answer, "task_status");
   int64_t now = tc_now_ms(), started = now;

@@ -1,21 +1,17 @@
 /*
- * tc_operations.c - operator actions on steps, the staleness detector and the dead-letter queue.
+ * tc_operations.c - operator actions on steps and the staleness detector (which fills the
+ * dead-letter queue, tc_dlq.c).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "tc_internal.h"
 
-static int check_uuid(const char *value, const char *what, tc_error_t *err) {
-  if (!tc_uuid_valid(value)) return tc_error_set(err, TC_EINVAL, "Invalid UUID for %s: %s", what, value ? value : "(nil)");
-  return TC_OK;
-}
-
 int tc_step_operate(tc_runtime_t *rt, const char *task_uuid, const char *step_uuid, const char *action,
                     json_object *payload, json_object **out, tc_error_t *err) {
   int rc;
-  if ((rc = check_uuid(task_uuid, "task_uuid", err)) != TC_OK) return rc;
-  if ((rc = check_uuid(step_uuid, "step_uuid", err)) != TC_OK) return rc;
+  if ((rc = tc_uuid_require(task_uuid, "task_uuid", err)) != TC_OK) return rc;
+  if ((rc = tc_uuid_require(step_uuid, "step_uuid", err)) != TC_OK) return rc;
   if (!action || (strcmp(action, "reset_for_retry") != 0 && strcmp(action, "resolve_manually") != 0 &&
                   strcmp(action, "complete_manually") != 0))
     return tc_error_set(err, TC_EINVAL,
@@ -25,15 +21,6 @@ int tc_step_operate(tc_runtime_t *rt, const char *task_uuid, const char *step_uu
     return tc_error_set(err, TC_EINVAL, "the action's details must be an object");
   const char *params[] = {task_uuid, step_uuid, action, payload ? tc_json_str(payload) : "{}"};
   return tc_rt_query_json(rt, "SELECT tasker.operate_step($1::uuid, $2::uuid, $3, $4::jsonb)", 4, params, out, err);
-}
-
-static int opt_int(json_object *o, const char *key, int lo, int hi, int *value, tc_error_t *err) {
-  json_object *v = NULL;
-  if (!o || !json_object_object_get_ex(o, key, &v) || !v) return TC_OK;
-  if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < lo || json_object_get_int64(v) > hi)
-    return tc_error_set(err, TC_EINVAL, "%s must be an integer between %d and %d", key, lo, hi);
-  *value = (int)json_object_get_int64(v);
-  return TC_OK;
 }
 
 typedef struct {
@@ -48,10 +35,12 @@ static int stale_on(PGconn *conn, void *arg, tc_error_t *err) {
 }
 
 int tc_detect_stale_tasks(tc_runtime_t *rt, json_object *options, json_object **out, tc_error_t *err) {
-  int limit = 100, threshold = 30, lifetime = 24, rc;
-  if ((rc = opt_int(options, "batch_size", 1, 10000, &limit, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "threshold_minutes", 0, 525600, &threshold, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "max_lifetime_hours", 1, 87600, &lifetime, err)) != TC_OK) return rc;
+  int limit = 100, threshold = 30, lifetime = 24;
+  const tc_int_opt_t ints[] = {{"batch_size", 1, 10000, &limit},
+                               {"threshold_minutes", 0, 525600, &threshold},
+                               {"max_lifetime_hours", 1, 87600, &lifetime}};
+  int rc = tc_json_opt_ints(options, ints, TC_COUNT(ints), TC_EINVAL, "", err);
+  if (rc != TC_OK) return rc;
   json_object *dry = NULL;
   bool dry_run = options && json_object_object_get_ex(options, "dry_run", &dry) && json_object_get_boolean(dry);
   stale_args_t a = {limit, threshold, lifetime, dry_run, out};
@@ -67,29 +56,4 @@ int tc__detect_stale_on(PGconn *conn, int limit, int threshold_minutes, int life
   const char *params[] = {l, t, h, dry_run ? "true" : "false"};
   return tc_db_query_json(conn, "SELECT tasker.detect_stale_tasks($1::integer, $2::integer, $3::integer, $4::boolean)",
                           4, params, out, err);
-}
-
-int tc_dlq_list(tc_runtime_t *rt, const char *task_uuid, const char *status, int limit, int offset,
-                json_object **out, tc_error_t *err) {
-  if (task_uuid) {
-    int rc = check_uuid(task_uuid, "task_uuid", err);
-    if (rc != TC_OK) return rc;
-  }
-  if (limit < 1 || limit > 1000) return tc_error_set(err, TC_EINVAL, "limit must be between 1 and 1000 (got %d)", limit);
-  if (offset < 0) return tc_error_set(err, TC_EINVAL, "offset must not be negative (got %d)", offset);
-  char l[16], o[16];
-  snprintf(l, sizeof l, "%d", limit);
-  snprintf(o, sizeof o, "%d", offset);
-  const char *params[] = {task_uuid, status, l, o};
-  return tc_rt_query_json(rt, "SELECT tasker.list_dlq($1::uuid, $2, $3::integer, $4::integer)", 4, params, out, err);
-}
-
-int tc_dlq_update(tc_runtime_t *rt, const char *entry_uuid, json_object *changes, json_object **out,
-                  tc_error_t *err) {
-  int rc = check_uuid(entry_uuid, "dlq_entry_uuid", err);
-  if (rc != TC_OK) return rc;
-  if (!changes || !json_object_is_type(changes, json_type_object))
-    return tc_error_set(err, TC_EINVAL, "the DLQ changes must be an object");
-  const char *params[] = {entry_uuid, tc_json_str(changes)};
-  return tc_rt_query_json(rt, "SELECT tasker.update_dlq($1::uuid, $2::jsonb)", 2, params, out, err);
 }

@@ -11,21 +11,6 @@
 
 #define TC_MIGRATION_LOCK_KEY "7305162488113021789"
 
-/* Reads an optional integer config key within [lo, hi]; absent keeps *value. */
-static int config_int(json_object *config, const char *key, int lo, int hi, int *value,
-                      tc_error_t *err) {
-  json_object *v = NULL;
-  if (!json_object_object_get_ex(config, key, &v) || v == NULL) return TC_OK;
-  if (!json_object_is_type(v, json_type_int))
-    return tc_error_set(err, TC_ECONFIG, "config %s must be an integer", key);
-  int64_t n = json_object_get_int64(v);
-  if (n < lo || n > hi)
-    return tc_error_set(err, TC_ECONFIG, "config %s must be between %d and %d (got %lld)", key, lo,
-                        hi, (long long)n);
-  *value = (int)n;
-  return TC_OK;
-}
-
 int tc_runtime_new(json_object *config, tc_runtime_t **out, tc_error_t *err) {
   if (!config || !json_object_is_type(config, json_type_object))
     return tc_error_set(err, TC_ECONFIG, "config must be an object");
@@ -37,12 +22,11 @@ int tc_runtime_new(json_object *config, tc_runtime_t **out, tc_error_t *err) {
 
   int pool_size = 10, connect_timeout = 5, acquire_timeout = 10000;
   int log_level = TC_LOG_WARN;
-  int rc;
-  if ((rc = config_int(config, "pool_size", 1, 500, &pool_size, err)) != TC_OK) return rc;
-  if ((rc = config_int(config, "connect_timeout_seconds", 1, 300, &connect_timeout, err)) != TC_OK)
-    return rc;
-  if ((rc = config_int(config, "acquire_timeout_ms", 1, 600000, &acquire_timeout, err)) != TC_OK)
-    return rc;
+  const tc_int_opt_t ints[] = {{"pool_size", 1, 500, &pool_size},
+                               {"connect_timeout_seconds", 1, 300, &connect_timeout},
+                               {"acquire_timeout_ms", 1, 600000, &acquire_timeout}};
+  int rc = tc_json_opt_ints(config, ints, TC_COUNT(ints), TC_ECONFIG, "config ", err);
+  if (rc != TC_OK) return rc;
   json_object *lvl = NULL;
   if (json_object_object_get_ex(config, "log_level", &lvl) && lvl) {
     log_level = tc_log_level_parse(json_object_get_string(lvl));

@@ -30,17 +30,11 @@ static int fail(ctx_t *c, const char *step, const char *fmt, ...) {
   return tc_error_set(c->err, TC_ETEMPLATE, "template %s: %s", c->label, detail);
 }
 
-static json_object *get(json_object *obj, const char *key) {
-  json_object *v = NULL;
-  if (obj && json_object_object_get_ex(obj, key, &v)) return v;
-  return NULL;
-}
-
 static bool is_str(json_object *v) { return v && json_object_is_type(v, json_type_string); }
 
 /* Adds key = a copy of src's value (a new reference) to dst when src has it. */
 static int copy_key(json_object *dst, json_object *src, const char *key) {
-  json_object *v = get(src, key);
+  json_object *v = tc_json_get(src, key);
   if (!v) return 0;
   json_object *copy = NULL;
   if (json_object_deep_copy(v, &copy, NULL) != 0) return -1;
@@ -62,7 +56,7 @@ static bool valid_identifier(const char *s, size_t max) {
 /* Reads an optional integer within [lo, hi] into *value. */
 static int opt_int(ctx_t *c, const char *step, json_object *obj, const char *key, int lo, int hi,
                    int *value) {
-  json_object *v = get(obj, key);
+  json_object *v = tc_json_get(obj, key);
   if (!v) return TC_OK;
   if (!json_object_is_type(v, json_type_int))
     return fail(c, step, "%s must be an integer", key);
@@ -89,7 +83,7 @@ static int normalize_retry(ctx_t *c, const char *step, json_object *raw, json_ob
   const char *backoff = "exponential";
   if (raw) {
     if (!json_object_is_type(raw, json_type_object)) return fail(c, step, "retry must be a mapping");
-    json_object *r = get(raw, "retryable");
+    json_object *r = tc_json_get(raw, "retryable");
     if (r) {
       if (!json_object_is_type(r, json_type_boolean)) return fail(c, step, "retry.retryable must be true or false");
       retryable = json_object_get_boolean(r);
@@ -98,7 +92,7 @@ static int normalize_retry(ctx_t *c, const char *step, json_object *raw, json_ob
     if ((rc = opt_int(c, step, raw, "max_attempts", 1, 100, &max_attempts)) != TC_OK) return rc;
     if ((rc = opt_int(c, step, raw, "backoff_base_ms", 100, 3600000, &base_ms)) != TC_OK) return rc;
     if ((rc = opt_int(c, step, raw, "max_backoff_ms", 1000, 3600000, &max_ms)) != TC_OK) return rc;
-    json_object *b = get(raw, "backoff");
+    json_object *b = tc_json_get(raw, "backoff");
     if (b) {
       if (!is_str(b) || !one_of(json_object_get_string(b), backoffs))
         return fail(c, step, "retry.backoff must be one of none, linear, exponential, fibonacci");
@@ -131,26 +125,26 @@ static int normalize_events(ctx_t *c, const char *sname, json_object *raw, json_
     int rc = TC_OK;
     if (!e || !json_object_is_type(e, json_type_object)) {
       rc = fail(c, sname, "publishes_events[%zu] must be a mapping with a name", i);
-    } else if (!is_str(get(e, "name")) || !tc_domain_event_name_valid(json_object_get_string(get(e, "name")))) {
+    } else if (!is_str(tc_json_get(e, "name")) || !tc_domain_event_name_valid(json_object_get_string(tc_json_get(e, "name")))) {
       rc = fail(c, sname, "publishes_events[%zu].name must be a dotted lowercase name such as payment.processed", i);
-    } else if (get(e, "condition") &&
-               (!is_str(get(e, "condition")) || !one_of(json_object_get_string(get(e, "condition")), conditions))) {
+    } else if (tc_json_get(e, "condition") &&
+               (!is_str(tc_json_get(e, "condition")) || !one_of(json_object_get_string(tc_json_get(e, "condition")), conditions))) {
       rc = fail(c, sname, "publishes_events[%zu].condition must be one of success, failure, retryable_failure, "
                 "permanent_failure, always", i);
-    } else if (get(e, "delivery_mode") &&
-               (!is_str(get(e, "delivery_mode")) || !one_of(json_object_get_string(get(e, "delivery_mode")), modes))) {
+    } else if (tc_json_get(e, "delivery_mode") &&
+               (!is_str(tc_json_get(e, "delivery_mode")) || !one_of(json_object_get_string(tc_json_get(e, "delivery_mode")), modes))) {
       rc = fail(c, sname, "publishes_events[%zu].delivery_mode must be one of durable, fast, broadcast", i);
-    } else if (get(e, "schema") && !json_object_is_type(get(e, "schema"), json_type_object) &&
-               !json_object_is_type(get(e, "schema"), json_type_boolean)) {
+    } else if (tc_json_get(e, "schema") && !json_object_is_type(tc_json_get(e, "schema"), json_type_object) &&
+               !json_object_is_type(tc_json_get(e, "schema"), json_type_boolean)) {
       rc = fail(c, sname, "publishes_events[%zu].schema must be a JSON Schema mapping", i);
-    } else if (get(e, "publisher") && !is_str(get(e, "publisher"))) {
+    } else if (tc_json_get(e, "publisher") && !is_str(tc_json_get(e, "publisher"))) {
       rc = fail(c, sname, "publishes_events[%zu].publisher must be a class name", i);
-    } else if (get(e, "description") && !is_str(get(e, "description"))) {
+    } else if (tc_json_get(e, "description") && !is_str(tc_json_get(e, "description"))) {
       rc = fail(c, sname, "publishes_events[%zu].description must be a string", i);
     } else {
-      const char *name = json_object_get_string(get(e, "name"));
+      const char *name = json_object_get_string(tc_json_get(e, "name"));
       for (size_t j = 0; j < json_object_array_length(list); j++)
-        if (strcmp(json_object_get_string(get(json_object_array_get_idx(list, j), "name")), name) == 0)
+        if (strcmp(json_object_get_string(tc_json_get(json_object_array_get_idx(list, j), "name")), name) == 0)
           rc = fail(c, sname, "publishes_events lists '%s' twice", name);
     }
     json_object *ne = rc == TC_OK ? json_object_new_object() : NULL;
@@ -164,8 +158,9 @@ static int normalize_events(ctx_t *c, const char *sname, json_object *raw, json_
     }
     int bad = copy_key(ne, e, "name") | copy_key(ne, e, "description") | copy_key(ne, e, "schema") |
               copy_key(ne, e, "publisher");
-    json_object *cond = json_object_new_string(get(e, "condition") ? json_object_get_string(get(e, "condition")) : "success");
-    json_object *mode = json_object_new_string(get(e, "delivery_mode") ? json_object_get_string(get(e, "delivery_mode")) : "durable");
+    json_object *given_cond = tc_json_get(e, "condition"), *given_mode = tc_json_get(e, "delivery_mode");
+    json_object *cond = json_object_new_string(given_cond ? json_object_get_string(given_cond) : "success");
+    json_object *mode = json_object_new_string(given_mode ? json_object_get_string(given_mode) : "durable");
     bad |= !cond || json_object_object_add(ne, "condition", cond) != 0;
     bad |= !mode || json_object_object_add(ne, "delivery_mode", mode) != 0;
     if (bad) {
@@ -182,51 +177,51 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
   snprintf(fallback, sizeof fallback, "#%d", index + 1);
   if (!json_object_is_type(raw, json_type_object))
     return fail(c, fallback, "each step must be a mapping");
-  json_object *name = get(raw, "name");
+  json_object *name = tc_json_get(raw, "name");
   if (!is_str(name) || json_object_get_string_len(name) == 0)
     return fail(c, fallback, "name is required and must be a string");
   const char *sname = json_object_get_string(name);
   if (strlen(sname) > 128) return fail(c, fallback, "name is longer than 128 characters");
 
-  json_object *handler = get(raw, "handler");
+  json_object *handler = tc_json_get(raw, "handler");
   if (!handler || !json_object_is_type(handler, json_type_object))
     return fail(c, sname, "handler is required and must be a mapping with a callable");
-  json_object *callable = get(handler, "callable");
+  json_object *callable = tc_json_get(handler, "callable");
   if (!is_str(callable) || json_object_get_string_len(callable) == 0)
     return fail(c, sname, "handler.callable is required");
-  json_object *method = get(handler, "method");
+  json_object *method = tc_json_get(handler, "method");
   if (method && (!is_str(method) || json_object_get_string_len(method) == 0))
     return fail(c, sname, "handler.method must be a non-empty string");
-  json_object *init = get(handler, "initialization");
+  json_object *init = tc_json_get(handler, "initialization");
   if (init && !json_object_is_type(init, json_type_object))
     return fail(c, sname, "handler.initialization must be a mapping");
 
-  json_object *type = get(raw, "type");
-  if (!type) type = get(raw, "step_type");
+  json_object *type = tc_json_get(raw, "type");
+  if (!type) type = tc_json_get(raw, "step_type");
   if (type && (!is_str(type) || !one_of(json_object_get_string(type), step_types)))
     return fail(c, sname,
                 "type must be one of standard, decision, deferred_convergence, batchable, batch_worker");
 
-  json_object *deps = get(raw, "dependencies");
-  if (!deps) deps = get(raw, "depends_on");
+  json_object *deps = tc_json_get(raw, "dependencies");
+  if (!deps) deps = tc_json_get(raw, "depends_on");
   if (deps && !json_object_is_type(deps, json_type_array))
     return fail(c, sname, "dependencies must be a list of step names");
   for (size_t i = 0; deps && i < json_object_array_length(deps); i++)
     if (!is_str(json_object_array_get_idx(deps, i)))
       return fail(c, sname, "dependencies must be a list of step names");
 
-  json_object *timeout = get(raw, "timeout_seconds");
+  json_object *timeout = tc_json_get(raw, "timeout_seconds");
   if (timeout && (!json_object_is_type(timeout, json_type_int) || json_object_get_int64(timeout) < 1))
     return fail(c, sname, "timeout_seconds must be a positive integer");
-  json_object *events = get(raw, "publishes_events");
+  json_object *events = tc_json_get(raw, "publishes_events");
   if (events && !json_object_is_type(events, json_type_array))
     return fail(c, sname, "publishes_events must be a list");
-  json_object *batch = get(raw, "batch_config");
+  json_object *batch = tc_json_get(raw, "batch_config");
   if (batch && !json_object_is_type(batch, json_type_object))
     return fail(c, sname, "batch_config must be a mapping");
 
   json_object *retry = NULL;
-  int rc = normalize_retry(c, sname, get(raw, "retry"), &retry);
+  int rc = normalize_retry(c, sname, tc_json_get(raw, "retry"), &retry);
   if (rc != TC_OK) return rc;
   json_object *published = NULL;
   rc = normalize_events(c, sname, events, &published);
@@ -283,17 +278,17 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
 
 static int find_step(json_object *steps, const char *name) {
   for (size_t i = 0; i < json_object_array_length(steps); i++)
-    if (strcmp(json_object_get_string(get(json_object_array_get_idx(steps, i), "name")), name) == 0)
+    if (strcmp(json_object_get_string(tc_json_get(json_object_array_get_idx(steps, i), "name")), name) == 0)
       return (int)i;
   return -1;
 }
 
 static const char *step_name(json_object *steps, int i) {
-  return json_object_get_string(get(json_object_array_get_idx(steps, (size_t)i), "name"));
+  return json_object_get_string(tc_json_get(json_object_array_get_idx(steps, (size_t)i), "name"));
 }
 
 static const char *step_type(json_object *steps, int i) {
-  return json_object_get_string(get(json_object_array_get_idx(steps, (size_t)i), "type"));
+  return json_object_get_string(tc_json_get(json_object_array_get_idx(steps, (size_t)i), "type"));
 }
 
 /* Cross-step checks: duplicates, unknown dependencies, type rules, cycles; then marks "initial". */
@@ -313,7 +308,7 @@ static int check_graph(ctx_t *c, json_object *steps) {
       rc = fail(c, name, "step name is used more than once");
       break;
     }
-    json_object *deps = get(json_object_array_get_idx(steps, (size_t)i), "dependencies");
+    json_object *deps = tc_json_get(json_object_array_get_idx(steps, (size_t)i), "dependencies");
     indegree[i] = (int)json_object_array_length(deps);
     for (size_t d = 0; d < json_object_array_length(deps); d++) {
       const char *dep = json_object_get_string(json_object_array_get_idx(deps, d));
@@ -330,8 +325,8 @@ static int check_graph(ctx_t *c, json_object *steps) {
     if (rc == TC_OK && strcmp(type, "decision") == 0 && indegree[i] == 0)
       rc = fail(c, name, "a decision step needs at least one dependency");
     if (rc == TC_OK && strcmp(type, "batchable") == 0) {
-      json_object *batch = get(json_object_array_get_idx(steps, (size_t)i), "batch_config");
-      json_object *wt = get(batch, "worker_template");
+      json_object *batch = tc_json_get(json_object_array_get_idx(steps, (size_t)i), "batch_config");
+      json_object *wt = tc_json_get(batch, "worker_template");
       int w = is_str(wt) ? find_step(steps, json_object_get_string(wt)) : -1;
       if (!is_str(wt))
         rc = fail(c, name, "a batchable step needs batch_config.worker_template");
@@ -350,7 +345,7 @@ static int check_graph(ctx_t *c, json_object *steps) {
     int cur = order[head++];
     const char *cur_name = step_name(steps, cur);
     for (int j = 0; j < n; j++) {
-      json_object *deps = get(json_object_array_get_idx(steps, (size_t)j), "dependencies");
+      json_object *deps = tc_json_get(json_object_array_get_idx(steps, (size_t)j), "dependencies");
       for (size_t d = 0; d < json_object_array_length(deps); d++)
         if (strcmp(json_object_get_string(json_object_array_get_idx(deps, d)), cur_name) == 0 &&
             --indegree[j] == 0)
@@ -374,7 +369,7 @@ static int check_graph(ctx_t *c, json_object *steps) {
     int i = order[k];
     const char *type = step_type(steps, i);
     bool init = strcmp(type, "batch_worker") != 0 && strcmp(type, "deferred_convergence") != 0;
-    json_object *deps = get(json_object_array_get_idx(steps, (size_t)i), "dependencies");
+    json_object *deps = tc_json_get(json_object_array_get_idx(steps, (size_t)i), "dependencies");
     for (size_t d = 0; init && d < json_object_array_length(deps); d++) {
       int p = find_step(steps, json_object_get_string(json_object_array_get_idx(deps, d)));
       if (!initial[p] || strcmp(step_type(steps, p), "decision") == 0) init = false;
@@ -395,7 +390,8 @@ int tc_template_normalize(json_object *raw, json_object **out, tc_error_t *err) 
   snprintf(c.label, sizeof c.label, "(unnamed)");
   if (!raw || !json_object_is_type(raw, json_type_object))
     return tc_error_set(err, TC_ETEMPLATE, "a template must be a mapping");
-  json_object *name = get(raw, "name"), *ns = get(raw, "namespace_name"), *version = get(raw, "version");
+  json_object *name = tc_json_get(raw, "name"), *ns = tc_json_get(raw, "namespace_name");
+  json_object *version = tc_json_get(raw, "version");
   snprintf(c.label, sizeof c.label, "%s/%s@%s", is_str(ns) ? json_object_get_string(ns) : "?",
            is_str(name) ? json_object_get_string(name) : "?",
            is_str(version) ? json_object_get_string(version) : "?");
@@ -406,16 +402,16 @@ int tc_template_normalize(json_object *raw, json_object **out, tc_error_t *err) 
                 "namespace_name is required: up to 29 letters, digits or underscores, not starting with a digit");
   if (!is_str(version) || json_object_get_string_len(version) == 0 || json_object_get_string_len(version) > 50)
     return fail(&c, NULL, "version is required (a string of 1 to 50 characters, quote it in YAML)");
-  json_object *desc = get(raw, "description");
+  json_object *desc = tc_json_get(raw, "description");
   if (desc && !is_str(desc) && !json_object_is_type(desc, json_type_null))
     return fail(&c, NULL, "description must be a string");
-  json_object *strategy = get(raw, "identity_strategy");
+  json_object *strategy = tc_json_get(raw, "identity_strategy");
   if (strategy && (!is_str(strategy) || !one_of(json_object_get_string(strategy), strategies)))
     return fail(&c, NULL, "identity_strategy must be one of strict, caller_provided, always_unique");
-  json_object *schema = get(raw, "input_schema");
+  json_object *schema = tc_json_get(raw, "input_schema");
   if (schema && !json_object_is_type(schema, json_type_object))
     return fail(&c, NULL, "input_schema must be a mapping (a JSON Schema)");
-  json_object *raw_steps = get(raw, "steps");
+  json_object *raw_steps = tc_json_get(raw, "steps");
   if (!raw_steps || !json_object_is_type(raw_steps, json_type_array) || json_object_array_length(raw_steps) == 0)
     return fail(&c, NULL, "steps is required and must be a non-empty list");
   if (json_object_array_length(raw_steps) > TC_MAX_STEPS)
@@ -476,11 +472,11 @@ int tc_template_register(tc_runtime_t *rt, json_object *raw, json_object **out, 
   copy_key(res, tpl, "name");
   copy_key(res, tpl, "version");
   json_object_object_add(res, "step_count",
-                         json_object_new_int((int)json_object_array_length(get(tpl, "steps"))));
+                         json_object_new_int((int)json_object_array_length(tc_json_get(tpl, "steps"))));
   json_object_put(tpl);
   tc_log(rt, TC_LOG_DEBUG, "template_registered", "registered template %s/%s@%s",
-         json_object_get_string(get(res, "namespace_name")), json_object_get_string(get(res, "name")),
-         json_object_get_string(get(res, "version")));
+         json_object_get_string(tc_json_get(res, "namespace_name")), json_object_get_string(tc_json_get(res, "name")),
+         json_object_get_string(tc_json_get(res, "version")));
   *out = res;
   return TC_OK;
 }

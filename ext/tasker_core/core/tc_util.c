@@ -39,7 +39,6 @@ const char *tc_err_name(int code) {
     case TC_ETIMEDOUT: return "TC_ETIMEDOUT";
     case TC_ECANCELED: return "TC_ECANCELED";
     case TC_ESTOPPED: return "TC_ESTOPPED";
-    case TC_ESTALE: return "TC_ESTALE";
     default: return "TC_EUNKNOWN";
   }
 }

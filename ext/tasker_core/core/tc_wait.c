@@ -8,7 +8,7 @@
 
 #include "tc_internal.h"
 
-static bool terminal(const char *status) {
+bool tc_task_state_terminal(const char *status) {
   return status && (strcmp(status, "complete") == 0 || strcmp(status, "error") == 0 ||
                     strcmp(status, "cancelled") == 0 || strcmp(status, "resolved_manually") == 0);
 }
@@ -44,7 +44,7 @@ static int wait_on(PGconn *conn, void *arg, tc_error_t *err) {
   /* LISTEN first, then read: a task finishing in between still leaves a notification. */
   if (rc == TC_OK) rc = read_status(conn, task_uuid, status, 32, err);
   int64_t deadline = tc_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
-  while (rc == TC_OK && !terminal(status)) {
+  while (rc == TC_OK && !tc_task_state_terminal(status)) {
     if (cancel && cancel->fired) {
       rc = tc_error_set(err, TC_ECANCELED, "the wait was cancelled");
       break;
@@ -93,8 +93,8 @@ static int wait_on(PGconn *conn, void *arg, tc_error_t *err) {
 
 int tc_task_wait(tc_runtime_t *rt, const char *task_uuid, int timeout_ms, tc_cancel_t *cancel, char status[32],
                  tc_error_t *err) {
-  if (!tc_uuid_valid(task_uuid))
-    return tc_error_set(err, TC_EINVAL, "Invalid UUID for task_uuid: %s", task_uuid ? task_uuid : "(nil)");
+  int rc = tc_uuid_require(task_uuid, "task_uuid", err);
+  if (rc != TC_OK) return rc;
   char channel[64] = "tasker_task_";
   for (const char *p = task_uuid; *p; p++)
     if (*p != '-') strncat(channel, p, 1);

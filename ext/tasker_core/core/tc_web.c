@@ -32,11 +32,6 @@ struct tc_web {
   char api_key_header[64];
 };
 
-static json_object *get(json_object *o, const char *k) {
-  json_object *v = NULL;
-  return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned int status, const char *type, const char *body,
                                  const char *allow) {
   struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -223,7 +218,8 @@ static int parse_bind(const char *s, struct sockaddr_in *sa, tc_error_t *err) {
 int tc_web_start(tc_runtime_t *rt, tc_obs_t *obs, json_object *options, tc_web_t **out, tc_error_t *err) {
   if (options && !json_object_is_type(options, json_type_object))
     return tc_error_set(err, TC_ECONFIG, "web options must be an object");
-  json_object *bind = get(options, "bind_address"), *key = get(options, "api_key"), *hdr = get(options, "api_key_header");
+  json_object *bind = tc_json_get(options, "bind_address"), *key = tc_json_get(options, "api_key");
+  json_object *hdr = tc_json_get(options, "api_key_header");
   const char *bind_s = bind ? json_object_get_string(bind) : "127.0.0.1:8081";
   if (bind && !json_object_is_type(bind, json_type_string))
     return tc_error_set(err, TC_ECONFIG, "web.bind_address must be a string");

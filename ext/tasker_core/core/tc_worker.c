@@ -1,108 +1,25 @@
 /*
- * tc_worker.c - the worker: a claimer thread that LISTENs and polls, claims steps into a bounded
- * in-memory queue, and hands them to handler threads of the host language.
- *
- * Threads and locks
- * - The claimer thread owns w->conn (its LISTEN and claim connection) and w->want_claim; nothing
- *   else touches them while it runs.
- * - w->mu guards queue[], q_head, q_len, in_flight, stopping and the counters. Nothing blocks
- *   while holding it except pthread_cond_timedwait on w->cv.
- * - Handler threads (next_step / complete_step) wait on w->cv; the claimer is woken through the
- *   self-pipe wake_fd when a slot frees or the worker stops.
- * Capacity: queued + in_flight never exceeds w->capacity, so a worker never holds more claims than
- * it has handler slots for.
+ * tc_worker.c - the worker: a claimer thread (tc_claimer.c) claims steps into a bounded in-memory
+ * queue; handler threads of the host language take them here and submit their results. Threads and
+ * locks: see tc_worker.h.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "tc_internal.h"
-
-typedef enum { MODE_HYBRID, MODE_POLLING_ONLY, MODE_EVENT_DRIVEN_ONLY } tc_mode_t;
-
-struct tc_worker {
-  tc_runtime_t *rt;
-  char worker_uuid[37];
-  char **namespaces;
-  int n_namespaces;
-  char *ns_literal;           /* "{a,b}" for the claim's text[] parameter */
-  int capacity;
-  int batch_size;
-  int poll_interval_ms;
-  int visibility_s;
-  tc_mode_t mode;
-  int staleness_interval_s;   /* 0: this worker does not run the staleness detector */
-  bool claim_on_complete;     /* a result's submission also claims the next step */
-  int staleness_threshold_min;
-  int max_lifetime_h;
-  int64_t last_staleness;     /* claimer thread only */
-
-  pthread_t thread;
-  bool thread_started;
-  int wake_fd[2];
-  PGconn *conn;               /* claimer thread only */
-  bool want_claim;            /* claimer thread only */
-  int64_t retry_due_at;       /* claimer thread only: monotonic ms of the next retry, 0 if none */
-  int64_t last_heartbeat;     /* claimer thread only */
-  bool listening;             /* claimer thread only; copied to listen_connected for status */
-
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  json_object **queue;        /* ring of capacity claimed, not yet handed out step events */
-  int q_head, q_len;
-  int in_flight;              /* handed out, not yet completed */
-  char (*flight_tokens)[37];  /* claim tokens of the in-flight steps (capacity slots, "" = free) */
-  bool stopping;
-  bool stopped;            /* the stopper finished: claimer joined, queue released (broadcast on cv) */
-  bool started;
-  bool listen_connected;
-  long long claimed_total, completed_total, failed_total, stale_total, released_total;
-  long long claim_queries, notifications;
-  tc_metrics_t *metrics;      /* counters and histograms per namespace (tc_metrics.c) */
-  tc_flusher_t *flusher;      /* group commit of the handler threads' results (tc_flush.c) */
-  int64_t claimer_tick;       /* monotonic ms of the claimer loop's last turn (atomic) */
-  int64_t last_heartbeat_at;  /* monotonic ms of the last claim extension (atomic) */
-};
+#include "tc_worker.h"
 
 tc_metrics_t *tc_worker_metrics(tc_worker_t *w) { return w->metrics; }
 
-static json_object *get(json_object *obj, const char *key) {
-  json_object *v = NULL;
-  if (obj && json_object_object_get_ex(obj, key, &v)) return v;
-  return NULL;
-}
-
-static void wake_claimer(tc_worker_t *w) {
-  char b = 1;
-  ssize_t r = write(w->wake_fd[1], &b, 1);
-  TC_UNUSED(r); /* A full pipe already guarantees a wakeup. */
-}
-
-static void drain_wake(tc_worker_t *w) {
-  char buf[64];
-  while (read(w->wake_fd[0], buf, sizeof buf) > 0) {
-  }
-}
-
 static int parse_mode(const char *s, tc_mode_t *mode) {
-  if (!s || strcmp(s, "Hybrid") == 0 || strcmp(s, "hybrid") == 0) *mode = MODE_HYBRID;
-  else if (strcmp(s, "PollingOnly") == 0 || strcmp(s, "polling_only") == 0) *mode = MODE_POLLING_ONLY;
-  else if (strcmp(s, "EventDrivenOnly") == 0 || strcmp(s, "event_driven_only") == 0) *mode = MODE_EVENT_DRIVEN_ONLY;
+  if (!s || strcmp(s, "Hybrid") == 0 || strcmp(s, "hybrid") == 0) *mode = TC_MODE_HYBRID;
+  else if (strcmp(s, "PollingOnly") == 0 || strcmp(s, "polling_only") == 0) *mode = TC_MODE_POLLING_ONLY;
+  else if (strcmp(s, "EventDrivenOnly") == 0 || strcmp(s, "event_driven_only") == 0) *mode = TC_MODE_EVENT_DRIVEN_ONLY;
   else return -1;
   return 0;
-}
-
-static int opt_int(json_object *o, const char *key, int lo, int hi, int *value, tc_error_t *err) {
-  json_object *v = get(o, key);
-  if (!v) return TC_OK;
-  if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < lo || json_object_get_int64(v) > hi)
-    return tc_error_set(err, TC_ECONFIG, "worker option %s must be an integer between %d and %d", key, lo, hi);
-  *value = (int)json_object_get_int64(v);
-  return TC_OK;
 }
 
 static bool valid_namespace(const char *s) {
@@ -120,7 +37,7 @@ void tc_worker_free(tc_worker_t *w);
 int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_error_t *err) {
   if (!options || !json_object_is_type(options, json_type_object))
     return tc_error_set(err, TC_ECONFIG, "worker options must be an object");
-  json_object *ns = get(options, "namespaces");
+  json_object *ns = tc_json_get(options, "namespaces");
   if (!ns || !json_object_is_type(ns, json_type_array) || json_object_array_length(ns) == 0)
     return tc_error_set(err, TC_ECONFIG, "worker option namespaces must be a non-empty list");
   size_t n_ns = json_object_array_length(ns);
@@ -132,17 +49,18 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
                           tc_json_str(v));
   }
   int capacity = 10, batch = 20, poll_ms = 1000, vis = 30;
-  int rc;
-  if ((rc = opt_int(options, "concurrency", 1, 1000, &capacity, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "batch_size", 1, 1000, &batch, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "poll_interval_ms", 10, 3600000, &poll_ms, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "visibility_timeout_seconds", 1, 86400, &vis, err)) != TC_OK) return rc;
   int stale_every = 60, stale_threshold = 30, lifetime = 24;
-  if ((rc = opt_int(options, "staleness_check_interval_seconds", 0, 86400, &stale_every, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "staleness_threshold_minutes", 0, 525600, &stale_threshold, err)) != TC_OK) return rc;
-  if ((rc = opt_int(options, "max_task_lifetime_hours", 1, 87600, &lifetime, err)) != TC_OK) return rc;
+  const tc_int_opt_t ints[] = {{"concurrency", 1, 1000, &capacity},
+                               {"batch_size", 1, 1000, &batch},
+                               {"poll_interval_ms", 10, 3600000, &poll_ms},
+                               {"visibility_timeout_seconds", 1, 86400, &vis},
+                               {"staleness_check_interval_seconds", 0, 86400, &stale_every},
+                               {"staleness_threshold_minutes", 0, 525600, &stale_threshold},
+                               {"max_task_lifetime_hours", 1, 87600, &lifetime}};
+  int rc = tc_json_opt_ints(options, ints, TC_COUNT(ints), TC_ECONFIG, "worker option ", err);
+  if (rc != TC_OK) return rc;
   tc_mode_t mode;
-  json_object *m = get(options, "deployment_mode");
+  json_object *m = tc_json_get(options, "deployment_mode");
   if (parse_mode(m ? json_object_get_string(m) : NULL, &mode) != 0)
     return tc_error_set(err, TC_ECONFIG,
                         "worker option deployment_mode must be Hybrid, PollingOnly or EventDrivenOnly");
@@ -156,7 +74,7 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
   w->visibility_s = vis;
   w->mode = mode;
   w->staleness_interval_s = stale_every;
-  json_object *coc = get(options, "claim_on_complete");
+  json_object *coc = tc_json_get(options, "claim_on_complete");
   w->claim_on_complete = coc ? json_object_get_boolean(coc) : true;
   w->staleness_threshold_min = stale_threshold;
   w->max_lifetime_h = lifetime;
@@ -164,13 +82,13 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
   tc_uuid_v7(w->worker_uuid);
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
-  w->queue = tc_calloc((size_t)capacity, sizeof(json_object *));
+  int ring_rc = tc_ring_init(&w->queue, capacity);
   w->flight_tokens = tc_calloc((size_t)capacity, sizeof *w->flight_tokens);
   w->namespaces = tc_calloc(n_ns, sizeof(char *));
   size_t lit_len = 3;
   for (size_t i = 0; i < n_ns; i++) lit_len += json_object_get_string_len(json_object_array_get_idx(ns, i)) + 1;
   w->ns_literal = tc_malloc(lit_len);
-  bool ok = w->queue && w->flight_tokens && w->namespaces && w->ns_literal && pipe2(w->wake_fd, O_NONBLOCK | O_CLOEXEC) == 0;
+  bool ok = ring_rc == 0 && w->flight_tokens && w->namespaces && w->ns_literal && pipe2(w->wake_fd, O_NONBLOCK | O_CLOEXEC) == 0;
   if (ok) {
     strcpy(w->ns_literal, "{");
     for (size_t i = 0; i < n_ns && ok; i++) {
@@ -193,133 +111,6 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
   return TC_OK;
 }
 
-static bool is_stopping(tc_worker_t *w) {
-  pthread_mutex_lock(&w->mu);
-  bool s = w->stopping;
-  pthread_mutex_unlock(&w->mu);
-  return s;
-}
-
-static void drop_conn(tc_worker_t *w) {
-  if (w->conn) PQfinish(w->conn);
-  w->conn = NULL;
-  w->listening = false;
-  pthread_mutex_lock(&w->mu);
-  w->listen_connected = false;
-  pthread_mutex_unlock(&w->mu);
-}
-
-/* Opens the claimer's connection and LISTENs on each namespace channel (unless PollingOnly). */
-static int open_conn(tc_worker_t *w, tc_error_t *err) {
-  int rc = tc_db_connect(&w->rt->pool, &w->conn, err);
-  if (rc != TC_OK) return rc;
-  if (w->mode != MODE_POLLING_ONLY) {
-    for (int i = 0; i < w->n_namespaces && rc == TC_OK; i++) {
-      char sql[128];
-      snprintf(sql, sizeof sql, "LISTEN \"tasker_steps_%s\"", w->namespaces[i]);
-      rc = tc_db_exec(w->conn, sql, 0, NULL, err);
-    }
-    if (rc != TC_OK) {
-      drop_conn(w);
-      return rc;
-    }
-    w->listening = true;
-    pthread_mutex_lock(&w->mu);
-    w->listen_connected = true;
-    pthread_mutex_unlock(&w->mu);
-  }
-  return TC_OK;
-}
-
-/* Consumes pending notifications; returns how many arrived. */
-static int drain_notifies(tc_worker_t *w) {
-  int count = 0;
-  PGnotify *n;
-  while ((n = PQnotifies(w->conn)) != NULL) {
-    PQfreemem(n);
-    count++;
-  }
-  return count;
-}
-
-/* Claims up to `asked` steps into the queue (after the database put back due retries and expired
- * claims); returns the number claimed or a negative code. Records when the next retry falls due. */
-static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
-  char limit[16], vis[16];
-  snprintf(limit, sizeof limit, "%d", asked);
-  snprintf(vis, sizeof vis, "%d", w->visibility_s);
-  const char *params[] = {w->worker_uuid, w->ns_literal, limit, vis};
-  json_object *res = NULL;
-  int64_t t0 = tc_now_ms();
-  int rc = tc_db_query_json(w->conn, "SELECT tasker.claim($1::uuid, $2::text[], $3::integer, $4::integer)", 4,
-                            params, &res, err);
-  if (rc != TC_OK) return rc;
-  json_object *rows = get(res, "steps");
-  json_object *due = get(res, "next_due_in_ms");
-  w->retry_due_at = due ? tc_now_ms() + json_object_get_int64(due) : 0;
-  int got = rows ? (int)json_object_array_length(rows) : 0;
-  double claim_ms = (double)(tc_now_ms() - t0);
-  for (int i = 0; i < got; i++) tc_metrics_claimed(w->metrics, json_object_array_get_idx(rows, (size_t)i), claim_ms);
-  pthread_mutex_lock(&w->mu);
-  w->claim_queries++;
-  for (int i = 0; i < got; i++) {
-    /* The capacity check before the claim guarantees room: only this thread adds to the queue. */
-    json_object *ev = json_object_get(json_object_array_get_idx(rows, (size_t)i));
-    w->queue[(w->q_head + w->q_len) % w->capacity] = ev;
-    w->q_len++;
-    w->claimed_total++;
-  }
-  if (got > 0) pthread_cond_broadcast(&w->cv);
-  pthread_mutex_unlock(&w->mu);
-  json_object_put(res);
-  return got;
-}
-
-/* Extends the claims of every queued and in-flight step, so a long handler keeps its step. */
-static void heartbeat(tc_worker_t *w) {
-  json_object *tokens = json_object_new_array();
-  if (!tokens) return;
-  pthread_mutex_lock(&w->mu);
-  for (int i = 0; i < w->capacity; i++)
-    if (w->flight_tokens[i][0]) json_object_array_add(tokens, json_object_new_string(w->flight_tokens[i]));
-  for (int i = 0; i < w->q_len; i++) {
-    json_object *tok = get(w->queue[(w->q_head + i) % w->capacity], "claim_token");
-    if (tok) json_object_array_add(tokens, json_object_get(tok));
-  }
-  pthread_mutex_unlock(&w->mu);
-  if (json_object_array_length(tokens) > 0) {
-    char vis[16];
-    snprintf(vis, sizeof vis, "%d", w->visibility_s);
-    const char *params[] = {w->worker_uuid, tc_json_str(tokens), vis};
-    tc_error_t err = {0};
-    json_object *n = NULL;
-    if (tc_db_query_json(w->conn, "SELECT tasker.extend_claims($1::uuid, $2::jsonb, $3::integer)", 3, params, &n,
-                         &err) != TC_OK)
-      tc_log(w->rt, TC_LOG_WARN, "heartbeat_failed", "could not extend claims: %s", err.message);
-    else
-      __atomic_store_n(&w->last_heartbeat_at, tc_now_ms(), __ATOMIC_RELAXED);
-    json_object_put(n);
-  }
-  if (json_object_array_length(tokens) == 0) __atomic_store_n(&w->last_heartbeat_at, tc_now_ms(), __ATOMIC_RELAXED);
-  json_object_put(tokens);
-}
-
-/* Sends tasks that stopped making progress to the dead-letter queue (any worker may; they
- * coordinate through row locks). */
-static void detect_stale(tc_worker_t *w) {
-  json_object *actions = NULL;
-  tc_error_t err = {0};
-  if (tc__detect_stale_on(w->conn, 100, w->staleness_threshold_min, w->max_lifetime_h, false, &actions, &err) != TC_OK) {
-    tc_log(w->rt, TC_LOG_WARN, "staleness_check_failed", "%s", err.message);
-    return;
-  }
-  size_t n = actions ? json_object_array_length(actions) : 0;
-  if (n > 0)
-    tc_log(w->rt, TC_LOG_WARN, "stale_tasks_dead_lettered", "%zu stale tasks moved to the DLQ and error: %s", n,
-           tc_json_str(actions));
-  json_object_put(actions);
-}
-
 /* Remembers (token != NULL) or forgets the claim token of an in-flight step. Caller holds w->mu. */
 static void track_locked(tc_worker_t *w, const char *token, bool add) {
   if (!token) return;
@@ -335,127 +126,6 @@ static void track_locked(tc_worker_t *w, const char *token, bool add) {
   }
 }
 
-static int free_slots(tc_worker_t *w) {
-  pthread_mutex_lock(&w->mu);
-  int free = w->capacity - w->q_len - w->in_flight;
-  pthread_mutex_unlock(&w->mu);
-  return free;
-}
-
-/* Waits for the wake pipe and, when listening, the connection's socket. Returns true when a
- * notification arrived. */
-static bool wait_events(tc_worker_t *w, int timeout_ms) {
-  struct pollfd fds[2];
-  int n = 0;
-  fds[n].fd = w->wake_fd[0];
-  fds[n].events = POLLIN;
-  n++;
-  if (w->conn && w->listening) {
-    fds[n].fd = PQsocket(w->conn);
-    fds[n].events = POLLIN;
-    n++;
-  }
-  int r = poll(fds, (nfds_t)n, timeout_ms);
-  if (r <= 0) return false;
-  if (fds[0].revents) drain_wake(w);
-  bool notified = false;
-  if (n > 1 && fds[1].revents) {
-    if (!PQconsumeInput(w->conn)) {
-      tc_log(w->rt, TC_LOG_WARN, "listen_connection_lost", "LISTEN connection lost: %s",
-             PQerrorMessage(w->conn));
-      drop_conn(w);
-      return true; /* Reconnect and catch up with a claim. */
-    }
-    int got = drain_notifies(w);
-    if (got > 0) {
-      pthread_mutex_lock(&w->mu);
-      w->notifications += got;
-      pthread_mutex_unlock(&w->mu);
-      notified = true;
-    }
-  }
-  return notified;
-}
-
-static void *claimer_main(void *arg) {
-  tc_worker_t *w = arg;
-  int backoff_ms = 100;
-  int64_t last_poll = tc_now_ms();
-  w->want_claim = true;
-  w->last_heartbeat = tc_now_ms();
-  w->last_staleness = tc_now_ms();
-  while (!is_stopping(w)) {
-    tc_error_t err = {0};
-    __atomic_store_n(&w->claimer_tick, tc_now_ms(), __ATOMIC_RELAXED);
-    if (!w->conn) {
-      if (open_conn(w, &err) != TC_OK) {
-        tc_log(w->rt, TC_LOG_WARN, "worker_connect_failed", "%s; retrying in %d ms", err.message, backoff_ms);
-        wait_events(w, backoff_ms);
-        backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
-        continue;
-      }
-      backoff_ms = 100;
-      w->want_claim = true; /* Catch up on anything enqueued while disconnected. */
-    }
-    int free = free_slots(w);
-    if (w->want_claim && free > 0) {
-      int asked = free < w->batch_size ? free : w->batch_size;
-      int got = claim(w, asked, &err);
-      last_poll = tc_now_ms();
-      if (got < 0) {
-        tc_log(w->rt, TC_LOG_WARN, "claim_failed", "%s", err.message);
-        if (PQstatus(w->conn) != CONNECTION_OK) drop_conn(w);
-        wait_events(w, backoff_ms);
-        backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
-        continue;
-      }
-      backoff_ms = 100;
-      if (drain_notifies(w) > 0) {
-        w->want_claim = true; /* Something was enqueued while we were claiming. */
-      } else {
-        w->want_claim = got == asked;
-      }
-      continue;
-    }
-    int64_t now = tc_now_ms();
-    int64_t beat_every = w->visibility_s * 1000 / 3;
-    if (now - w->last_heartbeat >= beat_every) {
-      heartbeat(w);
-      w->last_heartbeat = now;
-      if (drain_notifies(w) > 0) w->want_claim = true; /* read along with the heartbeat's result */
-    }
-    if (w->staleness_interval_s > 0 && now - w->last_staleness >= (int64_t)w->staleness_interval_s * 1000) {
-      detect_stale(w);
-      w->last_staleness = now;
-      if (drain_notifies(w) > 0) w->want_claim = true;
-    }
-    int64_t timeout = 1000;
-    if (w->mode != MODE_EVENT_DRIVEN_ONLY) {
-      int64_t due = last_poll + w->poll_interval_ms - now;
-      if (due <= 0) {
-        w->want_claim = true;
-        last_poll = now;
-        continue;
-      }
-      timeout = due;
-    }
-    if (w->retry_due_at) {
-      /* Wake for the next retry on time, not at the next coarse poll. */
-      if (w->retry_due_at <= now) {
-        w->retry_due_at = 0;
-        w->want_claim = true;
-        continue;
-      }
-      if (w->retry_due_at - now < timeout) timeout = w->retry_due_at - now;
-    }
-    int64_t beat_due = w->last_heartbeat + beat_every - now;
-    if (beat_due < timeout) timeout = beat_due < 1 ? 1 : beat_due;
-    if (wait_events(w, (int)timeout)) w->want_claim = true;
-  }
-  drop_conn(w);
-  return NULL;
-}
-
 int tc_worker_start(tc_worker_t *w, tc_error_t *err) {
   pthread_mutex_lock(&w->mu);
   if (w->started) {
@@ -464,7 +134,7 @@ int tc_worker_start(tc_worker_t *w, tc_error_t *err) {
   }
   w->started = true;
   pthread_mutex_unlock(&w->mu);
-  if (pthread_create(&w->thread, NULL, claimer_main, w) != 0)
+  if (pthread_create(&w->thread, NULL, tc_claimer_main, w) != 0)
     return tc_error_set(err, TC_ENOMEM, "could not start the worker's claimer thread");
   w->thread_started = true;
   tc_log(w->rt, TC_LOG_INFO, "worker_started", "worker %s serving %s with %d slots", w->worker_uuid,
@@ -490,16 +160,13 @@ int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, jso
   if (cancel) cancel->worker = w;
   pthread_mutex_lock(&w->mu);
   int rc = TC_OK;
-  while (w->q_len == 0 && !w->stopping && !(cancel && cancel->fired)) {
+  while (w->queue.count == 0 && !w->stopping && !(cancel && cancel->fired)) {
     if (pthread_cond_timedwait(&w->cv, &w->mu, &deadline) == ETIMEDOUT) break;
   }
-  if (w->q_len > 0 && !w->stopping && !(cancel && cancel->fired)) {
-    json_object *ev = w->queue[w->q_head];
-    w->queue[w->q_head] = NULL;
-    w->q_head = (w->q_head + 1) % w->capacity;
-    w->q_len--;
+  if (w->queue.count > 0 && !w->stopping && !(cancel && cancel->fired)) {
+    json_object *ev = tc_ring_pop(&w->queue);
     w->in_flight++;
-    track_locked(w, json_object_get_string(get(ev, "claim_token")), true);
+    track_locked(w, json_object_get_string(tc_json_get(ev, "claim_token")), true);
     pthread_mutex_unlock(&w->mu);
     tc_metrics_started(w->metrics, ev);
     *out = ev;
@@ -513,15 +180,10 @@ int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, jso
 }
 
 void tc_worker_requeue(tc_worker_t *w, json_object *ev) {
-  tc_metrics_forget(w->metrics, json_object_get_string(get(ev, "claim_token")));
+  tc_metrics_forget(w->metrics, json_object_get_string(tc_json_get(ev, "claim_token")));
   pthread_mutex_lock(&w->mu);
-  track_locked(w, json_object_get_string(get(ev, "claim_token")), false);
-  if (w->q_len < w->capacity) {
-    w->q_head = (w->q_head - 1 + w->capacity) % w->capacity;
-    w->queue[w->q_head] = ev;
-    w->q_len++;
-    ev = NULL;
-  }
+  track_locked(w, json_object_get_string(tc_json_get(ev, "claim_token")), false);
+  if (tc_ring_push_front(&w->queue, ev)) ev = NULL;
   if (w->in_flight > 0) w->in_flight--;
   pthread_cond_signal(&w->cv);
   pthread_mutex_unlock(&w->mu);
@@ -530,11 +192,9 @@ void tc_worker_requeue(tc_worker_t *w, json_object *ev) {
 
 int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
                             json_object *result, json_object **out, tc_error_t *err) {
-  int rc = TC_OK;
-  if (!tc_uuid_valid(step_uuid)) rc = tc_error_set(err, TC_EINVAL, "Invalid UUID for step_uuid: %s", step_uuid);
-  else if (!tc_uuid_valid(claim_token))
-    rc = tc_error_set(err, TC_EINVAL, "Invalid UUID for claim_token: %s", claim_token);
-  else if (!result || !json_object_is_type(result, json_type_object))
+  int rc = tc_uuid_require(step_uuid, "step_uuid", err);
+  if (rc == TC_OK) rc = tc_uuid_require(claim_token, "claim_token", err);
+  if (rc == TC_OK && (!result || !json_object_is_type(result, json_type_object)))
     rc = tc_error_set(err, TC_EINVAL, "the step result must be an object");
   /* Claim on complete: unless stopping, ask for one step into the slot this result frees. */
   pthread_mutex_lock(&w->mu);
@@ -554,8 +214,8 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
     }
     json_object_object_add(res, "next_steps", list);
   }
-  bool applied = rc == TC_OK && json_object_get_boolean(get(res, "applied"));
-  bool success = result && json_object_get_boolean(get(result, "success"));
+  bool applied = rc == TC_OK && json_object_get_boolean(tc_json_get(res, "applied"));
+  bool success = result && json_object_get_boolean(tc_json_get(result, "success"));
   /* A database failure leaves the step claimed by us: the caller may retry the submission (its
    * claim stays alive through the heartbeat) or give it up with tc_worker_abandon_step. */
   bool retry_later = rc == TC_EDB || rc == TC_ETIMEDOUT;
@@ -564,7 +224,7 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
     if (claim_token) track_locked(w, claim_token, false);
     if (next) {
       /* The slot goes straight to the next step: in_flight stays, its claim is tracked. */
-      track_locked(w, json_object_get_string(get(next, "claim_token")), true);
+      track_locked(w, json_object_get_string(tc_json_get(next, "claim_token")), true);
       w->claimed_total++;
     } else if (w->in_flight > 0) {
       w->in_flight--;
@@ -584,20 +244,21 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
       tc_metrics_started(w->metrics, next);
     }
   }
-  wake_claimer(w);
+  tc_claimer_wake(w);
   if (rc != TC_OK) return rc;
   if (!applied)
     tc_log(w->rt, TC_LOG_WARN, "stale_result_refused",
            "result for step %s refused: its claim is no longer current (step is %s)", step_uuid,
-           json_object_get_string(get(res, "step_status")));
+           json_object_get_string(tc_json_get(res, "step_status")));
   *out = res;
   return TC_OK;
 }
 
 int tc_worker_checkpoint_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
                               json_object *checkpoint, json_object **out, tc_error_t *err) {
-  if (!tc_uuid_valid(step_uuid)) return tc_error_set(err, TC_EINVAL, "Invalid UUID for step_uuid: %s", step_uuid);
-  if (!tc_uuid_valid(claim_token)) return tc_error_set(err, TC_EINVAL, "Invalid UUID for claim_token: %s", claim_token);
+  int rc = tc_uuid_require(step_uuid, "step_uuid", err);
+  if (rc == TC_OK) rc = tc_uuid_require(claim_token, "claim_token", err);
+  if (rc != TC_OK) return rc;
   if (!checkpoint || !json_object_is_type(checkpoint, json_type_object))
     return tc_error_set(err, TC_EINVAL, "the checkpoint must be an object");
   char vis[16];
@@ -613,7 +274,7 @@ void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token) {
   track_locked(w, claim_token, false);
   pthread_mutex_unlock(&w->mu);
   tc_metrics_forget(w->metrics, claim_token);
-  wake_claimer(w);
+  tc_claimer_wake(w);
   tc_log(w->rt, TC_LOG_WARN, "step_abandoned",
          "gave up submitting the result of claim %s; the step runs again when its claim expires", claim_token);
 }
@@ -621,16 +282,9 @@ void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token) {
 /* Gives claimed but never started steps back to the queue at once. */
 static void release_queued(tc_worker_t *w) {
   pthread_mutex_lock(&w->mu);
-  int n = w->q_len;
+  int n = w->queue.count;
   json_object **events = tc_calloc((size_t)(n ? n : 1), sizeof(json_object *));
-  for (int i = 0; events && i < n; i++) {
-    events[i] = w->queue[(w->q_head + i) % w->capacity];
-    w->queue[(w->q_head + i) % w->capacity] = NULL;
-  }
-  if (events) {
-    w->q_len = 0;
-    w->q_head = 0;
-  }
+  for (int i = 0; events && i < n; i++) events[i] = tc_ring_pop(&w->queue);
   pthread_mutex_unlock(&w->mu);
   if (!events || n == 0) {
     tc_free(events);
@@ -638,7 +292,7 @@ static void release_queued(tc_worker_t *w) {
   }
   json_object *tokens = json_object_new_array();
   for (int i = 0; tokens && i < n; i++) {
-    json_object *tok = get(events[i], "claim_token");
+    json_object *tok = tc_json_get(events[i], "claim_token");
     if (tok) json_object_array_add(tokens, json_object_get(tok));
   }
   for (int i = 0; i < n; i++) json_object_put(events[i]);
@@ -673,7 +327,7 @@ void tc_worker_stop(tc_worker_t *w) {
     return;
   }
   pthread_mutex_unlock(&w->mu);
-  wake_claimer(w);
+  tc_claimer_wake(w);
   if (w->thread_started) {
     pthread_join(w->thread, NULL);
     w->thread_started = false;
@@ -693,7 +347,7 @@ int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err) {
   json_object_object_add(s, "worker_uuid", json_object_new_string(w->worker_uuid));
   json_object_object_add(s, "running", json_object_new_boolean(w->started && !w->stopping));
   json_object_object_add(s, "concurrency", json_object_new_int(w->capacity));
-  json_object_object_add(s, "queued", json_object_new_int(w->q_len));
+  json_object_object_add(s, "queued", json_object_new_int(w->queue.count));
   json_object_object_add(s, "in_flight", json_object_new_int(w->in_flight));
   json_object_object_add(s, "listen_connected", json_object_new_boolean(w->listen_connected));
   json_object_object_add(s, "claimed_total", json_object_new_int64(w->claimed_total));
@@ -716,8 +370,8 @@ int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err) {
   json_object_object_add(s, "last_heartbeat_ms_ago", beat ? json_object_new_int64(now - beat) : NULL);
   json_object_object_add(s, "heartbeat_interval_ms", json_object_new_int64((int64_t)w->visibility_s * 1000 / 3));
   json_object_object_add(s, "poll_interval_ms", json_object_new_int(w->poll_interval_ms));
-  json_object_object_add(s, "deployment_mode", json_object_new_string(w->mode == MODE_HYBRID ? "Hybrid"
-                                                                      : w->mode == MODE_POLLING_ONLY ? "PollingOnly"
+  json_object_object_add(s, "deployment_mode", json_object_new_string(w->mode == TC_MODE_HYBRID ? "Hybrid"
+                                                                      : w->mode == TC_MODE_POLLING_ONLY ? "PollingOnly"
                                                                                                      : "EventDrivenOnly"));
   json_object *ns = json_object_new_array();
   for (int i = 0; ns && i < w->n_namespaces; i++)
@@ -730,9 +384,7 @@ int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err) {
 void tc_worker_free(tc_worker_t *w) {
   if (!w) return;
   if (w->started) tc_worker_stop(w);
-  for (int i = 0; w->queue && i < w->q_len; i++)
-    json_object_put(w->queue[(w->q_head + i) % w->capacity]);
-  tc_free(w->queue);
+  tc_ring_free(&w->queue);
   tc_free(w->flight_tokens);
   for (int i = 0; w->namespaces && i < w->n_namespaces; i++) tc_free(w->namespaces[i]);
   tc_free(w->namespaces);
@@ -754,3 +406,4 @@ void tc_worker_abandon(tc_worker_t *w) {
   if (w->wake_fd[0] >= 0) close(w->wake_fd[0]);
   if (w->wake_fd[1] >= 0) close(w->wake_fd[1]);
 }
+

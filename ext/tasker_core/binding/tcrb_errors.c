@@ -1,0 +1,38 @@
+/*
+ * tcrb_errors.c - engine errors as Ruby exceptions: TC_E* codes map to TaskerCore::Errors classes.
+ */
+#include "tcrb.h"
+
+static VALUE error_class(const char *name) {
+  VALUE errors = rb_const_get(tcrb_mTaskerCore, rb_intern("Errors"));
+  return rb_const_get(errors, rb_intern(name));
+}
+
+static const char *class_for_code(int code) {
+  switch (code) {
+    case TC_EINVAL: return "ValidationError";
+    case TC_ENOTFOUND: return "NotFoundError";
+    case TC_EDB: return "DatabaseError";
+    case TC_ETEMPLATE: return "TemplateError";
+    case TC_ECONFIG: return "ConfigurationError";
+    case TC_ESTATE: return "StateError";
+    case TC_ETIMEDOUT: return "TimeoutError";
+    case TC_ESTOPPED: return "WorkerStoppedError";
+    default: return "FFIError";
+  }
+}
+
+void tcrb_raise(const tc_error_t *err) {
+  if (err->code == TC_ENOMEM) rb_raise(rb_eNoMemError, "%s", err->message);
+  VALUE klass = error_class(class_for_code(err->code));
+  VALUE exc = rb_exc_new_cstr(klass, err->message);
+  rb_iv_set(exc, "@code", rb_str_new_cstr(tc_err_name(err->code)));
+  rb_iv_set(exc, "@sqlstate", err->sqlstate[0] ? rb_str_new_cstr(err->sqlstate) : Qnil);
+  rb_exc_raise(exc);
+}
+
+void tcrb_raise_validation(const char *msg) {
+  rb_exc_raise(rb_exc_new_cstr(error_class("ValidationError"), msg));
+}
+
+void tcrb_raise_class(const char *name, const char *msg) { rb_raise(error_class(name), "%s", msg); }

@@ -1,0 +1,270 @@
+/*
+ * tc_claimer.c - the worker's claimer thread: it LISTENs on its namespaces' channels and polls,
+ * claims steps into the worker's queue as handler slots free, extends the claims it holds
+ * (heartbeats) and runs the staleness detector. Threads and locks: see tc_worker.h.
+ */
+#define _GNU_SOURCE
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tc_worker.h"
+
+void tc_claimer_wake(tc_worker_t *w) {
+  char b = 1;
+  ssize_t r = write(w->wake_fd[1], &b, 1);
+  TC_UNUSED(r); /* A full pipe already guarantees a wakeup. */
+}
+
+static void drain_wake(tc_worker_t *w) {
+  char buf[64];
+  while (read(w->wake_fd[0], buf, sizeof buf) > 0) {
+  }
+}
+
+static bool is_stopping(tc_worker_t *w) {
+  pthread_mutex_lock(&w->mu);
+  bool s = w->stopping;
+  pthread_mutex_unlock(&w->mu);
+  return s;
+}
+
+static void drop_conn(tc_worker_t *w) {
+  if (w->conn) PQfinish(w->conn);
+  w->conn = NULL;
+  w->listening = false;
+  pthread_mutex_lock(&w->mu);
+  w->listen_connected = false;
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* Opens the claimer's connection and LISTENs on each namespace channel (unless PollingOnly). */
+static int open_conn(tc_worker_t *w, tc_error_t *err) {
+  int rc = tc_db_connect(&w->rt->pool, &w->conn, err);
+  if (rc != TC_OK) return rc;
+  if (w->mode != TC_MODE_POLLING_ONLY) {
+    for (int i = 0; i < w->n_namespaces && rc == TC_OK; i++) {
+      char sql[128];
+      snprintf(sql, sizeof sql, "LISTEN \"tasker_steps_%s\"", w->namespaces[i]);
+      rc = tc_db_exec(w->conn, sql, 0, NULL, err);
+    }
+    if (rc != TC_OK) {
+      drop_conn(w);
+      return rc;
+    }
+    w->listening = true;
+    pthread_mutex_lock(&w->mu);
+    w->listen_connected = true;
+    pthread_mutex_unlock(&w->mu);
+  }
+  return TC_OK;
+}
+
+/* Consumes pending notifications; returns how many arrived. */
+static int drain_notifies(tc_worker_t *w) {
+  int count = 0;
+  PGnotify *n;
+  while ((n = PQnotifies(w->conn)) != NULL) {
+    PQfreemem(n);
+    count++;
+  }
+  return count;
+}
+
+/* Claims up to `asked` steps into the queue (after the database put back due retries and expired
+ * claims); returns the number claimed or a negative code. Records when the next retry falls due. */
+static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
+  char limit[16], vis[16];
+  snprintf(limit, sizeof limit, "%d", asked);
+  snprintf(vis, sizeof vis, "%d", w->visibility_s);
+  const char *params[] = {w->worker_uuid, w->ns_literal, limit, vis};
+  json_object *res = NULL;
+  int64_t t0 = tc_now_ms();
+  int rc = tc_db_query_json(w->conn, "SELECT tasker.claim($1::uuid, $2::text[], $3::integer, $4::integer)", 4,
+                            params, &res, err);
+  if (rc != TC_OK) return rc;
+  json_object *rows = tc_json_get(res, "steps");
+  json_object *due = tc_json_get(res, "next_due_in_ms");
+  w->retry_due_at = due ? tc_now_ms() + json_object_get_int64(due) : 0;
+  int got = rows ? (int)json_object_array_length(rows) : 0;
+  double claim_ms = (double)(tc_now_ms() - t0);
+  for (int i = 0; i < got; i++) tc_metrics_claimed(w->metrics, json_object_array_get_idx(rows, (size_t)i), claim_ms);
+  pthread_mutex_lock(&w->mu);
+  w->claim_queries++;
+  for (int i = 0; i < got; i++) {
+    /* The capacity check before the claim guarantees room: only this thread adds to the queue. */
+    tc_ring_push(&w->queue, json_object_get(json_object_array_get_idx(rows, (size_t)i)));
+    w->claimed_total++;
+  }
+  if (got > 0) pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  json_object_put(res);
+  return got;
+}
+
+/* Extends the claims of every queued and in-flight step, so a long handler keeps its step. */
+static void heartbeat(tc_worker_t *w) {
+  json_object *tokens = json_object_new_array();
+  if (!tokens) return;
+  pthread_mutex_lock(&w->mu);
+  for (int i = 0; i < w->capacity; i++)
+    if (w->flight_tokens[i][0]) json_object_array_add(tokens, json_object_new_string(w->flight_tokens[i]));
+  for (int i = 0; i < w->queue.count; i++) {
+    json_object *tok = tc_json_get(tc_ring_at(&w->queue, i), "claim_token");
+    if (tok) json_object_array_add(tokens, json_object_get(tok));
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (json_object_array_length(tokens) > 0) {
+    char vis[16];
+    snprintf(vis, sizeof vis, "%d", w->visibility_s);
+    const char *params[] = {w->worker_uuid, tc_json_str(tokens), vis};
+    tc_error_t err = {0};
+    json_object *n = NULL;
+    if (tc_db_query_json(w->conn, "SELECT tasker.extend_claims($1::uuid, $2::jsonb, $3::integer)", 3, params, &n,
+                         &err) != TC_OK)
+      tc_log(w->rt, TC_LOG_WARN, "heartbeat_failed", "could not extend claims: %s", err.message);
+    else
+      __atomic_store_n(&w->last_heartbeat_at, tc_now_ms(), __ATOMIC_RELAXED);
+    json_object_put(n);
+  }
+  if (json_object_array_length(tokens) == 0) __atomic_store_n(&w->last_heartbeat_at, tc_now_ms(), __ATOMIC_RELAXED);
+  json_object_put(tokens);
+}
+
+/* Sends tasks that stopped making progress to the dead-letter queue (any worker may; they
+ * coordinate through row locks). */
+static void detect_stale(tc_worker_t *w) {
+  json_object *actions = NULL;
+  tc_error_t err = {0};
+  if (tc__detect_stale_on(w->conn, 100, w->staleness_threshold_min, w->max_lifetime_h, false, &actions, &err) != TC_OK) {
+    tc_log(w->rt, TC_LOG_WARN, "staleness_check_failed", "%s", err.message);
+    return;
+  }
+  size_t n = actions ? json_object_array_length(actions) : 0;
+  if (n > 0)
+    tc_log(w->rt, TC_LOG_WARN, "stale_tasks_dead_lettered", "%zu stale tasks moved to the DLQ and error: %s", n,
+           tc_json_str(actions));
+  json_object_put(actions);
+}
+
+static int free_slots(tc_worker_t *w) {
+  pthread_mutex_lock(&w->mu);
+  int free = w->capacity - w->queue.count - w->in_flight;
+  pthread_mutex_unlock(&w->mu);
+  return free;
+}
+
+/* Waits for the wake pipe and, when listening, the connection's socket. Returns true when a
+ * notification arrived. */
+static bool wait_events(tc_worker_t *w, int timeout_ms) {
+  struct pollfd fds[2];
+  int n = 0;
+  fds[n].fd = w->wake_fd[0];
+  fds[n].events = POLLIN;
+  n++;
+  if (w->conn && w->listening) {
+    fds[n].fd = PQsocket(w->conn);
+    fds[n].events = POLLIN;
+    n++;
+  }
+  int r = poll(fds, (nfds_t)n, timeout_ms);
+  if (r <= 0) return false;
+  if (fds[0].revents) drain_wake(w);
+  bool notified = false;
+  if (n > 1 && fds[1].revents) {
+    if (!PQconsumeInput(w->conn)) {
+      tc_log(w->rt, TC_LOG_WARN, "listen_connection_lost", "LISTEN connection lost: %s",
+             PQerrorMessage(w->conn));
+      drop_conn(w);
+      return true; /* Reconnect and catch up with a claim. */
+    }
+    int got = drain_notifies(w);
+    if (got > 0) {
+      pthread_mutex_lock(&w->mu);
+      w->notifications += got;
+      pthread_mutex_unlock(&w->mu);
+      notified = true;
+    }
+  }
+  return notified;
+}
+
+void *tc_claimer_main(void *arg) {
+  tc_worker_t *w = arg;
+  int backoff_ms = 100;
+  int64_t last_poll = tc_now_ms();
+  w->want_claim = true;
+  w->last_heartbeat = tc_now_ms();
+  w->last_staleness = tc_now_ms();
+  while (!is_stopping(w)) {
+    tc_error_t err = {0};
+    __atomic_store_n(&w->claimer_tick, tc_now_ms(), __ATOMIC_RELAXED);
+    if (!w->conn) {
+      if (open_conn(w, &err) != TC_OK) {
+        tc_log(w->rt, TC_LOG_WARN, "worker_connect_failed", "%s; retrying in %d ms", err.message, backoff_ms);
+        wait_events(w, backoff_ms);
+        backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+        continue;
+      }
+      backoff_ms = 100;
+      w->want_claim = true; /* Catch up on anything enqueued while disconnected. */
+    }
+    int free = free_slots(w);
+    if (w->want_claim && free > 0) {
+      int asked = free < w->batch_size ? free : w->batch_size;
+      int got = claim(w, asked, &err);
+      last_poll = tc_now_ms();
+      if (got < 0) {
+        tc_log(w->rt, TC_LOG_WARN, "claim_failed", "%s", err.message);
+        if (PQstatus(w->conn) != CONNECTION_OK) drop_conn(w);
+        wait_events(w, backoff_ms);
+        backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+        continue;
+      }
+      backoff_ms = 100;
+      if (drain_notifies(w) > 0) {
+        w->want_claim = true; /* Something was enqueued while we were claiming. */
+      } else {
+        w->want_claim = got == asked;
+      }
+      continue;
+    }
+    int64_t now = tc_now_ms();
+    int64_t beat_every = w->visibility_s * 1000 / 3;
+    if (now - w->last_heartbeat >= beat_every) {
+      heartbeat(w);
+      w->last_heartbeat = now;
+      if (drain_notifies(w) > 0) w->want_claim = true; /* read along with the heartbeat's result */
+    }
+    if (w->staleness_interval_s > 0 && now - w->last_staleness >= (int64_t)w->staleness_interval_s * 1000) {
+      detect_stale(w);
+      w->last_staleness = now;
+      if (drain_notifies(w) > 0) w->want_claim = true;
+    }
+    int64_t timeout = 1000;
+    if (w->mode != TC_MODE_EVENT_DRIVEN_ONLY) {
+      int64_t due = last_poll + w->poll_interval_ms - now;
+      if (due <= 0) {
+        w->want_claim = true;
+        last_poll = now;
+        continue;
+      }
+      timeout = due;
+    }
+    if (w->retry_due_at) {
+      /* Wake for the next retry on time, not at the next coarse poll. */
+      if (w->retry_due_at <= now) {
+        w->retry_due_at = 0;
+        w->want_claim = true;
+        continue;
+      }
+      if (w->retry_due_at - now < timeout) timeout = w->retry_due_at - now;
+    }
+    int64_t beat_due = w->last_heartbeat + beat_every - now;
+    if (beat_due < timeout) timeout = beat_due < 1 ? 1 : beat_due;
+    if (wait_events(w, (int)timeout)) w->want_claim = true;
+  }
+  drop_conn(w);
+  return NULL;
+}
