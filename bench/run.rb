@@ -85,6 +85,8 @@ module Bench
         reference: "358-368 ms (cluster)" }
     ].freeze
 
+    DRAIN_THREADS = Integer(ENV.fetch("BENCH_DRAIN_THREADS", "4"))
+
     TARGETS = {
       "linear" => { "p50" => 5.0, "p95" => 10.0 }, "diamond" => { "p50" => 5.0 },
       "complex_dag" => { "p50" => 8.0 }, "tree" => { "p50" => 8.0 }, "batch_csv_1000" => { "p50" => 30.0 }
@@ -450,16 +452,49 @@ module Bench
     def drain
       n = (10_000 * @scale).to_i
       create_many("bench_single", "bench_drain", n, "d")
-      workers = Array.new(2) { spawn_worker("bench_drain", 4) }
+      server_before = server_cpu_seconds
+      workers = Array.new(2) { spawn_worker("bench_drain", DRAIN_THREADS) }
+      workers_before = workers.sum { |pid, _| cpu_seconds(pid) }
       wait_drained("bench_drain", n)
+      server_cpu = server_cpu_seconds - server_before
+      worker_cpu = workers.sum { |pid, _| cpu_seconds(pid) } - workers_before
       workers.each { |pid, _| stop_child(pid) }
       seconds = Sql.value(@url, "SELECT extract(epoch FROM max(t.completed_at) - min(s.last_attempted_at)) " \
                                 "FROM tasker.tasks t JOIN tasker.workflow_steps s USING (task_uuid) " \
                                 "WHERE t.namespace_name = 'bench_drain'").to_f
       rate = n / seconds
-      puts format("drain: %d single-step tasks, 2 worker processes x 4 threads: %.0f steps/s (%.2f s)", n, rate,
-                  seconds)
-      { "tasks" => n, "seconds" => seconds, "steps_per_s" => rate }
+      puts format("drain: %d single-step tasks, 2 worker processes x %d threads: %.0f steps/s (%.2f s); CPU per step: " \
+                  "server %.0f us, workers %.0f us", n, DRAIN_THREADS, rate, seconds, server_cpu * 1e6 / n,
+                  worker_cpu * 1e6 / n)
+      { "tasks" => n, "seconds" => seconds, "steps_per_s" => rate, "threads_per_process" => DRAIN_THREADS,
+        "server_cpu_us_per_step" => server_cpu * 1e6 / n, "worker_cpu_us_per_step" => worker_cpu * 1e6 / n }
+    end
+
+    # User + system CPU seconds of a process (0 once it is gone).
+    def cpu_seconds(pid)
+      fields = File.read("/proc/#{pid}/stat").split(") ").last.split
+      (fields[11].to_i + fields[12].to_i).fdiv(Etc.sysconf(Etc::SC_CLK_TCK))
+    rescue Errno::ENOENT, Errno::ESRCH
+      0.0
+    end
+
+    # CPU seconds of every process of the PostgreSQL server (the postmaster's children, which
+    # include each connection's backend), read from /proc: only for a server on this machine.
+    def server_cpu_seconds
+      @postmaster ||= begin
+        backend = Integer(Sql.value(@url, "SELECT pg_backend_pid()"))
+        File.read("/proc/#{backend}/stat").split(") ").last.split[1].to_i
+      rescue Errno::ENOENT
+        nil
+      end
+      return 0.0 unless @postmaster
+
+      Dir["/proc/[0-9]*/stat"].sum do |path|
+        fields = File.read(path).split(") ").last.split
+        fields[1].to_i == @postmaster ? (fields[11].to_i + fields[12].to_i).fdiv(Etc.sysconf(Etc::SC_CLK_TCK)) : 0.0
+      rescue Errno::ENOENT, Errno::ESRCH
+        0.0
+      end
     end
 
     # 1,000 four-step linear tasks submitted at once to 2 running worker processes.

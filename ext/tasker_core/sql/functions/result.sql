@@ -302,31 +302,27 @@ DECLARE
 BEGIN
   v_out := array_fill(NULL::jsonb, ARRAY[jsonb_array_length(p_results)]);
 
-  SELECT coalesce(array_agg(DISTINCT s.task_uuid), '{}') INTO v_tasks
-  FROM (SELECT (x.r->>'step_uuid')::uuid AS step, (x.r->>'claim_token')::uuid AS token
-        FROM jsonb_array_elements(p_results) AS x(r) ORDER BY 1) i
-  CROSS JOIN LATERAL (
-    SELECT s.task_uuid FROM tasker.workflow_steps s
+  -- Lock the claims that are still current, in step uuid order, and sort the results: the fast
+  -- case needs its task running (read after the step's lock: a cancellation that got there first
+  -- already moved the step out of in_progress).
+  SELECT coalesce(array_agg(DISTINCT c.task_uuid) FILTER (WHERE c.task_uuid IS NOT NULL), '{}'),
+         coalesce(array_agg(i.ord) FILTER (WHERE c.fast), '{}'),
+         coalesce(array_agg(i.ord) FILTER (WHERE c.fast IS NOT TRUE), '{}')
+  INTO v_tasks, v_fast, v_slow
+  FROM (SELECT (x.r->>'step_uuid')::uuid AS step, (x.r->>'claim_token')::uuid AS token, x.ord,
+               coalesce((x.r->'result'->>'success')::boolean, false)
+               AND coalesce(jsonb_array_length(CASE jsonb_typeof(x.r->'result'->'domain_events')
+                                                 WHEN 'array' THEN x.r->'result'->'domain_events' END), 0) = 0
+               AND jsonb_typeof(x.r->'result'->'domain_events') IS DISTINCT FROM 'object' AS plain
+        FROM jsonb_array_elements(p_results) WITH ORDINALITY AS x(r, ord) ORDER BY 1) i
+  LEFT JOIN LATERAL (
+    SELECT s.task_uuid,
+           i.plain AND s.step_type NOT IN ('decision', 'batchable')
+           AND (SELECT t.status FROM tasker.tasks t WHERE t.task_uuid = s.task_uuid) = 'steps_in_process' AS fast
+    FROM tasker.workflow_steps s
     WHERE s.workflow_step_uuid = i.step AND s.claim_token = i.token AND s.status = 'in_progress'
-    FOR UPDATE) s;
+    FOR UPDATE OF s) c ON true;
   PERFORM 1 FROM tasker.tasks WHERE task_uuid = ANY (v_tasks) ORDER BY task_uuid FOR UPDATE;
-
-  SELECT coalesce(array_agg(x.ord) FILTER (WHERE fast), '{}'), coalesce(array_agg(x.ord) FILTER (WHERE NOT fast), '{}')
-  INTO v_fast, v_slow
-  FROM (
-    SELECT x.ord, coalesce(s.workflow_step_uuid IS NOT NULL
-             AND (x.r->'result'->>'success')::boolean
-             AND s.step_type NOT IN ('decision', 'batchable')
-             AND coalesce(jsonb_array_length(CASE WHEN jsonb_typeof(x.r->'result'->'domain_events') = 'array'
-                                                  THEN x.r->'result'->'domain_events' END), 0) = 0
-             AND jsonb_typeof(x.r->'result'->'domain_events') IS DISTINCT FROM 'object'
-             AND t.status = 'steps_in_process', false) AS fast
-    FROM jsonb_array_elements(p_results) WITH ORDINALITY AS x(r, ord)
-    LEFT JOIN tasker.workflow_steps s
-      ON s.workflow_step_uuid = (x.r->>'step_uuid')::uuid AND s.claim_token = (x.r->>'claim_token')::uuid
-     AND s.status = 'in_progress'
-    LEFT JOIN tasker.tasks t ON t.task_uuid = s.task_uuid
-  ) x;
 
   IF cardinality(v_fast) > 0 THEN
     WITH input AS (

@@ -1,0 +1,106 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "rbconfig"
+
+RSpec.describe "group commit of results" do
+  let(:templates) { File.expand_path("../fixtures/templates", __dir__) }
+
+  before { TaskerCore::Templates.load([templates]) }
+
+  # Holds row locks on the given tasks in an open transaction of its own until released: a flush
+  # that applies a result of one of them waits, and the results submitted meanwhile wait in memory.
+  class TaskLock
+    def initialize(url, task_uuids)
+      @io = IO.popen({ "LD_PRELOAD" => nil }, ["psql", url, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], "r+")
+      @io.puts "BEGIN;"
+      @io.puts "SELECT 1 FROM tasker.tasks WHERE task_uuid IN (#{task_uuids.map { |u| "'#{u}'" }.join(',')}) FOR UPDATE;"
+      @io.puts "SELECT 'locked';"
+      @io.flush
+      loop do
+        line = @io.gets or raise "psql ended before it held the locks"
+        break if line.chomp == "locked"
+      end
+    end
+
+    def release
+      return unless @io
+
+      @io.puts "COMMIT;"
+      @io.close_write
+      @io.read
+      @io.close
+      @io = nil
+    end
+  end
+
+  def create_linear(count)
+    Array.new(count) do |i|
+      TaskerCore::Client.create_task(name: "linear_workflow", namespace: "math", context: { even_number: 2, i: i })["task_uuid"]
+    end
+  end
+
+  def flush_waiting_on_lock?
+    psql_value("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' " \
+               "AND query LIKE '%tasker.flush%'").to_i.positive?
+  end
+
+  it "applies the results that arrive during one flush together in the next" do
+    uuids = create_linear(4)
+    lock = TaskLock.new(DATABASE_URL, uuids)
+    TaskerCore::Worker.start(namespaces: ["math"], concurrency: 4)
+    # One flush waits on a task's lock while the other three first steps finish their handlers.
+    sleep_until(timeout: 30, interval: 0.1) { flush_waiting_on_lock? && SpecSupport::Ledger.entries.size == 4 }
+    lock.release
+    uuids.each { |uuid| expect(wait_for_task(uuid)["status"]).to eq("complete") }
+    status = TaskerCore::FFI.worker_status
+    expect(status["flushed_results"]).to eq(16)
+    expect(status["flushes"]).to be < 16
+    expect(psql_value("SELECT count(*) FROM tasker.workflow_steps WHERE status = 'complete'")).to eq("16")
+  ensure
+    lock&.release
+  end
+
+  it "loses nothing when a worker dies with results waiting in its flusher: the steps run again elsewhere" do
+    uuids = create_linear(4)
+    lock = TaskLock.new(DATABASE_URL, uuids)
+    env = { "TASKER_DATABASE_URL" => DATABASE_URL, "TASKER_SPEC_LEDGER" => SpecSupport::Ledger.path,
+            "WORKER_VISIBILITY" => "2", "WORKER_CONCURRENCY" => "4", "WORKER_POLL_MS" => "200" }
+    script = File.expand_path("../support/worker_process.rb", __dir__)
+    victim = Process.spawn(env, RbConfig.ruby, script, out: File::NULL, err: File::NULL)
+    sleep_until(timeout: 30, interval: 0.1) { flush_waiting_on_lock? && SpecSupport::Ledger.entries.size == 4 }
+    Process.kill("KILL", victim)
+    Process.wait(victim)
+    # The dead process's backend would still commit the flush it was waiting in once the lock goes:
+    # end it the way the server ends a session whose client is gone, so nothing of it commits.
+    psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%tasker.flush%' " \
+         "AND pid <> pg_backend_pid()")
+    sleep_until(timeout: 10, interval: 0.1) { !flush_waiting_on_lock? }
+    lock.release
+    expect(psql_value("SELECT count(*) FROM tasker.workflow_steps WHERE status = 'complete'")).to eq("0")
+
+    survivor = Process.spawn(env, RbConfig.ruby, script, out: File::NULL, err: File::NULL)
+    uuids.each { |uuid| expect(wait_for_task(uuid, timeout: 30)["status"]).to eq("complete") }
+
+    first_steps = psql("SELECT workflow_step_uuid, attempts FROM tasker.workflow_steps WHERE name = 'linear_step_1'")
+    runs = SpecSupport::Ledger.entries.group_by(&:first)
+    first_steps.each do |step_uuid, attempts|
+      # Ran in the dead worker, then once more in the survivor after the claim expired.
+      expect(runs[step_uuid].map(&:last).uniq.size).to eq(2)
+      expect(attempts).to eq("2")
+    end
+    # Every step has exactly one applied success: nothing applied twice, nothing lost.
+    successes = psql("SELECT workflow_step_uuid, count(*) FROM tasker.workflow_step_result_audit " \
+                     "WHERE applied AND success GROUP BY 1")
+    expect(successes.size).to eq(16)
+    expect(successes.map(&:last).uniq).to eq(["1"])
+  ensure
+    lock&.release
+    [victim, survivor].compact.each do |pid|
+      Process.kill("TERM", pid)
+      Process.wait(pid)
+    rescue Errno::ESRCH, Errno::ECHILD
+      nil
+    end
+  end
+end
