@@ -37,6 +37,7 @@ static const struct {
     {"unreachable", test_unreachable, false},
     {"redact", test_redact, false},
     {"worker", test_worker, true},
+    {"flush", test_flush, true},
     {"client", test_client, true},
     {"session_options", test_session_options, true},
     {"observe", test_observe, true},
