@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "io/wait"
 require "json"
 require "logger"
 
@@ -7,10 +8,14 @@ module TaskerCore
   # Delivers the C engine's log lines to TaskerCore.config.logger (Rails.logger under Rails).
   #
   # The engine's threads never call Ruby: they append their JSON lines to a bounded buffer in the
-  # core (tc_log.c), and this module's thread ("tasker-log") waits on it without the GVL
-  # (FFI.log_next), hands each line to the logger, then acknowledges it (FFI.log_ack). A line is
-  # removed from the buffer only once acknowledged, so a killed log thread loses nothing: the next
-  # one (or a flush) delivers it. Lines arrive in the order the engine wrote them.
+  # core (tc_log.c), and this module's thread ("tasker-log") takes them (FFI.log_next), hands each
+  # line to the logger, then acknowledges it (FFI.log_ack). A line is removed from the buffer only
+  # once acknowledged, so a killed log thread loses nothing: the next one (or a flush) delivers it.
+  # Lines arrive in the order the engine wrote them.
+  #
+  # Between lines the thread waits on a pipe the core writes to (IO#wait_readable, without the
+  # GVL), not in a C wait: Ruby delivers a signal to the main thread through a thread sleeping in
+  # one of its own waits, so a main thread blocked in the engine (FFI.next_step) still gets Ctrl-C.
   #
   # Each line is given to the logger as logger.add(severity, json_line, "tasker_core"): the message
   # is the engine's JSON object unchanged ({"ts","level","event","message","pid", ...}). A String is
@@ -42,6 +47,7 @@ module TaskerCore
           unless @pid == Process.pid
             @consumer = Mutex.new
             @thread = nil
+            @wake = IO.for_fd(FFI.log_wake_fd, autoclose: false)
             @pid = Process.pid
           end
           unless @thread&.alive?
@@ -93,11 +99,13 @@ module TaskerCore
       def run
         @consumer.synchronize do
           loop do
-            batch = FFI.log_next(WAIT_SECONDS)
-            next unless batch
-
-            # A kill or raise waits until the batch is delivered and acknowledged.
-            Thread.handle_interrupt(Object => :never) { deliver(batch) }
+            while (batch = FFI.log_next(0))
+              # A kill or raise waits until the batch is delivered and acknowledged.
+              Thread.handle_interrupt(Object => :never) { deliver(batch) }
+            end
+            # The core writes a byte when a line arrives in the empty buffer.
+            @wake.wait_readable(WAIT_SECONDS)
+            nil while @wake.read_nonblock(256, exception: false).is_a?(String)
           end
         end
       end

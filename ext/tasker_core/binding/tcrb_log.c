@@ -1,18 +1,26 @@
 /*
- * tcrb_log.c - TaskerCore::FFI engine log: log_attach, log_next, log_ack, log_stats, log_level=.
+ * tcrb_log.c - TaskerCore::FFI engine log: log_attach, log_detach, log_wake_fd, log_next, log_ack,
+ * log_stats, log_level=.
  *
  * The engine's threads never call Ruby: FFI.log_attach installs the core's log buffer as the
  * runtime's sink, engine threads append their JSON lines to it, and the Ruby log thread
- * (TaskerCore::EngineLog) waits in log_next without the GVL (its unblocking function wakes the
- * wait, so Thread#kill, shutdown and exit land at once), hands the lines to the Ruby logger with
- * the GVL, then acknowledges them with log_ack. Lines are removed only when acknowledged, so a
- * thread killed between the two loses none.
+ * (TaskerCore::EngineLog) takes them with log_next, hands them to the Ruby logger with the GVL,
+ * then acknowledges them with log_ack. Lines are removed only when acknowledged, so a thread
+ * killed between the two loses none.
+ *
+ * The log thread waits for lines on a pipe (log_wake_fd) with IO#wait_readable, not in a C wait
+ * of its own: Ruby hands signals (SIGINT, SIGTERM) to the main thread through a thread sleeping
+ * in one of Ruby's waits, and a process whose main thread waits in the engine (next_step) while
+ * the log thread also waited in C would not see a signal until one of the waits ended. Ruby's
+ * IO wait releases the GVL and is woken by Thread#kill, shutdown and exit. log_next can also wait
+ * in C without the GVL (timeout > 0, with an unblocking function) for callers that do not mind.
  *
  * The buffer is the process's: created at the first attach, kept across runtimes (lines written
  * while a runtime shuts down are still delivered after it is freed), and forgotten after fork (the
  * parent's engine threads and its log thread do not exist in the child; the parent delivers its
  * own lines).
  */
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "tcrb.h"
@@ -23,12 +31,43 @@
 
 static tc_log_buffer_t *g_log = NULL;
 static pid_t g_log_pid = 0;
+static int g_wake[2] = {-1, -1}; /* the pipe the buffer writes to when a line arrives */
 
-/* The buffer of this process, created on first use; NULL when out of memory. */
+static void close_wake(void) {
+  for (int i = 0; i < 2; i++) {
+    if (g_wake[i] >= 0) close(g_wake[i]);
+    g_wake[i] = -1;
+  }
+}
+
+static int open_wake(void) {
+  if (pipe(g_wake) != 0) {
+    g_wake[0] = g_wake[1] = -1;
+    return -1;
+  }
+  for (int i = 0; i < 2; i++) {
+    fcntl(g_wake[i], F_SETFD, FD_CLOEXEC);
+    fcntl(g_wake[i], F_SETFL, fcntl(g_wake[i], F_GETFL) | O_NONBLOCK);
+  }
+  return 0;
+}
+
+/* The buffer of this process, created on first use; NULL when out of memory or out of fds. */
 static tc_log_buffer_t *log_buffer(void) {
-  if (g_log && g_log_pid != getpid()) g_log = NULL; /* the parent's: its memory is left alone */
+  if (g_log && g_log_pid != getpid()) {
+    /* The parent's: its memory is left alone (no engine thread of the parent runs here), its
+     * pipe is closed (the parent keeps its own copy). */
+    g_log = NULL;
+    close_wake();
+  }
   if (!g_log) {
+    if (open_wake() != 0) return NULL;
     g_log = tc_log_buffer_new(LOG_CAPACITY, LOG_WAIT_MS);
+    if (!g_log) {
+      close_wake();
+      return NULL;
+    }
+    tc_log_buffer_set_wake_fd(g_log, g_wake[1]);
     g_log_pid = getpid();
   }
   return g_log;
@@ -38,9 +77,16 @@ static tc_log_buffer_t *log_buffer(void) {
 static VALUE tcrb_log_m_attach(VALUE self) {
   tc_runtime_t *rt = tcrb_runtime();
   tc_log_buffer_t *b = log_buffer();
-  if (!b) rb_raise(rb_eNoMemError, "out of memory creating the engine log buffer");
+  if (!b) rb_raise(rb_eNoMemError, "could not create the engine log buffer (out of memory or file descriptors)");
   tc_runtime_set_log_sink(rt, tc_log_buffer_sink, b);
   return Qtrue;
+}
+
+/* FFI.log_wake_fd -> the read end of the pipe that gets a byte when a line arrives in the empty
+ * buffer (owned by the binding: wrap it with IO.for_fd(fd, autoclose: false)). */
+static VALUE tcrb_log_m_wake_fd(VALUE self) {
+  if (!log_buffer()) rb_raise(rb_eNoMemError, "could not create the engine log buffer (out of memory or file descriptors)");
+  return INT2NUM(g_wake[0]);
 }
 
 /* FFI.log_detach -> true when a runtime was running: its log goes to stderr again. */
@@ -78,7 +124,7 @@ static VALUE tcrb_log_m_next(VALUE self, VALUE timeout) {
   double seconds = NUM2DBL(timeout);
   if (!(seconds >= 0 && seconds <= 3600)) tcrb_raise_validation("timeout must be between 0 and 3600 seconds");
   tc_log_buffer_t *b = log_buffer();
-  if (!b) rb_raise(rb_eNoMemError, "out of memory creating the engine log buffer");
+  if (!b) rb_raise(rb_eNoMemError, "could not create the engine log buffer (out of memory or file descriptors)");
   peek_t peek = {.b = b, .timeout_ms = (int)(seconds * 1000), .rc = TC_ETIMEDOUT};
   peek_t *p = &peek;
   /* Interrupts are not checked here after the wait: lines are never removed by a peek, and Ruby
@@ -133,6 +179,7 @@ static VALUE tcrb_log_m_set_level(VALUE self, VALUE level) {
 void tcrb_log_init(void) {
   rb_define_module_function(tcrb_mFFI, "log_attach", tcrb_log_m_attach, 0);
   rb_define_module_function(tcrb_mFFI, "log_detach", tcrb_log_m_detach, 0);
+  rb_define_module_function(tcrb_mFFI, "log_wake_fd", tcrb_log_m_wake_fd, 0);
   rb_define_module_function(tcrb_mFFI, "log_next", tcrb_log_m_next, 1);
   rb_define_module_function(tcrb_mFFI, "log_ack", tcrb_log_m_ack, 1);
   rb_define_module_function(tcrb_mFFI, "log_stats", tcrb_log_m_stats, 0);

@@ -133,6 +133,10 @@ int tc_log_buffer_peek(tc_log_buffer_t *b, int timeout_ms, tc_cancel_t *cancel, 
                        int *n);
 /* Removes the n oldest lines (the ones peek returned). */
 void tc_log_buffer_ack(tc_log_buffer_t *b, int n);
+/* fd (non-blocking, e.g. a pipe's write end; -1 for none) gets one byte whenever a line arrives in
+ * an empty buffer: a consumer may wait on the read end instead of in peek, then peek with
+ * timeout 0 until no line is left before waiting again. The buffer never closes fd. */
+void tc_log_buffer_set_wake_fd(tc_log_buffer_t *b, int fd);
 /* Fires cancel and wakes a waiting peek; safe from any thread. */
 void tc_log_buffer_interrupt(tc_log_buffer_t *b, tc_cancel_t *cancel);
 void tc_log_buffer_stats(tc_log_buffer_t *b, tc_log_buffer_stats_t *st);

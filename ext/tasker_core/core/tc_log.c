@@ -9,7 +9,9 @@
  * engine threads append copies of their lines to a bounded FIFO, and one consumer thread of the
  * binding peeks at the oldest lines, hands them to its logger and acknowledges them. A line leaves
  * the buffer only when acknowledged, so a consumer interrupted between peek and ack loses nothing:
- * the next peek returns the same lines. Lines keep the order in which they were appended, hence
+ * the next peek returns the same lines. A consumer may wait in tc_log_buffer_peek, or on a pipe it
+ * gives with tc_log_buffer_set_wake_fd (a thread of a language runtime that must sleep in the
+ * runtime's own waits, e.g. so that signals are still handled). Lines keep the order in which they were appended, hence
  * each thread's order. When the buffer is full an appender waits a little (the consumer may be
  * busy), then writes its line to stderr and counts it: no line is dropped. Once one appender gave
  * up, later ones write to stderr at once until the consumer takes lines again, so a consumer that
@@ -136,6 +138,7 @@ struct tc_log_buffer {
   int cap, head, count;
   int wait_ms;               /* how long a full buffer makes an appender wait */
   bool stalled;              /* an appender gave up since the last ack */
+  int wake_fd;               /* written to when a line arrives in an empty buffer; -1 for none */
   uint64_t appended, acked, to_stderr, max_count;
 };
 
@@ -151,6 +154,7 @@ tc_log_buffer_t *tc_log_buffer_new(int capacity, int wait_ms) {
   }
   b->cap = capacity;
   b->wait_ms = wait_ms;
+  b->wake_fd = -1;
   pthread_mutex_init(&b->mu, NULL);
   pthread_cond_init(&b->readable, NULL);
   pthread_cond_init(&b->writable, NULL);
@@ -184,6 +188,12 @@ void tc_log_buffer_sink(void *data, tc_log_level_t level, const char *json_line)
     b->appended++;
     if ((uint64_t)b->count > b->max_count) b->max_count = (uint64_t)b->count;
     pthread_cond_signal(&b->readable);
+    /* A consumer waiting on the fd waits only once it saw the buffer empty: one byte per
+     * empty -> non-empty transition wakes it. A full pipe already holds a wake-up. */
+    if (b->count == 1 && b->wake_fd >= 0) {
+      ssize_t w = write(b->wake_fd, "x", 1);
+      TC_UNUSED(w);
+    }
     pthread_mutex_unlock(&b->mu);
     return;
   }
@@ -240,6 +250,12 @@ void tc_log_buffer_ack(tc_log_buffer_t *b, int n) {
     b->stalled = false;
     pthread_cond_broadcast(&b->writable);
   }
+  pthread_mutex_unlock(&b->mu);
+}
+
+void tc_log_buffer_set_wake_fd(tc_log_buffer_t *b, int fd) {
+  pthread_mutex_lock(&b->mu);
+  b->wake_fd = fd;
   pthread_mutex_unlock(&b->mu);
 }
 

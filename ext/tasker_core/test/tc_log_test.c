@@ -130,6 +130,27 @@ static void test_peek_until_ack(void) {
   tc_log_buffer_free(b);
 }
 
+/* The wake fd gets one byte per empty -> non-empty transition. */
+static void test_wake_fd(void) {
+  int fds[2];
+  CHECK(pipe(fds) == 0, "pipe");
+  fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  fcntl(fds[1], F_SETFL, O_NONBLOCK);
+  tc_log_buffer_t *b = tc_log_buffer_new(4, 10);
+  tc_log_buffer_set_wake_fd(b, fds[1]);
+  char buf[16];
+  tc_log_buffer_sink(b, TC_LOG_INFO, "{\"n\":1}");
+  tc_log_buffer_sink(b, TC_LOG_INFO, "{\"n\":2}");
+  CHECK(read(fds[0], buf, sizeof buf) == 1, "one byte for two lines");
+  tc_log_buffer_ack(b, 2);
+  CHECK(read(fds[0], buf, sizeof buf) < 0, "no byte without a line");
+  tc_log_buffer_sink(b, TC_LOG_INFO, "{\"n\":3}");
+  CHECK(read(fds[0], buf, sizeof buf) == 1, "a byte once the buffer was empty again");
+  tc_log_buffer_free(b);
+  close(fds[0]);
+  close(fds[1]);
+}
+
 static void fill_past_capacity(void *arg) {
   tc_log_buffer_t *b = arg;
   for (int i = 0; i < 7; i++) tc_log_buffer_sink(b, TC_LOG_INFO, "{\"filler\":true}");
@@ -270,6 +291,7 @@ static void test_server_notice(const char *url) {
 int main(void) {
   test_lines_through_sink();
   test_peek_until_ack();
+  test_wake_fd();
   test_full_buffer_falls_back_and_counts();
   test_concurrent_order();
   test_interrupt();
