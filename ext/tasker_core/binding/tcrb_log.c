@@ -1,5 +1,5 @@
 /*
- * tcrb_log.c - TaskerCore::FFI engine log: log_attach, log_detach, log_wake_fd, log_next, log_ack,
+ * tcrb_log.c - TaskerCore::FFI engine log: log_attach, log_wake_fd, log_next, log_ack,
  * log_stats, log_level=.
  *
  * The engine's threads never call Ruby: FFI.log_attach installs the core's log buffer as the
@@ -89,14 +89,6 @@ static VALUE tcrb_log_m_wake_fd(VALUE self) {
   return INT2NUM(g_wake[0]);
 }
 
-/* FFI.log_detach -> true when a runtime was running: its log goes to stderr again. */
-static VALUE tcrb_log_m_detach(VALUE self) {
-  VALUE running = rb_funcall(tcrb_mFFI, rb_intern("running?"), 0);
-  if (!RTEST(running)) return Qfalse;
-  tc_runtime_set_log_sink(tcrb_runtime(), NULL, NULL);
-  return Qtrue;
-}
-
 typedef struct {
   tc_log_buffer_t *b;
   int timeout_ms;
@@ -178,7 +170,6 @@ static VALUE tcrb_log_m_set_level(VALUE self, VALUE level) {
 
 void tcrb_log_init(void) {
   rb_define_module_function(tcrb_mFFI, "log_attach", tcrb_log_m_attach, 0);
-  rb_define_module_function(tcrb_mFFI, "log_detach", tcrb_log_m_detach, 0);
   rb_define_module_function(tcrb_mFFI, "log_wake_fd", tcrb_log_m_wake_fd, 0);
   rb_define_module_function(tcrb_mFFI, "log_next", tcrb_log_m_next, 1);
   rb_define_module_function(tcrb_mFFI, "log_ack", tcrb_log_m_ack, 1);
