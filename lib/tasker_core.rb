@@ -14,6 +14,7 @@ else
 end
 require_relative "tasker_core/plain_data"
 require_relative "tasker_core/configuration"
+require_relative "tasker_core/engine_log"
 require_relative "tasker_core/template_format"
 require_relative "tasker_core/templates"
 require_relative "tasker_core/input_schema"
@@ -56,10 +57,12 @@ module TaskerCore
 
     # Starts the engine runtime for this process (idempotent; again after a fork).
     def boot!
-      return true if FFI.running?
+      return true if FFI.running? && EngineLog.running?
 
       BOOT_MUTEX.synchronize do
         FFI.bootstrap(config.to_runtime_config) unless FFI.running?
+        # The engine's log goes to config.logger through the log thread from here on.
+        EngineLog.start
       end
       boot_event_subscribers
       true
@@ -77,6 +80,8 @@ module TaskerCore
       Events.bus.stop
       DomainEvents.bus.stop
       FFI.shutdown
+      # What the engine logged while stopping reaches the logger before shutdown! returns.
+      EngineLog.flush
     end
 
     # Registers config.event_subscribers once, then (re)starts event delivery when anyone subscribed.

@@ -7,6 +7,8 @@ module TaskerCore
   # TaskerCore.configure.
   class Configuration
     LOG_LEVELS = %w[trace debug info warn error off].freeze
+    LOGGER_LEVELS = { "trace" => Logger::DEBUG, "debug" => Logger::DEBUG, "info" => Logger::INFO, "warn" => Logger::WARN,
+                      "error" => Logger::ERROR, "off" => Logger::UNKNOWN }.freeze
 
     attr_accessor :database_url, :pool_size, :connect_timeout_seconds, :log_level,
                   :template_paths, :environment, :worker_options
@@ -17,7 +19,9 @@ module TaskerCore
     # instances), and the dispatcher's options (DomainEvents::Bus::DEFAULTS): buffer_size,
     # poll_interval_ms, visibility_seconds, batch_size, consumer, durable.
     attr_accessor :domain_event_subscribers, :domain_events_options
-    # Where the Ruby side logs (handler threads, client warnings); Rails.logger under Rails.
+    # Where the Ruby side logs (handler threads, client warnings) and where the engine's JSON lines
+    # are delivered (TaskerCore::EngineLog); Rails.logger under Rails. The default writes to stderr
+    # at log_level.
     attr_writer :logger
 
     def initialize(env = ENV)
@@ -36,7 +40,7 @@ module TaskerCore
     end
 
     def logger
-      @logger ||= Logger.new($stderr, level: Logger::WARN)
+      @logger ||= Logger.new($stderr, level: LOGGER_LEVELS.fetch(log_level.to_s, Logger::WARN))
     end
 
     # Every handler runs inside this block (under Rails: the app's reloader, so autoloaded

@@ -39,13 +39,14 @@ module TaskerCore
       # Returns the URL of the database to use: TASKER_DATABASE_URL or
       # DATABASE_URL when either is set, otherwise the URL of an embedded
       # cluster that this call starts once per process and that is stopped
-      # when the process exits.
-      def database_url!(fsync: true)
+      # when the process exits. log_path: where that cluster writes its server log (default: a
+      # file in its temporary directory).
+      def database_url!(fsync: true, log_path: nil)
         configured = ENV.values_at("TASKER_DATABASE_URL", "DATABASE_URL").find { |url| url && !url.empty? }
         return configured if configured
 
         @shared_lock.synchronize do
-          @shared ||= start_shared(fsync: fsync)
+          @shared ||= start_shared(fsync: fsync, log_path: log_path)
         end
         @shared.url
       end
@@ -55,8 +56,8 @@ module TaskerCore
 
       private
 
-      def start_shared(fsync:)
-        server = new(fsync: fsync).start
+      def start_shared(fsync:, log_path:)
+        server = new(fsync: fsync, log_path: log_path).start
         ENV["TASKER_DATABASE_URL"] = server.url
         stop_at_exit(server)
         exit_on_sigterm

@@ -154,6 +154,8 @@ module TaskerCore
     def spawn_handler_thread(index)
       Thread.new do
         Thread.current.name = "tasker-handler-#{index}"
+        # run_loop logs the error that ends the thread; Ruby's own report would print it again.
+        Thread.current.report_on_exception = false
         run_loop
       end
     end

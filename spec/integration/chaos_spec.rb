@@ -16,7 +16,7 @@ RSpec.describe "nothing is lost when processes and the database die" do
     env = { "TASKER_DATABASE_URL" => DATABASE_URL, "TASKER_SPEC_LEDGER" => SpecSupport::Ledger.path,
             "WORKER_VISIBILITY" => "2", "WORKER_CONCURRENCY" => "4", "WORKER_POLL_MS" => "500" }
     Process.spawn(env, RbConfig.ruby, File.expand_path("../support/worker_process.rb", __dir__),
-                  out: File::NULL, err: File::NULL)
+                  out: File::NULL, err: child_log_path("worker"))
   end
 
   # Task states by uuid, tolerating the moments the database is down.
@@ -54,6 +54,7 @@ RSpec.describe "nothing is lost when processes and the database die" do
     expect(starting).to be_alive # still waiting, not failed
     server.resume
     expect(starting.value).to be_running
+    expect(captured_log).to include("WARN -- : tasker worker waits for the database (database connection failed")
     uuid = TaskerCore::Client.create_task(name: "linear_workflow", namespace: "math", context: { even_number: 2 })["task_uuid"]
     expect(wait_for_task(uuid)["status"]).to eq("complete")
   ensure

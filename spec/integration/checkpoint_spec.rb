@@ -29,7 +29,8 @@ RSpec.describe "checkpoints" do
     r, w = IO.pipe
     pid = Process.spawn({ "TASKER_DATABASE_URL" => DATABASE_URL, "TASKER_SPEC_LEDGER" => SpecSupport::Ledger.path,
                           "WORKER_VISIBILITY" => "2", "WORKER_CONCURRENCY" => "1" },
-                        RbConfig.ruby, File.expand_path("../support/worker_process.rb", __dir__), out: w)
+                        RbConfig.ruby, File.expand_path("../support/worker_process.rb", __dir__), out: w,
+                        err: child_log_path("worker"))
     w.close
     expect(Timeout.timeout(30) { r.gets }&.strip).to eq("ready")
     uuid = TaskerCore::Client.create_task(name: "checkpointed_workflow", namespace: "resilience",

@@ -22,7 +22,8 @@ RSpec.describe "bin/tasker" do
   it "runs a worker that finishes tasks and exits 0 on SIGTERM" do
     r, w = IO.pipe
     pid = Process.spawn(env, RbConfig.ruby, tasker, "worker", "--templates", File.expand_path("../fixtures/templates", __dir__),
-                        "--require", File.expand_path("../support/handlers.rb", __dir__), "--concurrency", "2", out: w)
+                        "--require", File.expand_path("../support/handlers.rb", __dir__), "--concurrency", "2", out: w,
+                        err: child_log_path("worker"))
     w.close
     progress = Timeout.timeout(30) { Array.new(4) { r.gets } }
     expect(progress[0]).to match(/\Amigrating the schema \.\.\. done \(\d+ ms\)$/)

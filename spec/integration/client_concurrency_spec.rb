@@ -27,7 +27,7 @@ RSpec.describe "TaskerCore::Client under concurrency" do
       end
       $stdout.puts JSON.generate(result)
     RUBY
-    stdin, stdout, wait = Open3.popen2({ "URL" => DATABASE_URL }, RbConfig.ruby, "-e", script)
+    stdin, stdout, wait = Open3.popen2({ "URL" => DATABASE_URL }, RbConfig.ruby, "-e", script, err: child_log_path("child"))
     { stdin: stdin, stdout: stdout, wait: wait }
   end
 

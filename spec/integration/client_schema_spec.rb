@@ -179,7 +179,7 @@ RSpec.describe "client responses and their types" do
       TaskerCore.boot!
       puts JSON.generate(TaskerCore::FFI.client_health_check)
     RUBY
-    out, status = Open3.capture2(RbConfig.ruby, "-e", script)
+    out, status = Open3.capture2(RbConfig.ruby, "-e", script, err: child_log_path("child"))
     expect(status).to be_success
     raw = JSON.parse(out)
     expect(ct::HealthResponse.new(raw)).to have_attributes(healthy: false, status: "unhealthy", schema_version: nil)

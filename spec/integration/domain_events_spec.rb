@@ -105,6 +105,8 @@ RSpec.describe "domain events" do
     expect(wait_for_task(uuid)["status"]).to eq("complete")
     expect(outbox(uuid).map(&:first)).to eq(%w[payment.settled])
     expect(TaskerCore::DomainEvents.stats[:routing_errors]).to eq(before + 1)
+    expect(captured_log).to include("ERROR -- : tasker domain events: payload of payment.processed does not match its " \
+                                    "schema: value at `/amount` is not an integer")
   end
 
   it "commits events a handler publishes by hand with its result" do
@@ -170,6 +172,7 @@ RSpec.describe "domain events" do
     received_within(recorder, 9, seconds: 20)
     expect(raising.errors).to include("subscriber bug")
     expect(TaskerCore::DomainEvents.stats[:subscriber_errors]).to be >= 9
+    expect(captured_log).to match(/ERROR -- : tasker domain event subscriber .* failed on payment\.\w+: RuntimeError: subscriber bug/)
   end
 
   it "runs lifecycle and domain subscribers inside config.around_handler, like handlers" do
@@ -260,7 +263,7 @@ RSpec.describe "domain events" do
     env = { "TASKER_DATABASE_URL" => DATABASE_URL }
     out_r, out_w = IO.pipe
     pid = Process.spawn(env, RbConfig.ruby, File.expand_path("../support/domain_worker.rb", __dir__), received,
-                        out: out_w, err: File::NULL)
+                        out: out_w, err: child_log_path("domain_worker"))
     out_w.close
     expect(Timeout.timeout(30) { out_r.gets }&.strip).to eq("ready")
     uuid = pay(amount: 77)

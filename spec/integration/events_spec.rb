@@ -163,6 +163,7 @@ RSpec.describe "lifecycle events" do
     stats = TaskerCore::Events.stats
     expect(stats[:subscriber_errors]).to be >= events.count { |e| e[:category] == "step" }
     expect(stats[:errors_by_subscriber]["block"]).to eq(stats[:subscriber_errors])
+    expect(captured_log).to include("ERROR -- : tasker event subscriber block failed on step.completed: RuntimeError: subscriber bug")
     expect(stats[:dropped]).to eq(0)
     event_stats = TaskerCore::Observability.event_stats
     bus = event_stats.in_process_bus

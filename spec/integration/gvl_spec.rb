@@ -45,7 +45,7 @@ RSpec.describe "waiting in the engine without the GVL" do
       end
     RUBY
     r, w = IO.pipe
-    pid = Process.spawn({ "URL" => DATABASE_URL }, RbConfig.ruby, "-e", script, out: w)
+    pid = Process.spawn({ "URL" => DATABASE_URL }, RbConfig.ruby, "-e", script, out: w, err: child_log_path("child"))
     w.close
     expect(Timeout.timeout(20) { r.gets }).to eq("waiting\n")
     sleep 0.2
@@ -75,7 +75,10 @@ RSpec.describe "waiting in the engine without the GVL" do
     TaskerCore::Worker.start(namespaces: ["math"], concurrency: 2)
     expect(waiter.value).to eq("complete")
     expect(TaskerCore::Client.wait_for_task(uuid, timeout: 1)).to eq("complete") # already finished
-    killed = Thread.new { TaskerCore::Client.wait_for_task(TaskerCore::FFI.uuid_v7, timeout: 30) }
+    killed = Thread.new do
+      Thread.current.report_on_exception = false # the error is expected: value re-raises it below
+      TaskerCore::Client.wait_for_task(TaskerCore::FFI.uuid_v7, timeout: 30)
+    end
     expect { killed.value }.to raise_error(TaskerCore::Errors::NotFoundError)
     blocked = TaskerCore::Client.create_task(name: "linear_workflow", namespace: "math", context: { even_number: 4 })
     TaskerCore::Worker.stop

@@ -86,7 +86,7 @@ RSpec.describe "schema migrations" do
     RUBY
     children = Array.new(2) do
       r, w = IO.pipe
-      pid = Process.spawn({ "URL" => url }, RbConfig.ruby, "-e", script, out: w)
+      pid = Process.spawn({ "URL" => url }, RbConfig.ruby, "-e", script, out: w, err: child_log_path("migrator"))
       w.close
       [pid, r]
     end

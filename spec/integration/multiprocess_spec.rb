@@ -8,7 +8,7 @@ RSpec.describe "two worker processes sharing one database" do
     env = { "TASKER_DATABASE_URL" => DATABASE_URL, "TASKER_SPEC_LEDGER" => ledger, "WORKER_CONCURRENCY" => "4" }
     out_r, out_w = IO.pipe
     pid = Process.spawn(env, RbConfig.ruby, File.expand_path("../support/worker_process.rb", __dir__),
-                        out: out_w, err: $stderr)
+                        out: out_w, err: child_log_path("worker"))
     out_w.close
     line = Timeout.timeout(30) { out_r.gets }
     raise "worker #{pid} did not start" unless line&.strip == "ready"

@@ -13,7 +13,8 @@ RSpec.describe "claims, crashes and deployment modes" do
   def spawn_worker(env)
     r, w = IO.pipe
     pid = Process.spawn({ "TASKER_DATABASE_URL" => DATABASE_URL, "TASKER_SPEC_LEDGER" => SpecSupport::Ledger.path }.merge(env),
-                        RbConfig.ruby, File.expand_path("../support/worker_process.rb", __dir__), out: w)
+                        RbConfig.ruby, File.expand_path("../support/worker_process.rb", __dir__), out: w,
+                        err: child_log_path("worker"))
     w.close
     raise "worker did not start" unless Timeout.timeout(30) { r.gets }&.strip == "ready"
 

@@ -71,6 +71,7 @@ void tcrb_worker_init(void);
 void tcrb_operations_init(void);
 void tcrb_events_init(void);
 void tcrb_domain_init(void);
+void tcrb_log_init(void);
 /* Stops and frees the lifecycle events feeder (runtime shutdown). */
 void tcrb_events_shutdown(void);
 /* Called when fork is detected: forgets the parent's feeder. */

@@ -17,4 +17,5 @@ __attribute__((visibility("default"))) void Init_tasker_core(void) {
   tcrb_observe_init();
   tcrb_events_init();
   tcrb_domain_init();
+  tcrb_log_init();
 }

@@ -90,9 +90,55 @@ void tc_runtime_free(tc_runtime_t *rt);
 /* After fork(): closes the inherited sockets without talking to the server and without touching
  * locks the parent's threads may have held. Leaks the parent's memory on purpose. */
 void tc_runtime_abandon(tc_runtime_t *rt);
+/* ---- Logging (tc_log.c). ----
+ * Every line is one JSON object: {"ts","level","event","message","pid", extra fields}. It goes to
+ * the runtime's sink, or to stderr when none is installed (or rt is NULL). */
 void tc_runtime_set_log_sink(tc_runtime_t *rt, tc_log_sink_fn fn, void *data);
+/* Changes the level of a running runtime; TC_EINVAL for an unknown name. */
+int tc_runtime_set_log_level(tc_runtime_t *rt, const char *name);
+/* The name of a level ("trace".."off"). */
+const char *tc_log_level_name(tc_log_level_t level);
+/* True when a line of this level would be written. */
+bool tc_log_enabled(tc_runtime_t *rt, tc_log_level_t level);
 void tc_log(tc_runtime_t *rt, tc_log_level_t level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Like tc_log, with the members of the object fields (borrowed) added to the line. */
+void tc_log_fields(tc_runtime_t *rt, tc_log_level_t level, const char *event, json_object *fields,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* A bounded FIFO of log lines, filled by engine threads through tc_log_buffer_sink (install it
+ * with tc_runtime_set_log_sink(rt, tc_log_buffer_sink, buffer)) and drained by one consumer
+ * thread: tc_log_buffer_peek shows the oldest lines without removing them, tc_log_buffer_ack
+ * removes them once delivered. A full buffer makes an appender wait up to wait_ms, then write its
+ * line to stderr (counted in to_stderr); no line is dropped. Thread-safe; one consumer at a time. */
+typedef struct tc_log_buffer tc_log_buffer_t;
+typedef struct tc_log_line {
+  tc_log_level_t level;
+  const char *line;   /* owned by the buffer; valid until acknowledged */
+} tc_log_line_t;
+typedef struct tc_log_buffer_stats {
+  int capacity, buffered;
+  uint64_t appended, acked, to_stderr, max_buffered;
+} tc_log_buffer_stats_t;
+/* NULL when out of memory. */
+tc_log_buffer_t *tc_log_buffer_new(int capacity, int wait_ms);
+/* Frees the buffer and the lines still in it. No sink may still point at it. Accepts NULL. */
+void tc_log_buffer_free(tc_log_buffer_t *b);
+/* A tc_log_sink_fn: data is the buffer. */
+void tc_log_buffer_sink(void *data, tc_log_level_t level, const char *json_line);
+/* Waits up to timeout_ms for a line, then fills out[0..*n) with the oldest lines (at most max).
+ * TC_ETIMEDOUT or TC_ECANCELED (tc_log_buffer_interrupt fired cancel) with *n == 0. */
+int tc_log_buffer_peek(tc_log_buffer_t *b, int timeout_ms, tc_cancel_t *cancel, tc_log_line_t *out, int max,
+                       int *n);
+/* Removes the n oldest lines (the ones peek returned). */
+void tc_log_buffer_ack(tc_log_buffer_t *b, int n);
+/* fd (non-blocking, e.g. a pipe's write end; -1 for none) gets one byte whenever a line arrives in
+ * an empty buffer: a consumer may wait on the read end instead of in peek, then peek with
+ * timeout 0 until no line is left before waiting again. The buffer never closes fd. */
+void tc_log_buffer_set_wake_fd(tc_log_buffer_t *b, int fd);
+/* Fires cancel and wakes a waiting peek; safe from any thread. */
+void tc_log_buffer_interrupt(tc_log_buffer_t *b, tc_cancel_t *cancel);
+void tc_log_buffer_stats(tc_log_buffer_t *b, tc_log_buffer_stats_t *st);
 /* Applies the embedded schema (safe concurrently: advisory lock): pending migrations in order, and
  * every function file whose text differs from the one the database recorded. *out: {"applied":
  * [versions...], "functions": [function files applied...], "current_version": n}. */

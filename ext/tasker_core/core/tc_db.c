@@ -109,6 +109,33 @@ static PGconn *connect_now(tc_pool_t *pool) {
   return conn;
 }
 
+/* Server notices and warnings (and a FATAL the server sends before closing an idle session) go
+ * through the engine log instead of libpq's default, which prints them on stderr. NOTICE, INFO
+ * and LOG are informational (e.g. "relation already exists, skipping" from a migration), so
+ * they are logged at info; WARNING at warn; DEBUG at debug; anything graver at warn, since the
+ * statement or connection that failed reports the error itself. */
+static void notice_receiver(void *arg, const PGresult *res) {
+  tc_runtime_t *rt = arg;
+  const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (!severity) severity = PQresultErrorField(res, PG_DIAG_SEVERITY);
+  if (!severity) severity = "NOTICE";
+  tc_log_level_t level = TC_LOG_WARN;
+  if (strcmp(severity, "NOTICE") == 0 || strcmp(severity, "INFO") == 0 || strcmp(severity, "LOG") == 0)
+    level = TC_LOG_INFO;
+  else if (strncmp(severity, "DEBUG", 5) == 0)
+    level = TC_LOG_DEBUG;
+  if (!tc_log_enabled(rt, level)) return;
+  const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  json_object *fields = json_object_new_object();
+  if (fields) {
+    json_object_object_add(fields, "pg_severity", json_object_new_string(severity));
+    if (sqlstate) json_object_object_add(fields, "sqlstate", json_object_new_string(sqlstate));
+  }
+  tc_log_fields(rt, level, "pg_notice", fields, "%s", primary ? primary : PQresultErrorMessage(res));
+  json_object_put(fields);
+}
+
 int tc_db_connect(tc_pool_t *pool, PGconn **out, tc_error_t *err) {
   PGconn *conn = connect_now(pool);
   if (!conn) return tc_error_set(err, TC_ENOMEM, "out of memory opening a database connection");
@@ -119,6 +146,7 @@ int tc_db_connect(tc_pool_t *pool, PGconn **out, tc_error_t *err) {
     PQfinish(conn);
     return TC_EDB;
   }
+  PQsetNoticeReceiver(conn, notice_receiver, pool->rt);
   *out = conn;
   return TC_OK;
 }

@@ -1,5 +1,5 @@
 /*
- * tc_util.c - allocation wrappers, errors, clocks, UUID v7 and leveled JSON logging.
+ * tc_util.c - allocation wrappers, errors, clocks and UUID v7 (logging: tc_log.c).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -147,66 +147,4 @@ bool tc_uuid_valid(const char *s) {
 
 const char *tc_json_str(json_object *obj) {
   return json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-}
-
-int tc_log_level_parse(const char *name) {
-  static const char *names[] = {"trace", "debug", "info", "warn", "error", "off"};
-  if (!name) return -1;
-  for (int i = 0; i <= TC_LOG_OFF; i++)
-    if (strcasecmp(name, names[i]) == 0) return i;
-  if (strcasecmp(name, "warning") == 0) return TC_LOG_WARN;
-  return -1;
-}
-
-static const char *level_name(tc_log_level_t level) {
-  static const char *names[] = {"trace", "debug", "info", "warn", "error", "off"};
-  return (level >= TC_LOG_TRACE && level <= TC_LOG_OFF) ? names[level] : "info";
-}
-
-void tc_runtime_set_log_sink(tc_runtime_t *rt, tc_log_sink_fn fn, void *data) {
-  pthread_mutex_lock(&rt->log_mu);
-  rt->sink = fn;
-  rt->sink_data = data;
-  pthread_mutex_unlock(&rt->log_mu);
-}
-
-void tc_log(tc_runtime_t *rt, tc_log_level_t level, const char *event, const char *fmt, ...) {
-  if (rt && (int)level < rt->log_level) return;
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
-  char when[64];
-  snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-
-  json_object *line = json_object_new_object();
-  if (!line) return;
-  json_object_object_add(line, "ts", json_object_new_string(when));
-  json_object_object_add(line, "level", json_object_new_string(level_name(level)));
-  json_object_object_add(line, "event", json_object_new_string(event));
-  json_object_object_add(line, "message", json_object_new_string(msg));
-  json_object_object_add(line, "pid", json_object_new_int((int)getpid()));
-  const char *text = tc_json_str(line);
-
-  tc_log_sink_fn sink = NULL;
-  void *data = NULL;
-  if (rt) {
-    pthread_mutex_lock(&rt->log_mu);
-    sink = rt->sink;
-    data = rt->sink_data;
-    pthread_mutex_unlock(&rt->log_mu);
-  }
-  if (sink) {
-    sink(data, level, text);
-  } else {
-    fprintf(stderr, "%s\n", text);
-  }
-  json_object_put(line);
 }
