@@ -74,6 +74,15 @@ module TaskerCore
       FFI.migrate
     end
 
+    # One line saying what a migrate! report did (bin/tasker migrate, rake tasker:migrate).
+    def migration_summary(report)
+      version = report["current_version"]
+      done = []
+      done << "applied migrations #{report['applied'].join(', ')}" unless report["applied"].empty?
+      done << "applied function files #{report['functions'].join(', ')}" unless report["functions"].to_a.empty?
+      done.empty? ? "schema is current (version #{version})" : "#{done.join('; ')} (now at version #{version})"
+    end
+
     # Stops the worker (if any) and closes every database connection.
     def shutdown!
       Worker.stop if Worker.running?

@@ -121,66 +121,9 @@ int tc_events_names(const char *kind, const char *from, const char *to, const ch
 
 /* ---- The feeder. ---- */
 
-/* $1: cursor (exclusive), $2: batch size. One JSON object per transition, in delivery order: time,
- * then per task the task's setup transitions, its steps' transitions (in template order), its other
- * transitions. */
-/* The horizon, in a statement of its own: the rows are read by the next statement, whose snapshot
- * is taken after this one saw which transactions were open, so every transaction it saw finished
- * is visible there. */
-static const char *HORIZON_SQL =
-    "SELECT to_jsonb((lpad(to_hex(floor(extract(epoch FROM least(clock_timestamp(),"
-    "    (SELECT min(CASE WHEN backend_xid IS NOT NULL THEN xact_start ELSE query_start END)"
-    "       FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()"
-    "         AND (backend_xid IS NOT NULL OR state = 'active')))) * 1000)::bigint), 12, '0')"
-    "    || '70008000000000000000')::uuid::text)";
-
-static const char *POLL_SQL =
-    "WITH h0 AS (SELECT $3::uuid AS upper),"
-    /* Committed transactions with rows at or past the horizon: none of their rows is read now. */
-    " late AS (SELECT x.xmin::text AS xid FROM tasker.task_transitions x, h0"
-    "   WHERE x.task_transition_uuid >= h0.upper"
-    "  UNION SELECT y.xmin::text FROM tasker.workflow_step_transitions y, h0"
-    "   WHERE y.workflow_step_transition_uuid >= h0.upper),"
-    " h AS (SELECT least(h0.upper,"
-    "   (SELECT x.task_transition_uuid FROM tasker.task_transitions x"
-    "     WHERE x.task_transition_uuid > $1::uuid AND x.task_transition_uuid < h0.upper"
-    "       AND x.xmin::text IN (SELECT xid FROM late) ORDER BY 1 LIMIT 1),"
-    "   (SELECT y.workflow_step_transition_uuid FROM tasker.workflow_step_transitions y"
-    "     WHERE y.workflow_step_transition_uuid > $1::uuid AND y.workflow_step_transition_uuid < h0.upper"
-    "       AND y.xmin::text IN (SELECT xid FROM late) ORDER BY 1 LIMIT 1)) AS upper FROM h0),"
-    " tr AS ("
-    "  (SELECT 'task'::text AS kind, x.task_transition_uuid AS uuid, x.task_uuid, NULL::uuid AS step_uuid,"
-    "     x.from_state::text AS from_state, x.to_state::text AS to_state, x.event::text AS event, NULL::int AS attempt,"
-    "     x.metadata, x.sort_key, x.created_at"
-    "   FROM tasker.task_transitions x, h"
-    "   WHERE x.task_transition_uuid > $1::uuid AND x.task_transition_uuid < h.upper"
-    "   ORDER BY x.task_transition_uuid LIMIT $2::int)"
-    "  UNION ALL"
-    "  (SELECT 'step', y.workflow_step_transition_uuid, y.task_uuid, y.workflow_step_uuid,"
-    "     y.from_state::text, y.to_state::text, y.event::text, y.attempt, y.metadata, y.sort_key, y.created_at"
-    "   FROM tasker.workflow_step_transitions y, h"
-    "   WHERE y.workflow_step_transition_uuid > $1::uuid AND y.workflow_step_transition_uuid < h.upper"
-    "   ORDER BY y.workflow_step_transition_uuid LIMIT $2::int))"
-    " SELECT jsonb_build_object('kind', tr.kind, 'transition_uuid', tr.uuid, 'task_uuid', tr.task_uuid,"
-    "   'step_uuid', tr.step_uuid, 'from_state', tr.from_state, 'to_state', tr.to_state,"
-    "   'transition_event', tr.event, 'attempt', coalesce(tr.attempt, s.attempts), 'metadata', tr.metadata,"
-    "   'transitioned_at', to_char(tr.created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
-    "   'task_name', nt.name, 'task_version', nt.version, 'namespace', t.namespace_name,"
-    "   'named_task_uuid', t.named_task_uuid, 'correlation_id', t.correlation_id,"
-    "   'parent_correlation_id', t.parent_correlation_id, 'step_name', s.name,"
-    "   'task_created_at', to_char(t.created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
-    "   'execution_duration', CASE WHEN tr.kind = 'task' AND tr.to_state IN"
-    "       ('complete', 'error', 'cancelled', 'resolved_manually')"
-    "     THEN round(extract(epoch FROM tr.created_at - t.created_at)::numeric, 6) END,"
-    "   'error', CASE WHEN tr.kind = 'step' AND tr.to_state IN ('error', 'waiting_for_retry')"
-    "     THEN coalesce(tr.metadata->'error', s.results->'error') END)::text"
-    " FROM tr JOIN tasker.tasks t ON t.task_uuid = tr.task_uuid"
-    " JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid"
-    " LEFT JOIN tasker.workflow_steps s ON s.workflow_step_uuid = tr.step_uuid"
-    " ORDER BY tr.created_at, tr.task_uuid,"
-    "   CASE WHEN tr.kind = 'step' THEN 1 WHEN tr.to_state IN ('initializing', 'enqueuing_steps')"
-    "     AND tr.from_state IS DISTINCT FROM 'waiting_for_dependencies' THEN 0 ELSE 2 END,"
-    "   s.position, tr.step_uuid, tr.sort_key";
+/* The horizon and the transitions below it: sql/functions/events_feed.sql. */
+static const char *HORIZON_SQL = "SELECT to_jsonb(tasker.events_horizon()::text)";
+static const char *POLL_SQL = "SELECT tasker.events_since($1::uuid, $2::integer, $3::uuid)";
 
 /* Copies src[from] into dst[to] as a new object: the event leaves this thread, the row does not. */
 static int copy_key(json_object *dst, json_object *src, const char *from, const char *to) {

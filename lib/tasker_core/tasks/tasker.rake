@@ -11,9 +11,7 @@ namespace :tasker do
   desc "Apply tasker_core's schema migrations (schema tasker) to the app's database"
   task migrate: :environment do
     report = TaskerCore::WorkerRunner.step($stdout, "tasker: migrating the tasker schema") { TaskerCore.migrate! }
-    applied = report["applied"]
-    puts(applied.empty? ? "tasker: schema is current (version #{report['current_version']})" :
-                          "tasker: applied migrations #{applied.join(', ')} (now at version #{report['current_version']})")
+    puts "tasker: #{TaskerCore.migration_summary(report)}"
   end
 
   desc "Run a tasker worker for the app's templates until SIGTERM/SIGINT (CONCURRENCY=n, NAMESPACES=a,b)"
