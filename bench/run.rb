@@ -486,10 +486,8 @@ module Bench
     # include each connection's backend), read from /proc: only for a server on this machine.
     def server_cpu_seconds
       @postmaster ||= begin
-        backend = Integer(Sql.value(@url, "SELECT pg_backend_pid()"))
-        File.read("/proc/#{backend}/stat").split(") ").last.split[1].to_i
-      rescue Errno::ENOENT
-        nil
+        pid_file = File.join(Sql.value(@url, "SHOW data_directory"), "postmaster.pid")
+        File.readable?(pid_file) ? File.readlines(pid_file).first.to_i : nil
       end
       return 0.0 unless @postmaster
 

@@ -23,7 +23,9 @@ RSpec.configure do |config|
   config.include SpecSupport::Database, :db
   config.include SpecSupport::Waiting, :db
 
-  config.before(:each, :db) do
+  # prepend: this file is loaded while the first :db group is being defined, after that group's own
+  # hooks; appended there, the clean-up would run after them (and wipe what they set up).
+  config.prepend_before(:each, :db) do
     SpecSupport::Database.clean!
     SpecSupport::Ledger.reset!
     TaskerCore::InputSchema.clear_cache!

@@ -4,8 +4,10 @@
 -- Claims up to p_limit enqueued steps of the given namespaces for worker p_worker, highest
 -- priority first, skipping rows other workers are claiming and steps of tasks that already ended.
 -- Each claim gets a fresh token and an expiry; returns one step event per claimed step. The claim
--- walks the claim index once per namespace (an ANY over namespaces cannot use its order), so it
--- costs the same with an empty queue and with a backlog.
+-- walks the claim index once per namespace (an ANY over namespaces cannot use its order), taking
+-- the first p_limit of each, then the best p_limit of those, so it costs the same with an empty
+-- queue and with a backlog. Rows locked there but not claimed stay locked only until the
+-- transaction ends.
 CREATE OR REPLACE FUNCTION tasker.claim_steps(p_worker uuid, p_namespaces text[], p_limit integer,
                                               p_visibility_seconds integer) RETURNS SETOF jsonb
 LANGUAGE plpgsql
@@ -20,46 +22,14 @@ BEGIN
     RETURN;
   END IF;
 
-  -- One namespace (the common case) walks the claim index directly; several take the first
-  -- p_limit of each through a lateral walk. The two statements differ only in their pick.
-  IF cardinality(p_namespaces) = 1 THEN
-    RETURN QUERY
-    WITH picked AS (
-      SELECT s.workflow_step_uuid FROM tasker.workflow_steps s
-      WHERE s.status = 'enqueued' AND s.namespace_name = p_namespaces[1]
-        -- A per-row check (not a join), so the plan walks the claim index, whatever the number
-        -- of running tasks.
-        AND (SELECT t.status FROM tasker.tasks t WHERE t.task_uuid = s.task_uuid) = 'steps_in_process'
-      ORDER BY s.priority DESC, s.ready_at
-      LIMIT p_limit
-      FOR UPDATE OF s SKIP LOCKED
-    ), claimed AS (
-      UPDATE tasker.workflow_steps s
-      SET status = 'in_progress', in_process = true, attempts = s.attempts + 1,
-          last_attempted_at = v_now, claim_owner = p_worker, claim_token = tasker.uuid_v7(),
-          claim_expires_at = v_now + make_interval(secs => p_visibility_seconds),
-          transition_seq = s.transition_seq + 1, updated_at = v_now
-      FROM picked WHERE s.workflow_step_uuid = picked.workflow_step_uuid
-      RETURNING s.*
-    ), logged AS (
-      INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
-        to_state, event, attempt, worker_uuid, sort_key, metadata)
-      SELECT c.workflow_step_uuid, c.task_uuid, 'enqueued', 'in_progress', 'start', c.attempts,
-             p_worker, c.transition_seq, jsonb_build_object('claim_token', c.claim_token)
-      FROM claimed c
-    )
-    SELECT tasker.step_event(c::tasker.workflow_steps) FROM claimed c;
-    RETURN;
-  END IF;
-
   RETURN QUERY
   WITH picked AS (
-    -- The first p_limit of each namespace in the claim index's order, then the best p_limit of
-    -- those. Rows locked here but not claimed stay locked only until this transaction ends.
     SELECT c.workflow_step_uuid FROM unnest(p_namespaces) AS ns(name)
     CROSS JOIN LATERAL (
       SELECT s.workflow_step_uuid, s.priority, s.ready_at FROM tasker.workflow_steps s
       WHERE s.status = 'enqueued' AND s.namespace_name = ns.name
+        -- A per-row check (not a join), so the plan walks the claim index, whatever the number
+        -- of running tasks.
         AND (SELECT t.status FROM tasker.tasks t WHERE t.task_uuid = s.task_uuid) = 'steps_in_process'
       ORDER BY s.priority DESC, s.ready_at
       LIMIT p_limit
