@@ -49,6 +49,7 @@ struct tc_flusher {
   tc_flush_item_t *head, *tail;
   bool flushing;
   PGconn *conn;            /* the leader's */
+  int waiting;              /* results submitted and not yet answered */
   long long flushes, results;
 };
 
@@ -84,10 +85,11 @@ void tc_flusher_abandon(tc_flusher_t *f) {
   if (f && f->conn && PQsocket(f->conn) >= 0) close(PQsocket(f->conn));
 }
 
-void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results) {
+void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results, int *waiting) {
   pthread_mutex_lock(&f->mu);
   *flushes = f->flushes;
   *results = f->results;
+  *waiting = f->waiting;
   pthread_mutex_unlock(&f->mu);
 }
 
@@ -201,6 +203,7 @@ static void lead(tc_flusher_t *f, tc_flush_item_t *mine) {
     f->flushes++;
     f->results += n;
     for (int i = 0; i < n; i++) batch[i]->done = true;
+    f->waiting -= n;
     pthread_cond_broadcast(&f->cv);
   }
 }
@@ -214,6 +217,7 @@ int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_
   if (f->tail) f->tail->link = &item;
   else f->head = &item;
   f->tail = &item;
+  f->waiting++;
   while (!item.done) {
     if (!f->flushing) lead(f, &item);
     else pthread_cond_wait(&f->cv, &f->mu);

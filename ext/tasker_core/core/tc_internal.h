@@ -182,7 +182,8 @@ int tc_flusher_new(tc_runtime_t *rt, const char *worker_uuid, const char *ns_lit
  * *outcome is its outcome, *next a step claimed for the caller (claim_next) or NULL. */
 int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_token, json_object *result,
                       bool claim_next, json_object **outcome, json_object **next, tc_error_t *err);
-void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results);
+/* Flushes run, results they applied, results submitted and not yet answered. */
+void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results, int *waiting);
 /* No submission may be waiting. */
 void tc_flusher_free(tc_flusher_t *f);
 /* In a forked child: closes the parent's socket without talking to the server. */

@@ -360,7 +360,9 @@ int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err) {
   bool claimer_alive = w->thread_started && w->started && !w->stopping;
   pthread_mutex_unlock(&w->mu);
   long long flushes = 0, flushed = 0;
-  tc_flusher_stats(w->flusher, &flushes, &flushed);
+  int flush_waiting = 0;
+  tc_flusher_stats(w->flusher, &flushes, &flushed, &flush_waiting);
+  json_object_object_add(s, "flush_waiting", json_object_new_int(flush_waiting));
   json_object_object_add(s, "flushes", json_object_new_int64(flushes));
   json_object_object_add(s, "flushed_results", json_object_new_int64(flushed));
   int64_t now = tc_now_ms(), tick = __atomic_load_n(&w->claimer_tick, __ATOMIC_RELAXED),
