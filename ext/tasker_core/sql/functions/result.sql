@@ -293,6 +293,8 @@ DECLARE
   v_now timestamp := clock_timestamp() AT TIME ZONE 'utc';
   v_tasks uuid[];
   v_fast bigint[];
+  v_fast_tasks uuid[];
+  v_ended uuid[];
   v_slow bigint[];
   v_out jsonb[];
   v_fast_out jsonb;
@@ -302,13 +304,16 @@ DECLARE
 BEGIN
   v_out := array_fill(NULL::jsonb, ARRAY[jsonb_array_length(p_results)]);
 
-  -- Lock the claims that are still current, in step uuid order, and sort the results: the fast
-  -- case needs its task running (read after the step's lock: a cancellation that got there first
-  -- already moved the step out of in_progress).
+  -- Lock the claims that are still current, in step uuid order, then their tasks in uuid order.
+  -- A result is a candidate for the common case by itself (a success of a step that creates no
+  -- steps, without domain events); it takes that path when its task is still running, read under
+  -- the task's lock (a cancellation leaves running steps alone, so it may commit while their claims
+  -- are locked here).
   SELECT coalesce(array_agg(DISTINCT c.task_uuid) FILTER (WHERE c.task_uuid IS NOT NULL), '{}'),
-         coalesce(array_agg(i.ord) FILTER (WHERE c.fast), '{}'),
-         coalesce(array_agg(i.ord) FILTER (WHERE c.fast IS NOT TRUE), '{}')
-  INTO v_tasks, v_fast, v_slow
+         coalesce(array_agg(i.ord ORDER BY i.ord) FILTER (WHERE c.candidate), '{}'),
+         coalesce(array_agg(c.task_uuid ORDER BY i.ord) FILTER (WHERE c.candidate), '{}'),
+         coalesce(array_agg(i.ord) FILTER (WHERE c.candidate IS NOT TRUE), '{}')
+  INTO v_tasks, v_fast, v_fast_tasks, v_slow
   FROM (SELECT (x.r->>'step_uuid')::uuid AS step, (x.r->>'claim_token')::uuid AS token, x.ord,
                coalesce((x.r->'result'->>'success')::boolean, false)
                AND coalesce(jsonb_array_length(CASE jsonb_typeof(x.r->'result'->'domain_events')
@@ -316,13 +321,16 @@ BEGIN
                AND jsonb_typeof(x.r->'result'->'domain_events') IS DISTINCT FROM 'object' AS plain
         FROM jsonb_array_elements(p_results) WITH ORDINALITY AS x(r, ord) ORDER BY 1) i
   LEFT JOIN LATERAL (
-    SELECT s.task_uuid,
-           i.plain AND s.step_type NOT IN ('decision', 'batchable')
-           AND (SELECT t.status FROM tasker.tasks t WHERE t.task_uuid = s.task_uuid) = 'steps_in_process' AS fast
+    SELECT s.task_uuid, i.plain AND s.step_type NOT IN ('decision', 'batchable') AS candidate
     FROM tasker.workflow_steps s
     WHERE s.workflow_step_uuid = i.step AND s.claim_token = i.token AND s.status = 'in_progress'
     FOR UPDATE OF s) c ON true;
-  PERFORM 1 FROM tasker.tasks WHERE task_uuid = ANY (v_tasks) ORDER BY task_uuid FOR UPDATE;
+  SELECT coalesce(array_agg(t.task_uuid) FILTER (WHERE t.status <> 'steps_in_process'), '{}') INTO v_ended
+  FROM (SELECT task_uuid, status FROM tasker.tasks WHERE task_uuid = ANY (v_tasks) ORDER BY task_uuid FOR UPDATE) t;
+  IF cardinality(v_ended) > 0 THEN
+    v_slow := v_slow || ARRAY(SELECT f.ord FROM unnest(v_fast, v_fast_tasks) AS f(ord, task) WHERE f.task = ANY (v_ended));
+    v_fast := ARRAY(SELECT f.ord FROM unnest(v_fast, v_fast_tasks) AS f(ord, task) WHERE f.task <> ALL (v_ended));
+  END IF;
 
   IF cardinality(v_fast) > 0 THEN
     WITH input AS (
