@@ -1,6 +1,8 @@
 -- Task creation: one transaction inserts the task, its initial steps, edges and first transitions.
 
-CREATE OR REPLACE FUNCTION tasker.create_task(p_task_uuid uuid, p_request jsonb) RETURNS jsonb
+-- The creation itself, shared by create_task and create_tasks. p_notify false leaves the
+-- notification of the namespace's workers to the caller (create_tasks sends one per namespace).
+CREATE OR REPLACE FUNCTION tasker.insert_task(p_task_uuid uuid, p_request jsonb, p_notify boolean) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_ns_name text := coalesce(p_request->>'namespace', 'default');
@@ -112,13 +114,20 @@ BEGIN
            (v_task, 'initializing', 'enqueuing_steps', 'ready_steps_found', 3,
             jsonb_build_object('count', v_roots), v_now),
            (v_task, 'enqueuing_steps', 'steps_in_process', 'steps_enqueued', 4, '{}', v_now);
-    PERFORM pg_notify('tasker_steps_' || v_ns_name, '');
+    IF p_notify THEN
+      PERFORM pg_notify('tasker_steps_' || v_ns_name, '');
+    END IF;
   END IF;
 
   RETURN jsonb_build_object('task_uuid', v_task, 'status', v_status,
                             'correlation_id', p_request->>'correlation_id', 'created', true,
-                            'step_count', v_total);
+                            'step_count', v_total, 'namespace', v_ns_name);
 END $$;
+
+CREATE OR REPLACE FUNCTION tasker.create_task(p_task_uuid uuid, p_request jsonb) RETURNS jsonb
+LANGUAGE sql AS $$
+  SELECT tasker.insert_task(p_task_uuid, p_request, true) - 'namespace'
+$$;
 
 -- create_task answering with the whole TaskResponse (plus "created" and "step_count"), in the same
 -- round trip. Under a concurrent duplicate the read runs after create_task's wait for the other
@@ -132,4 +141,49 @@ BEGIN
   v_task := tasker.get_task((v_created->>'task_uuid')::uuid);
   RETURN v_task || jsonb_build_object('created', v_created->'created',
                                       'step_count', coalesce(v_created->'step_count', v_task->'total_steps'));
+END $$;
+
+-- Many tasks in one transaction: p_requests is an array of create_task requests, each with its
+-- "task_uuid" (the uuid a new task gets). Each goes through insert_task in order, so a repeated
+-- identity within the batch, or one that already exists, gives back the existing task
+-- ("created": false), exactly as one create_task after another would. The workers of each
+-- namespace that received steps are notified once. The answer is an array of create_task_response
+-- answers in request order. An error names the request's index and aborts the whole batch.
+CREATE OR REPLACE FUNCTION tasker.create_tasks(p_requests jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_i integer := 0;   -- requests done; the one being created is requests[v_i] (0-based)
+  v_req jsonb;
+  v_created jsonb;
+  v_uuids uuid[] := '{}';
+  v_flags jsonb[] := '{}';  -- subscript assignment appends in place (an expanded array)
+  v_notify text[] := '{}';
+  v_state text;
+  v_message text;
+BEGIN
+  BEGIN
+    FOR v_req IN SELECT r FROM jsonb_array_elements(p_requests) AS x(r) LOOP
+      v_created := tasker.insert_task((v_req->>'task_uuid')::uuid, v_req - 'task_uuid', false);
+      v_i := v_i + 1;
+      v_uuids[v_i] := (v_created->>'task_uuid')::uuid;
+      v_flags[v_i] := jsonb_strip_nulls(jsonb_build_object('created', v_created->'created',
+                                                           'step_count', v_created->'step_count'));
+      IF (v_created->>'created')::boolean AND (v_created->>'step_count')::integer > 0
+         AND NOT (v_created->>'namespace' = ANY (v_notify)) THEN
+        v_notify := v_notify || (v_created->>'namespace');
+      END IF;
+    END LOOP;
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+    RAISE EXCEPTION 'requests[%]: %', v_i, v_message USING ERRCODE = v_state;
+  END;
+
+  PERFORM pg_notify('tasker_steps_' || ns, '') FROM unnest(v_notify) AS ns;
+
+  RETURN (SELECT coalesce(jsonb_agg(t.task || jsonb_build_object(
+                   'created', v_flags[t.ord::integer]->'created',
+                   'step_count', coalesce(v_flags[t.ord::integer]->'step_count', t.task->'total_steps'))
+                 ORDER BY t.ord), '[]'::jsonb)
+          FROM (SELECT u.ord, tasker.get_task(u.uuid) AS task
+                FROM unnest(v_uuids) WITH ORDINALITY AS u(uuid, ord)) AS t);
 END $$;
