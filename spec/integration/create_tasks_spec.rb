@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "json"
 require "spec_helper"
 
 RSpec.describe "TaskerCore::Client.create_tasks" do
@@ -34,10 +35,8 @@ RSpec.describe "TaskerCore::Client.create_tasks" do
     expect(steps["diamond_end"].dig("results", "result", "result")).to eq(2**16)
   end
 
-  it "creates the same rows as create_task" do
-    single = TaskerCore::Client.create_task(**request(2, idempotency_key: "single"))
-    batched = TaskerCore::Client.create_tasks([request(2, idempotency_key: "batched")]).first
-    shape = lambda do |uuid|
+  # The rows of a task that do not depend on its uuids or the clock.
+  def shape(uuid)
       psql("SELECT name, status, pending_parents, position, handler_callable, transition_seq, retryable, " \
            "max_attempts, priority, inputs FROM tasker.workflow_steps WHERE task_uuid = '#{uuid}' ORDER BY position") +
         psql("SELECT from_state, to_state, event, sort_key, metadata FROM tasker.task_transitions " \
@@ -50,10 +49,73 @@ RSpec.describe "TaskerCore::Client.create_tasks" do
              "ON c.workflow_step_uuid = e.to_step_uuid WHERE e.task_uuid = '#{uuid}' ORDER BY 1, 2") +
         psql("SELECT namespace_name, status, complete, initiator, source_system, reason, tags, context, priority, " \
              "total_steps, unfinished_steps, active_steps, transition_seq FROM tasker.tasks WHERE task_uuid = '#{uuid}'")
+  end
+
+  # Runs a batch through the SQL function itself and tells whether it went one request after
+  # another (create_tasks_in_order) rather than set-based.
+  def in_order?(requests, function: "create_tasks")
+    # What the core sends: each request with its task's uuid and a correlation id.
+    batch = requests.map do |r|
+      { "correlation_id" => TaskerCore::FFI.uuid_v7 }.merge(TaskerCore::Client.task_request(**r),
+                                                            "task_uuid" => TaskerCore::FFI.uuid_v7)
     end
-    expect(shape.call(batched.task_uuid)).to eq(shape.call(single.task_uuid))
+    json = JSON.generate(batch).gsub("'", "''")
+    calls = psql_value("SET track_functions = 'all'; SELECT tasker.#{function}('#{json}'::jsonb); " \
+                       "SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions " \
+                       "WHERE funcname = 'create_tasks_in_order'")
+    calls.to_i.positive?
+  end
+
+  it "creates the same rows as create_task, set-based" do
+    single = TaskerCore::Client.create_task(**request(2, idempotency_key: "single"))
+    batched = TaskerCore::Client.create_tasks([request(2, idempotency_key: "batched")]).first
+    expect(shape(batched.task_uuid)).to eq(shape(single.task_uuid))
     expect(batched.to_h.except(:task_uuid, :correlation_id, :created_at, :updated_at, :steps))
       .to eq(single.to_h.except(:task_uuid, :correlation_id, :created_at, :updated_at, :steps))
+  end
+
+  it "creates the same rows set-based as one request after another, for every template shape" do
+    requests = %w[diamond_workflow tree_workflow linear_workflow].flat_map do |name|
+      [request(2, name: name, tags: %w[a b], priority: 3, reason: "r"), request(4, name: name, idempotency_key: "k-#{name}")]
+    end
+    uuids = -> { psql("SELECT task_uuid FROM tasker.tasks ORDER BY created_at, task_uuid").flatten }
+    expect(in_order?(requests)).to be(false)
+    set_based = uuids.call.map { |uuid| shape(uuid) }
+    psql("TRUNCATE tasker.tasks CASCADE")
+    in_order?(requests, function: "create_tasks_in_order")
+    in_order = uuids.call.map { |uuid| shape(uuid) }
+    psql("TRUNCATE tasker.tasks CASCADE")
+    requests.each { |r| TaskerCore::Client.create_task(**r) }
+    one_by_one = uuids.call.map { |uuid| shape(uuid) }
+    expect(set_based.size).to eq(6)
+    expect(set_based.sort_by(&:to_s)).to eq(one_by_one.sort_by(&:to_s))
+    expect(in_order.sort_by(&:to_s)).to eq(one_by_one.sort_by(&:to_s))
+  end
+
+  it "takes batches with repeated identities set-based, and falls back to one request after another to name an error" do
+    TaskerCore::Client.create_task(**request(2, idempotency_key: "k"))
+    expect(in_order?([request(2, idempotency_key: "k"), request(4), request(4), request(6)])).to be(false)
+    expect { TaskerCore::Client.create_tasks([request(14), request(16, requested_at: "not a time")]) }
+      .to raise_error(TaskerCore::Errors::ValidationError, /requests\[1\]: invalid input syntax for type timestamp/)
+    expect(psql_value("SELECT count(*) FROM tasker.tasks WHERE context->>'even_number' IN ('14', '16')")).to eq("0")
+  end
+
+  it "keeps the template's identity strategy" do
+    %w[caller_provided always_unique].each do |strategy|
+      TaskerCore::FFI.template_register({ "name" => "#{strategy}_task", "namespace_name" => "ids", "version" => "1.0.0",
+                                          "identity_strategy" => strategy,
+                                          "steps" => [{ "name" => "only", "handler" => { "callable" => "X" } }] })
+    end
+    ids = ->(strategy, **options) { { name: "#{strategy}_task", namespace: "ids", context: { a: 1 }, **options } }
+    unique = TaskerCore::Client.create_tasks([ids.call("always_unique"), ids.call("always_unique")])
+    expect(unique.map(&:created)).to eq([true, true])
+    expect(unique.map(&:task_uuid).uniq.size).to eq(2)
+    keyed = TaskerCore::Client.create_tasks([ids.call("caller_provided", idempotency_key: "k1"),
+                                             ids.call("caller_provided", idempotency_key: "k1")])
+    expect(keyed.map(&:created)).to eq([true, false])
+    expect { TaskerCore::Client.create_tasks([ids.call("caller_provided", idempotency_key: "k2"), ids.call("caller_provided")]) }
+      .to raise_error(TaskerCore::Errors::ValidationError, /\Arequests\[1\]: idempotency_key is required/)
+    expect(task_count).to eq(3)
   end
 
   it "notifies each namespace's workers" do
