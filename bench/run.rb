@@ -12,7 +12,8 @@
 #   BENCH_JSON                 where to write the results (default bench/results/latest.json)
 #   BENCH_THREADS              handler threads per worker process in the throughput runs (default 16)
 #   BENCH_ONLY                 a comma-separated subset to run: shape keys (linear, diamond, ...),
-#                              components, statements, create_task, drain, load, memory (default: all)
+#                              components, statements, create_task, create_tasks, drain, load, memory
+#                              (default: all)
 #
 # Prints a table (figure, P50/P95/P99 or value, floor, ratio, target, PASS/MISS, reference) and
 # writes the same figures as JSON.
@@ -123,6 +124,7 @@ module Bench
         @results["statements"] = statement_counts if part?("statements")
         stop_in_process_worker
         @results["create_task"] = create_task_latency if part?("create_task")
+        @results["create_tasks"] = create_tasks_batch if part?("create_tasks")
         @results["throughput"] = { "drain" => (drain if part?("drain")), "load" => (load_run if part?("load")) }.compact
         @results["memory"] = memory_run if part?("memory")
         report
@@ -394,6 +396,37 @@ module Bench
       { "typed_ms" => Stats.summary(typed), "ffi_ms" => Stats.summary(raw) }
     end
 
+    # 10,000 four-step linear tasks through one create_tasks call (no worker serving them): typed
+    # (Client, TaskResponse structs) and raw (FFI, Hashes); beside them the same count through one
+    # create_task call after another (FFI), in the same run.
+    def create_tasks_batch
+      n = TaskerCore::FFI::CREATE_TASKS_MAX
+      base = { "name" => "bench_linear", "namespace" => "bench", "version" => "1.0.0",
+               "initiator" => "bench", "source_system" => "bench", "reason" => "bench" }
+      requests = ->(tag) { Array.new(n) { |i| base.merge("context" => { "even_number" => 6, tag => i }) } }
+      typed_requests = requests.call("bt").map { |r| r.transform_keys(&:to_sym) }
+      t0 = Probe.now
+      typed = TaskerCore::Client.create_tasks(typed_requests)
+      typed_s = Probe.now - t0
+      raise "create_tasks answered #{typed.size} tasks" unless typed.size == n && typed.all? { |t| t.created == true }
+
+      raw_requests = requests.call("br")
+      t0 = Probe.now
+      raw = TaskerCore::FFI.client_create_tasks(raw_requests)
+      raw_s = Probe.now - t0
+      raise "create_tasks answered #{raw.size} tasks" unless raw.size == n
+
+      one_by_one = requests.call("bo")
+      t0 = Probe.now
+      one_by_one.each { |r| TaskerCore::FFI.client_create_task(r) }
+      single_s = Probe.now - t0
+      puts format("create_tasks: %d tasks in one call: %.3f s typed (%.0f tasks/s), %.3f s FFI (%.0f tasks/s); " \
+                  "one create_task at a time: %.3f s (%.0f tasks/s)", n, typed_s, n / typed_s, raw_s, n / raw_s,
+                  single_s, n / single_s)
+      puts
+      { "tasks" => n, "typed_s" => typed_s, "ffi_s" => raw_s, "create_task_loop_s" => single_s }
+    end
+
     # ---- throughput: separate worker processes ----
 
     def spawn_worker(namespace, concurrency)
@@ -580,6 +613,14 @@ module Bench
       c && rows << { figure: "create_task, 4 steps (FFI Hash)", value: format("P50 %.3f / P95 %.3f ms", c["ffi_ms"]["p50"],
                                                                            c["ffi_ms"]["p95"]),
                 floor: format("1 commit = %.3f ms", commit), ratio: c["ffi_ms"]["p50"] / commit }
+      b = @results["create_tasks"]
+      b && rows << { figure: "#{b['tasks']} tasks through create_tasks (typed)",
+                value: format("%.3f s, %.0f tasks/s", b["typed_s"], b["tasks"] / b["typed_s"]),
+                target: "<= 0.5 s", verdict: b["typed_s"] <= 0.5 ? "PASS" : "MISS",
+                reference: format("%d create_task calls: %.3f s", b["tasks"], b["create_task_loop_s"]) }
+      b && rows << { figure: "#{b['tasks']} tasks through create_tasks (FFI Hash)",
+                value: format("%.3f s, %.0f tasks/s", b["ffi_s"], b["tasks"] / b["ffi_s"]),
+                target: "<= 0.5 s", verdict: b["ffi_s"] <= 0.5 ? "PASS" : "MISS" }
       pickup = @results.dig("components", "pickup_ms")
       pickup && rows << { figure: "pickup (create returned -> handler start)",
                 value: format("P50 %.3f / P95 %.3f ms", pickup["p50"], pickup["p95"]),

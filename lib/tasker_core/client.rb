@@ -41,6 +41,49 @@ module TaskerCore
         data
       end
 
+      # The request Hash FFI.client_create_task takes, after the checks done in Ruby: unknown
+      # options, plain data, the template's input_schema.
+      def task_request(name:, namespace: DEFAULTS[:namespace], context: {}, version: DEFAULTS[:version],
+                       initiator: DEFAULTS[:initiator], source_system: DEFAULTS[:source_system],
+                       reason: DEFAULTS[:reason], **options)
+        unknown = options.keys - OPTIONS
+        unless unknown.empty?
+          raise Errors::ValidationError.new("unknown create_task option#{'s' if unknown.size > 1} " \
+                                            "#{unknown.join(', ')} (known: #{OPTIONS.join(', ')})",
+                                            field: unknown.first.to_s)
+        end
+
+        TaskerCore.boot!
+        request = { "name" => name, "namespace" => namespace, "version" => version,
+                    "context" => PlainData.call(context), "initiator" => initiator,
+                    "source_system" => source_system, "reason" => reason }
+        options.each { |key, value| request[key.to_s] = PlainData.call(value) unless value.nil? }
+        if request["context"].is_a?(Hash)
+          InputSchema.validate!(namespace: namespace, name: name, version: version, context: request["context"])
+        end
+        request
+      end
+
+      # task_request for requests[index] of create_tasks: a refusal names the index.
+      def indexed_task_request(request, index)
+        unless request.is_a?(Hash)
+          raise Errors::ValidationError.new("requests[#{index}]: the task request must be a Hash, got #{request.class}",
+                                            field: "requests[#{index}]")
+        end
+        args = request.transform_keys(&:to_sym)
+        unless args.key?(:name)
+          raise Errors::ValidationError.new("requests[#{index}]: name is required (the template name)",
+                                            field: "requests[#{index}].name")
+        end
+        task_request(**args)
+      rescue Errors::ValidationError => e
+        raise e if e.message.start_with?("requests[#{index}]")
+
+        raise Errors::ValidationError.new("requests[#{index}]: #{e.message}",
+                                          field: e.field && "requests[#{index}].#{e.field}",
+                                          error_code: e.error_code, context: e.context)
+      end
+
       # An Array of type, or the plain Array when any element does not match.
       def typed_list(type, list)
         items = list.map { |item| typed(type, item) }
@@ -56,22 +99,30 @@ module TaskerCore
     def create_task(name:, namespace: DEFAULTS[:namespace], context: {}, version: DEFAULTS[:version],
                     initiator: DEFAULTS[:initiator], source_system: DEFAULTS[:source_system],
                     reason: DEFAULTS[:reason], **options)
-      unknown = options.keys - OPTIONS
-      unless unknown.empty?
-        raise Errors::ValidationError.new("unknown create_task option#{'s' if unknown.size > 1} " \
-                                          "#{unknown.join(', ')} (known: #{OPTIONS.join(', ')})",
-                                          field: unknown.first.to_s)
-      end
-
-      TaskerCore.boot!
-      request = { "name" => name, "namespace" => namespace, "version" => version,
-                  "context" => PlainData.call(context), "initiator" => initiator,
-                  "source_system" => source_system, "reason" => reason }
-      options.each { |key, value| request[key.to_s] = PlainData.call(value) unless value.nil? }
-      if request["context"].is_a?(Hash)
-        InputSchema.validate!(namespace: namespace, name: name, version: version, context: request["context"])
-      end
+      request = Client.task_request(name: name, namespace: namespace, context: context, version: version,
+                                    initiator: initiator, source_system: source_system, reason: reason, **options)
       Client.typed(T::TaskResponse, FFI.client_create_task(request))
+    end
+
+    # Creates many tasks in one transaction (one round trip): requests is an Array of Hashes with
+    # create_task's keywords (name:, namespace:, context:, ..., idempotency_key:). Each follows
+    # create_task's validation and identity rules, also against the other requests of the batch.
+    # A refused request raises Errors::ValidationError naming its index ("requests[3]: ...") and
+    # nothing is created. At most FFI::CREATE_TASKS_MAX (10,000) requests per call. Returns an
+    # Array of TaskResponse in request order.
+    def create_tasks(requests)
+      unless requests.is_a?(Array)
+        raise Errors::ValidationError.new("requests must be an Array of task request Hashes, got #{requests.class}",
+                                          field: "requests")
+      end
+      if requests.size > FFI::CREATE_TASKS_MAX
+        raise Errors::ValidationError.new("requests has #{requests.size} task requests; the limit is " \
+                                          "#{FFI::CREATE_TASKS_MAX} per call", field: "requests")
+      end
+      return [] if requests.empty?
+
+      batch = requests.each_with_index.map { |request, i| Client.indexed_task_request(request, i) }
+      Client.typed_list(T::TaskResponse, FFI.client_create_tasks(batch))
     end
 
     # The task with its execution summary and its steps' readiness.

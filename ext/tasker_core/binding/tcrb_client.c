@@ -18,6 +18,34 @@ static VALUE tcrb_client_m_create_task(VALUE self, VALUE request) {
   return tcrb_call_run(&call);
 }
 
+static int create_many_fn(tcrb_call_t *call) {
+  return tc_client_create_tasks(call->rt, call->in, &call->out, &call->err);
+}
+
+/* FFI.client_create_tasks(array_of_request_hashes) -> Array of client_create_task answers, in order */
+static VALUE tcrb_client_m_create_tasks(VALUE self, VALUE requests) {
+  tc_runtime_t *rt = tcrb_runtime();
+  if (!RB_TYPE_P(requests, T_ARRAY)) tcrb_raise_validation("requests must be an Array of task request Hashes");
+  long n = RARRAY_LEN(requests);
+  if (n > TC_CLIENT_CREATE_TASKS_MAX) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "requests has %ld task requests; the limit is %d per call", n, TC_CLIENT_CREATE_TASKS_MAX);
+    tcrb_raise_validation(msg);
+  }
+  for (long i = 0; i < n; i++) {
+    if (!RB_TYPE_P(rb_ary_entry(requests, i), T_HASH)) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "requests[%ld]: the task request must be a Hash", i);
+      tcrb_raise_validation(msg);
+    }
+  }
+  char msg[700];
+  json_object *reqs = NULL;
+  if (tcrb_value_to_json(requests, "requests", &reqs, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
+  tcrb_call_t call = {.fn = create_many_fn, .rt = rt, .in = reqs};
+  return tcrb_call_run(&call);
+}
+
 /* FFI.client_get_task(task_uuid) -> the task with its execution summary and steps */
 static int get_task_fn(tcrb_call_t *call) {
   return tc_client_get_task(call->rt, call->s1, &call->out, &call->err);
@@ -129,6 +157,8 @@ static VALUE tcrb_client_m_health_check(VALUE self) {
 
 void tcrb_client_init(void) {
   rb_define_module_function(tcrb_mFFI, "client_create_task", tcrb_client_m_create_task, 1);
+  rb_define_module_function(tcrb_mFFI, "client_create_tasks", tcrb_client_m_create_tasks, 1);
+  rb_define_const(tcrb_mFFI, "CREATE_TASKS_MAX", INT2NUM(TC_CLIENT_CREATE_TASKS_MAX));
   rb_define_module_function(tcrb_mFFI, "client_get_task", tcrb_client_m_get_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_list_tasks", tcrb_client_m_list_tasks, 4);
   rb_define_module_function(tcrb_mFFI, "client_cancel_task", tcrb_client_m_cancel_task, 1);

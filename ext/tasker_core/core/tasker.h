@@ -175,6 +175,16 @@ int tc_template_list(tc_runtime_t *rt, const char *ns, json_object **out, tc_err
  * returned instead) and "step_count". */
 int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **out,
                           tc_error_t *err);
+/* The most requests one tc_client_create_tasks call takes. */
+#define TC_CLIENT_CREATE_TASKS_MAX 10000
+/* requests: an array of tc_client_create_task requests (at most TC_CLIENT_CREATE_TASKS_MAX), created
+ * in one transaction by one statement. Every request is validated first as tc_client_create_task
+ * validates it; a refusal is TC_EINVAL whose message begins "requests[i]: " (i counts from 0) and
+ * nothing is sent. The identity rules are create_task's, also between requests of the same batch
+ * (a repeated identity answers the task of its first occurrence, "created": false). An error of
+ * the database names its request the same way, and nothing is created. *out: an array of
+ * tc_client_create_task answers in request order ([] for no requests, without a round trip). */
+int tc_client_create_tasks(tc_runtime_t *rt, json_object *requests, json_object **out, tc_error_t *err);
 /* *out: the task with its execution summary and "steps" (SPEC 5 TaskResponse, SPEC 2.7 readiness). */
 int tc_client_get_task(tc_runtime_t *rt, const char *task_uuid, json_object **out,
                        tc_error_t *err);

@@ -155,6 +155,77 @@ int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **
   return TC_OK;
 }
 
+/* Adds key: value to obj, taking value; false (value released) when out of memory. */
+static bool put(json_object *obj, const char *key, json_object *value) {
+  if (!value) return false;
+  if (json_object_object_add(obj, key, value) != 0) {
+    json_object_put(value);
+    return false;
+  }
+  return true;
+}
+
+/* Puts "requests[i]: " before the message of a refused request. */
+static int name_request(tc_error_t *err, size_t i, int rc) {
+  if (!err) return rc;
+  char prefix[48];
+  int len = snprintf(prefix, sizeof prefix, "requests[%zu]: ", i);
+  size_t cap = sizeof err->message;
+  size_t room = cap - 1 - (size_t)len;
+  size_t keep = strnlen(err->message, room);
+  memmove(err->message + len, err->message, keep);
+  memcpy(err->message, prefix, (size_t)len);
+  err->message[len + keep] = '\0';
+  return rc;
+}
+
+int tc_client_create_tasks(tc_runtime_t *rt, json_object *requests, json_object **out, tc_error_t *err) {
+  if (!requests || !json_object_is_type(requests, json_type_array))
+    return tc_error_set(err, TC_EINVAL, "requests must be an array of task requests");
+  size_t n = json_object_array_length(requests);
+  if (n > TC_CLIENT_CREATE_TASKS_MAX)
+    return tc_error_set(err, TC_EINVAL, "requests has %zu task requests; the limit is %d per call", n,
+                        TC_CLIENT_CREATE_TASKS_MAX);
+  json_object *batch = json_object_new_array_ext((int)(n ? n : 1));
+  if (!batch) return tc_error_set(err, TC_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    json_object *req = NULL;
+    int rc = build_request(json_object_array_get_idx(requests, i), &req, err);
+    if (rc != TC_OK) {
+      json_object_put(batch);
+      return name_request(err, i, rc);
+    }
+    char task_uuid[37];
+    tc_uuid_v7(task_uuid);
+    /* put() keeps its value only on success; a failed array add leaves req to us. */
+    bool ok = put(req, "task_uuid", json_object_new_string(task_uuid));
+    if (!ok || json_object_array_add(batch, req) != 0) {
+      json_object_put(req);
+      json_object_put(batch);
+      return tc_error_set(err, TC_ENOMEM, "out of memory");
+    }
+  }
+  if (n == 0) {
+    *out = batch;
+    return TC_OK;
+  }
+  const char *params[] = {tc_json_str(batch)};
+  if (!params[0]) {
+    json_object_put(batch);
+    return tc_error_set(err, TC_ENOMEM, "out of memory");
+  }
+  json_object *res = NULL;
+  int rc = client_query(rt, "SELECT tasker.create_tasks($1::jsonb)", 1, params, &res, err);
+  json_object_put(batch);
+  if (rc != TC_OK) return rc;
+  if (!res || !json_object_is_type(res, json_type_array) || json_object_array_length(res) != n) {
+    json_object_put(res);
+    return tc_error_set(err, TC_EDB, "create_tasks did not answer one task per request");
+  }
+  *out = res;
+  return TC_OK;
+}
+
 static int read_by_uuid(tc_runtime_t *rt, const char *sql, const char *what, const char *uuid,
                         json_object **out, tc_error_t *err) {
   int rc = tc_uuid_require(uuid, what, err);
@@ -276,16 +347,6 @@ static int64_t now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* Adds key: value to obj, taking value; false (value released) when out of memory. */
-static bool put(json_object *obj, const char *key, json_object *value) {
-  if (!value) return false;
-  if (json_object_object_add(obj, key, value) != 0) {
-    json_object_put(value);
-    return false;
-  }
-  return true;
 }
 
 int tc_client_health_check(tc_runtime_t *rt, json_object **out, tc_error_t *err) {

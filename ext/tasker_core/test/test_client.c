@@ -58,6 +58,7 @@ void test_client(const char *url) {
   CHECK(rc == TC_OK && task && !boolean(task, "created") && strcmp(str(task, "task_uuid"), task_uuid) == 0,
         "duplicate create: %s", err.message);
   json_object_put(task);
+
   json_object_put(req);
 
   /* Lists: a page of one namespace, and every refusal naming its field. */
@@ -127,5 +128,43 @@ void test_client(const char *url) {
             integer(health, "schema_version") == tc_schema_version(),
         "health: %s", health ? json_object_to_json_string(health) : err.message);
   json_object_put(health);
+  /* A batch: the repeated identity answers the existing task, the new one is created, in order;
+   * a refused request names its index and nothing is sent; an empty batch; the limit. */
+  snprintf(text, sizeof text,
+           "[{\"name\":\"duo\",\"namespace\":\"%s\",\"context\":{\"k\":1}},"
+           "{\"name\":\"duo\",\"namespace\":\"%s\",\"context\":{\"k\":2}},"
+           "{\"name\":\"duo\",\"namespace\":\"%s\",\"context\":{\"k\":2}}]",
+           ns, ns, ns);
+  json_object *batch = parse(text);
+  json_object *tasks = NULL;
+  rc = tc_client_create_tasks(rt, batch, &tasks, &err);
+  CHECK_RC(rc, err);
+  if (tasks) {
+    CHECK(json_object_array_length(tasks) == 3, "three answers");
+    json_object *a = json_object_array_get_idx(tasks, 0), *b = json_object_array_get_idx(tasks, 1),
+                *c = json_object_array_get_idx(tasks, 2);
+    CHECK(a && b && c && !boolean(a, "created") && strcmp(str(a, "task_uuid"), task_uuid) == 0 && boolean(b, "created") &&
+              integer(b, "step_count") == 2 && !boolean(c, "created") &&
+              strcmp(str(b, "task_uuid"), str(c, "task_uuid")) == 0,
+          "batch answers: %s", json_object_to_json_string(tasks));
+  }
+  json_object_put(tasks);
+  tasks = NULL;
+  json_object_array_add(batch, parse("{\"name\":\"duo\",\"context\":[1]}"));
+  rc = tc_client_create_tasks(rt, batch, &tasks, &err);
+  CHECK(rc == TC_EINVAL && tasks == NULL && strncmp(err.message, "requests[3]: context must be an object", 38) == 0,
+        "%s", err.message);
+  json_object_put(batch);
+  batch = json_object_new_array();
+  rc = tc_client_create_tasks(rt, batch, &tasks, &err);
+  CHECK(rc == TC_OK && tasks && json_object_array_length(tasks) == 0, "empty batch");
+  json_object_put(tasks);
+  tasks = NULL;
+  for (int i = 0; i <= TC_CLIENT_CREATE_TASKS_MAX; i++) json_object_array_add(batch, json_object_new_object());
+  rc = tc_client_create_tasks(rt, batch, &tasks, &err);
+  CHECK(rc == TC_EINVAL && tasks == NULL && strstr(err.message, "the limit is 10000"), "%s", err.message);
+  json_object_put(batch);
+  rc = tc_client_create_tasks(rt, NULL, &tasks, &err);
+  CHECK(rc == TC_EINVAL && strstr(err.message, "requests must be an array"), "%s", err.message);
   tc_runtime_free(rt);
 }

@@ -43,6 +43,13 @@ module TaskerCore
           new.create_task(context: context, **options)
         end
 
+        # Creates many tasks of this template in one transaction: requests is an Array of Hashes
+        # of create_task's keywords ({context:, idempotency_key:, priority:, ...}). Returns an
+        # Array of TaskResponse in request order (see Client.create_tasks).
+        def create_tasks(requests)
+          new.create_tasks(requests)
+        end
+
         def underscore(text)
           text.gsub(/([A-Z\d]+)([A-Z][a-z])/, '\1_\2').gsub(/([a-z\d])([A-Z])/, '\1_\2').downcase
         end
@@ -55,6 +62,27 @@ module TaskerCore
                            version: self.class.version, context: context, **options)
       end
 
+      def create_tasks(requests)
+        unless requests.is_a?(Array)
+          raise Errors::ValidationError.new("requests must be an Array of task request Hashes, got #{requests.class}",
+                                            field: "requests")
+        end
+        batch = requests.each_with_index.map do |request, i|
+          unless request.is_a?(Hash)
+            raise Errors::ValidationError.new("requests[#{i}]: the task request must be a Hash, got #{request.class}",
+                                              field: "requests[#{i}]")
+          end
+          options = request.transform_keys(&:to_sym)
+          context = options.delete(:context)
+          context = with_index(i) do
+            initialize_task_context(PlainData.call(context || {})).tap { |c| validate_task_request(c) }
+          end
+          options.merge(name: self.class.task_name, namespace: self.class.namespace, version: self.class.version,
+                        context: context)
+        end
+        Client.create_tasks(batch)
+      end
+
       # Override to add to the context before the task is created (call super).
       def initialize_task_context(context)
         context
@@ -63,6 +91,16 @@ module TaskerCore
       # Override to refuse a request beyond the template's input_schema: raise
       # TaskerCore::Errors::ValidationError naming the field.
       def validate_task_request(_context); end
+
+      private
+
+      # A ValidationError raised for requests[index] names the index.
+      def with_index(index)
+        yield
+      rescue Errors::ValidationError => e
+        raise Errors::ValidationError.new("requests[#{index}]: #{e.message}", field: e.field,
+                                                                           error_code: e.error_code, context: e.context)
+      end
     end
   end
 end
