@@ -96,7 +96,11 @@ tc_runtime_t *test_runtime(const char *url, int pool_size) {
   char cfg_text[2048];
   snprintf(cfg_text, sizeof cfg_text, "{\"database_url\":\"%s\",\"pool_size\":%d,\"log_level\":\"off\"}", url,
            pool_size);
-  json_object *cfg = parse(cfg_text);
+  return test_runtime_config(cfg_text);
+}
+
+tc_runtime_t *test_runtime_config(const char *config_json) {
+  json_object *cfg = parse(config_json);
   tc_runtime_t *rt = NULL;
   tc_error_t err = {0};
   int rc = tc_runtime_new(cfg, &rt, &err);

@@ -37,6 +37,8 @@ bool boolean(json_object *obj, const char *key);
 int64_t integer(json_object *obj, const char *key);
 /* A runtime on url with pool_size connections and logging off; NULL (and a failed check) on error. */
 tc_runtime_t *test_runtime(const char *url, int pool_size);
+/* A runtime from a configuration object's JSON text; NULL (and a failed check) on error. */
+tc_runtime_t *test_runtime_config(const char *config_json);
 /* Takes the next step event, failing the test if none arrives in 5 s. */
 json_object *next_step(tc_worker_t *w);
 /* Completes ev; returns the next step claimed in the same round trip (claim on complete), if any. */

@@ -95,13 +95,10 @@ void test_observe(const char *url) {
     char cfg_text[2048];
     snprintf(cfg_text, sizeof cfg_text, "{\"database_url\":\"%s\",\"pool_size\":2,\"log_level\":\"off\",\"connect_timeout_seconds\":1}",
              live ? url : "postgresql://127.0.0.1:1/nothing");
-    json_object *cfg = parse(cfg_text);
-    tc_runtime_t *rt = NULL;
-    tc_error_t err = {0};
-    int rc = tc_runtime_new(cfg, &rt, &err);
-    json_object_put(cfg);
-    CHECK_RC(rc, err);
+    tc_runtime_t *rt = test_runtime_config(cfg_text);
     if (!rt) return;
+    tc_error_t err = {0};
+    int rc;
     json_object *wopts = parse("{\"namespaces\":[\"ctest_obs\"],\"concurrency\":2,\"staleness_check_interval_seconds\":0}");
     tc_worker_t *w = NULL;
     rc = tc_worker_new(rt, wopts, &w, &err);

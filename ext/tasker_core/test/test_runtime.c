@@ -40,13 +40,10 @@ void test_session_options(const char *url) {
   snprintf(cfg_text, sizeof cfg_text,
            "{\"database_url\":\"%s%soptions=-c%%20statement_timeout%%3D4321\",\"pool_size\":1,\"log_level\":\"off\"}",
            url, strchr(url, '?') ? "&" : "?");
-  json_object *cfg = parse(cfg_text);
-  tc_runtime_t *rt = NULL;
-  tc_error_t err = {0};
-  int rc = tc_runtime_new(cfg, &rt, &err);
-  json_object_put(cfg);
-  CHECK_RC(rc, err);
+  tc_runtime_t *rt = test_runtime_config(cfg_text);
   if (!rt) return;
+  tc_error_t err = {0};
+  int rc;
   json_object *out = NULL;
   rc = tc_rt_query_json(rt, "SELECT json_build_object('jit', current_setting('jit'), 'timeout', "
                             "current_setting('statement_timeout'), 'seqscan', current_setting('enable_seqscan'))",
