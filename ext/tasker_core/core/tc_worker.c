@@ -202,17 +202,22 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
   pthread_mutex_unlock(&w->mu);
   json_object *res = NULL, *next = NULL;
   if (rc == TC_OK) rc = tc_flusher_submit(w->flusher, step_uuid, claim_token, result, claim_next, &res, &next, err);
-  if (rc == TC_OK && !res) rc = tc_error_set(err, TC_EDB, "the result of step %s got no outcome", step_uuid);
+  if (rc == TC_OK && !res) {
+    json_object_put(next); /* its claim expires and the step runs again */
+    next = NULL;
+    rc = tc_error_set(err, TC_EDB, "the result of step %s got no outcome", step_uuid);
+  }
   if (rc == TC_OK) {
     /* The caller runs the step claimed for it next: {"next_steps": [event]}. */
     json_object *list = json_object_new_array();
-    if (!list || (next && json_object_array_add(list, next) != 0)) {
-      json_object_put(list);
-      json_object_put(next);
+    bool in_list = list && next && json_object_array_add(list, next) == 0;
+    if (!list || (next && !in_list) || json_object_object_add(res, "next_steps", list) != 0) {
+      json_object_put(list); /* and next, when it is in the list */
+      if (!in_list) json_object_put(next);
       json_object_put(res);
-      return tc_error_set(err, TC_ENOMEM, "out of memory");
+      res = next = NULL;
+      rc = tc_error_set(err, TC_ENOMEM, "out of memory");
     }
-    json_object_object_add(res, "next_steps", list);
   }
   bool applied = rc == TC_OK && json_object_get_boolean(tc_json_get(res, "applied"));
   bool success = result && json_object_get_boolean(tc_json_get(result, "success"));
