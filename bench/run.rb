@@ -345,6 +345,7 @@ module Bench
       steps = tasks * 4
       { "available" => true, "tasks" => tasks, "steps" => steps,
         "top_level_per_step" => top[:total].fdiv(steps), "worker_per_step" => top[:worker].fdiv(steps),
+        "worker_server_ms_per_step" => top[:worker_ms].fdiv(steps),
         "client_per_task" => top[:client].fdiv(tasks), "nested_per_step" => all[:total].fdiv(steps),
         "worker_statements" => top[:by_query] }
     end
@@ -364,13 +365,14 @@ module Bench
       sleep 0.3 # every backend rereads the configuration before its next statement
       Sql.rows(@url, "SELECT pg_stat_statements_reset()")
       tasks.times { |i| one_task(SHAPES.first, 20_000 + i) }
-      rows = Sql.rows(@url, "SELECT calls, regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements s " \
+      rows = Sql.rows(@url, "SELECT calls, regexp_replace(query, '\\s+', ' ', 'g'), total_exec_time FROM pg_stat_statements s " \
                             "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() " \
                             "AND query NOT ILIKE '%pg_stat_statements%' AND query NOT ILIKE '%pg_reload_conf%'")
       total = rows.sum { |calls, _| calls.to_i }
       client = rows.select { |_, q| q.match?(CLIENT_QUERY) }.sum { |calls, _| calls.to_i }
       worker_rows = rows.reject { |_, q| q.match?(CLIENT_QUERY) }
       { total: total, client: client, worker: total - client,
+        worker_ms: worker_rows.sum { |_, _, ms| ms.to_f },
         by_query: worker_rows.map { |calls, q| { "calls" => calls.to_i, "query" => q[0, 120] } }
                              .sort_by { |h| -h["calls"] } }
     ensure
@@ -634,6 +636,11 @@ module Bench
                                 s["worker_per_step"], s["client_per_task"]),
                   target: "<= 4", verdict: s["top_level_per_step"] <= 4 ? "PASS" : "MISS",
                   reference: "~19 database operations per step" }
+        hop = @results.dig("workflows", "linear", "stages", "between_steps_ms")
+        server = s["worker_server_ms_per_step"]
+        rows << { figure: "a chain's step: server time of the worker's statements",
+                  value: hop ? format("%.2f ms of %.2f ms between two steps (the rest: commit, hand-over, Ruby)",
+                                      server, hop / 3) : format("%.2f ms", server) }
         rows << { figure: "statements per step (incl. inside SQL functions)",
                   value: format("%.1f", s["nested_per_step"]), target: "<= 6",
                   verdict: s["nested_per_step"] <= 6 ? "PASS" : "MISS", reference: "~19 database operations per step" }
