@@ -66,7 +66,7 @@ File.open("Makefile", "a") do |mk|
   mk.puts
   mk.puts "tc_migrations.h: $(srcdir)/gen_migrations.rb $(wildcard $(srcdir)/sql/migrations/*.sql) $(wildcard $(srcdir)/sql/functions/*.sql)"
   mk.puts "\t$(RUBY) $(srcdir)/gen_migrations.rb $(srcdir)/sql tc_migrations.h"
-  mk.puts "tc_runtime.o: tc_migrations.h"
+  mk.puts "tc_migrate.o: tc_migrations.h"
   if ENV["TASKER_SANITIZE"] == "address"
     # Ruby raises with longjmp over the binding's frames, which AddressSanitizer cannot see: their
     # stale redzones would be reported later in Ruby's own code. Only the core is instrumented.

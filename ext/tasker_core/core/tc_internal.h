@@ -161,7 +161,7 @@ bool tc_domain_event_name_valid(const char *s);
 /* Serializes a JSON value without spaces; the string belongs to obj (tc_util.c). */
 const char *tc_json_str(json_object *obj);
 
-/* ---- Embedded schema (generated tc_migrations.h, applied by tc_migrate in tc_runtime.c): a migration
+/* ---- Embedded schema (generated tc_migrations.h, tc_migrate.c): a migration
  * (version >= 1) or a function file (version 0), with the SHA-256 of its text. ---- */
 typedef struct tc_migration {
   int version;
