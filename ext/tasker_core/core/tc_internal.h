@@ -158,7 +158,7 @@ struct tc_runtime {
 /* A domain event name: dotted lowercase words, e.g. payment.processed (tc_domain.c). */
 bool tc_domain_event_name_valid(const char *s);
 
-/* Serializes a JSON value without spaces; the string belongs to obj (tc_util.c). */
+/* Serializes a JSON value without spaces; the string belongs to obj (tc_json.c). */
 const char *tc_json_str(json_object *obj);
 
 /* ---- Embedded schema (generated tc_migrations.h, tc_migrate.c): a migration

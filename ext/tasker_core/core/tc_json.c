@@ -3,6 +3,10 @@
  */
 #include "tc_internal.h"
 
+const char *tc_json_str(json_object *obj) {
+  return json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
 json_object *tc_json_get(json_object *obj, const char *key) {
   json_object *v = NULL;
   return obj && json_object_object_get_ex(obj, key, &v) ? v : NULL;

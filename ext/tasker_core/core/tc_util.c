@@ -144,7 +144,3 @@ bool tc_uuid_valid(const char *s) {
   }
   return true;
 }
-
-const char *tc_json_str(json_object *obj) {
-  return json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-}
