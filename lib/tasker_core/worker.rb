@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "logger"
+require "socket"
 
 module TaskerCore
   # A worker in this process: the C engine claims steps of its namespaces (LISTEN/NOTIFY plus a
@@ -11,6 +12,7 @@ module TaskerCore
   #   TaskerCore::Worker.stop(timeout: 30)
   class Worker
     NEXT_STEP_WAIT_SECONDS = 0.5
+    DEFAULT_WEB_BIND_ADDRESS = "127.0.0.1:8081"
 
     class << self
       attr_reader :current
@@ -75,10 +77,7 @@ module TaskerCore
         raise Errors::ConfigurationError, "the worker has no namespaces: pass namespaces: or template paths"
       end
 
-      @status = while_database_starts do
-        FFI.worker_start(@options.merge("namespaces" => @namespaces,
-                                         "observability" => observability_options, "web" => @web))
-      end
+      @status = while_database_starts { start_engine }
       @worker_id = "worker_#{@status['worker_uuid']}"
       @pid = Process.pid
       @running = true
@@ -129,12 +128,47 @@ module TaskerCore
       end
     end
 
+    def start_engine
+      FFI.worker_start(engine_options)
+    rescue Errors::ConfigurationError => e
+      raise unless @web["enabled"] && !@web_bind_explicit && address_in_use?(@web["bind_address"], e)
+
+      # Several workers on one host with default settings: the first one serves HTTP on the
+      # default address, the others run without a web server instead of refusing to start.
+      @logger.warn("tasker worker: the web server's default address #{@web['bind_address']} is taken " \
+                   "(another worker on this host?), so this worker serves without HTTP; give each worker " \
+                   "its own address with worker.web.bind_address or TASKER_WEB_BIND_ADDRESS (port 0 picks a free one)")
+      @web = @web.merge("enabled" => false)
+      FFI.worker_start(engine_options)
+    end
+
+    def engine_options
+      @options.merge("namespaces" => @namespaces, "observability" => observability_options, "web" => @web)
+    end
+
+    # Whether the web server failed because something listens on its address already (and not
+    # because the address is not local, or malformed).
+    def address_in_use?(address, error)
+      return false unless error.message.include?("could not listen on")
+
+      host, port = address.split(":", 2)
+      TCPServer.new(host == "localhost" ? "127.0.0.1" : host, Integer(port, 10)).close
+      false
+    rescue Errno::EADDRINUSE
+      true
+    rescue StandardError
+      false
+    end
+
     # worker.web: off unless enabled (a worker inside another app's processes must not take a
-    # port; `bin/tasker worker` turns it on). bind_address: TASKER_WEB_BIND_ADDRESS or 127.0.0.1:8081.
+    # port; `bin/tasker worker` turns it on). bind_address: TASKER_WEB_BIND_ADDRESS or 127.0.0.1:8081;
+    # only the default one may be given up when it is taken (see start_engine).
     def web_options(web)
       auth = web["auth"] || {}
+      explicit = web["bind_address"] || ENV["TASKER_WEB_BIND_ADDRESS"]
+      @web_bind_explicit = !explicit.nil?
       { "enabled" => web.fetch("enabled", false) ? true : false,
-        "bind_address" => web["bind_address"] || ENV["TASKER_WEB_BIND_ADDRESS"] || "127.0.0.1:8081",
+        "bind_address" => explicit || DEFAULT_WEB_BIND_ADDRESS,
         "api_key" => auth["api_key"] || web["api_key"],
         "api_key_header" => auth["api_key_header"] || web["api_key_header"] || "X-API-Key" }
     end
