@@ -38,6 +38,7 @@ require_relative "tasker_core/config_file"
 require_relative "tasker_core/database_url"
 require_relative "tasker_core/task_handler/base"
 require_relative "tasker_core/worker_runner"
+require_relative "tasker_core/supervisor"
 require_relative "tasker_core/events"
 require_relative "tasker_core/domain_events"
 

@@ -1,0 +1,89 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "net/http"
+require "json"
+require "rbconfig"
+
+RSpec.describe "bin/tasker worker --processes" do
+  let(:tasker) { File.expand_path("../../bin/tasker", __dir__) }
+  let(:templates) { File.expand_path("../fixtures/templates", __dir__) }
+  let(:handlers) { File.expand_path("../support/handlers.rb", __dir__) }
+
+  def children(out)
+    File.read(out).scan(/^tasker worker \S+ serving .* \(pid (\d+), process (\d+)\)$/).map { |pid, slot| [slot.to_i, pid.to_i] }
+  end
+
+  def alive?(pid)
+    Process.kill(0, pid)
+    true
+  rescue Errno::ESRCH
+    false
+  end
+
+  # Two sleepy tasks on two processes of one handler thread each: one runs on each process.
+  def run_sleepy_tasks
+    created = Array.new(2) do |i|
+      TaskerCore::Client.create_task(name: "sleepy_workflow", namespace: "resilience", context: { n: i, at: rand })
+    end
+    tasks = created.map { |c| wait_for_task(c["task_uuid"], timeout: 60) }
+    expect(tasks.map { |t| t["status"] }).to eq(%w[complete complete])
+    pids = SpecSupport::Ledger.entries.map { |e| e.last.to_i }
+    SpecSupport::Ledger.reset!
+    pids
+  end
+
+  it "forks the workers, restarts one that is killed, and stops them all on SIGTERM" do
+    env = { "TASKER_DATABASE_URL" => DATABASE_URL, "TASKER_SPEC_LEDGER" => SpecSupport::Ledger.path,
+            "TASKER_WEB_BIND_ADDRESS" => "127.0.0.1:0", "TASKER_LOG_LEVEL" => "warn" }
+    out = child_log_path("supervisor-out")
+    err = child_log_path("supervisor-err")
+    pid = Process.spawn(env, RbConfig.ruby, tasker, "worker", "--processes", "2", "--concurrency", "1",
+                        "--templates", templates, "--require", handlers, out: out, err: err)
+    sleep_until(timeout: 60, interval: 0.05) do
+      raise "the supervisor exited:\n#{File.read(err)}" if Process.wait(pid, Process::WNOHANG)
+
+      children(out).size == 2
+    end
+    first = children(out).to_h
+    expect(first.keys.sort).to eq([1, 2])
+    expect(File.read(out)).to match(/^tasker supervisor serving .* with 2 worker processes \(pid #{pid}\)$/)
+
+    # The web server runs in the supervisor and reports its children.
+    port = File.read(out)[%r{^web server on http://127\.0\.0\.1:(\d+) }, 1]
+    expect(port).not_to be_nil
+    ready = sleep_until(timeout: 10) do
+      r = Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/health/ready"))
+      r if r.code == "200"
+    end
+    report = JSON.parse(ready.body)
+    expect(report).to include("status" => "ready", "supervisor_pid" => pid, "processes" => 2, "running" => 2,
+                              "database" => true)
+    expect(report["children"].map { |c| c["pid"] }.sort).to eq(first.values.sort)
+
+    expect(run_sleepy_tasks.sort).to eq(first.values.sort)
+
+    # A killed child is replaced.
+    Process.kill("KILL", first[1])
+    replacement = sleep_until(timeout: 30, interval: 0.05) do
+      children(out).reverse.find { |slot, child| slot == 1 && child != first[1] }&.last
+    end
+    expect(File.read(err)).to match(/worker process 1 \(pid #{first[1]}\) was killed by signal 9; restarting it/)
+    expect(run_sleepy_tasks.sort).to eq([first[2], replacement].sort)
+    metrics = Net::HTTP.get(URI("http://127.0.0.1:#{port}/metrics"))
+    expect(metrics).to include("tasker_supervisor_restarts_total 1", "tasker_supervisor_processes_running 2")
+
+    Process.kill("TERM", pid)
+    _, status = Process.wait2(pid)
+    pid = nil
+    expect(status.exitstatus).to eq(0)
+    expect(File.read(out)).to include("stopped")
+    expect([first[2], replacement].map { |child| alive?(child) }).to eq([false, false])
+  ensure
+    if pid
+      Process.kill("KILL", pid)
+      Process.wait(pid)
+      children(out).each { |_, child| Process.kill("KILL", child) if alive?(child) }
+    end
+  end
+end
