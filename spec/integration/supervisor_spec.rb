@@ -4,6 +4,7 @@ require "spec_helper"
 require "net/http"
 require "json"
 require "rbconfig"
+require "socket"
 
 RSpec.describe "bin/tasker worker --processes" do
   let(:tasker) { File.expand_path("../../bin/tasker", __dir__) }
@@ -85,5 +86,21 @@ RSpec.describe "bin/tasker worker --processes" do
       Process.wait(pid)
       children(out).each { |_, child| Process.kill("KILL", child) if alive?(child) }
     end
+  end
+
+  it "refuses to start, forking nothing, when its explicitly given web address is taken" do
+    server = TCPServer.new("127.0.0.1", 0)
+    taken = "127.0.0.1:#{server.addr[1]}"
+    env = { "TASKER_DATABASE_URL" => DATABASE_URL, "TASKER_WEB_BIND_ADDRESS" => taken }
+    out = child_log_path("supervisor-out")
+    err = child_log_path("supervisor-err")
+    pid = Process.spawn(env, RbConfig.ruby, tasker, "worker", "--processes", "2", "--templates", templates,
+                        "--require", handlers, out: out, err: err)
+    _, status = Process.wait2(pid)
+    expect(status.exitstatus).to eq(1)
+    expect(File.read(err)).to include("ConfigurationError: the web server could not listen on #{taken}")
+    expect(File.read(out)).not_to include("worker process 1 started")
+  ensure
+    server&.close
   end
 end
