@@ -66,11 +66,25 @@ RSpec.describe "Registering the configured templates on the first create" do
     expect(result).to eq([true, true])
   end
 
+  it "registers the valid templates when one configured template is invalid, and names it when one is missing" do
+    cycle = File.expand_path("../fixtures/invalid_templates/cycle.yml", __dir__)
+    result = in_child(<<~RUBY, template_paths: [fixtures, cycle])
+      missing = begin
+        create(version: "9.9.9")
+      rescue TaskerCore::Errors::NotFoundError => e
+        e.message
+      end
+      { "missing" => missing, "created" => create["created"] }
+    RUBY
+    expect(result["created"]).to be(true)
+    expect(result["missing"]).to include("version=9.9.9", "Not registered: #{cycle}: ", "dependency cycle among steps")
+  end
+
   it "writes nothing when a template is registered again unchanged" do
     TaskerCore::Templates.load([fixtures])
-    before = psql("SELECT name, updated_at FROM tasker.named_tasks ORDER BY name")
+    before = psql("SELECT name, xmin::text, updated_at FROM tasker.named_tasks ORDER BY name")
     TaskerCore::Templates.load([fixtures])
-    expect(psql("SELECT name, updated_at FROM tasker.named_tasks ORDER BY name")).to eq(before)
+    expect(psql("SELECT name, xmin::text, updated_at FROM tasker.named_tasks ORDER BY name")).to eq(before)
   end
 
   it "raises NotFoundError naming the template, that no paths are configured, and how to register" do
