@@ -94,14 +94,19 @@ module TaskerCore
     module_function
 
     # Creates a task from a registered template and returns it as a TaskResponse (with its steps and
-    # "created": false when a task with the same identity already existed). options: tags,
-    # priority, correlation_id, parent_correlation_id, idempotency_key, requested_at.
+    # "created": false when a task with the same identity already existed: under the default
+    # identity_strategy, strict, the same template and context return the same task). options: tags,
+    # priority, correlation_id, parent_correlation_id, idempotency_key, requested_at. When the
+    # template is not registered, the configured template_paths are registered (once per process)
+    # and the create is tried again (Templates.registering_when_missing).
     def create_task(name:, namespace: DEFAULTS[:namespace], context: {}, version: DEFAULTS[:version],
                     initiator: DEFAULTS[:initiator], source_system: DEFAULTS[:source_system],
                     reason: DEFAULTS[:reason], **options)
-      request = Client.task_request(name: name, namespace: namespace, context: context, version: version,
-                                    initiator: initiator, source_system: source_system, reason: reason, **options)
-      Client.typed(T::TaskResponse, FFI.client_create_task(request))
+      Templates.registering_when_missing do
+        request = Client.task_request(name: name, namespace: namespace, context: context, version: version,
+                                      initiator: initiator, source_system: source_system, reason: reason, **options)
+        Client.typed(T::TaskResponse, FFI.client_create_task(request))
+      end
     end
 
     # Creates many tasks in one transaction (one round trip): requests is an Array of Hashes with
@@ -109,7 +114,8 @@ module TaskerCore
     # create_task's validation and identity rules, also against the other requests of the batch.
     # A refused request raises Errors::ValidationError naming its index ("requests[3]: ...") and
     # nothing is created. At most FFI::CREATE_TASKS_MAX (10,000) requests per call. Returns an
-    # Array of TaskResponse in request order.
+    # Array of TaskResponse in request order. A missing template registers the configured
+    # template_paths and retries, as in create_task.
     def create_tasks(requests)
       unless requests.is_a?(Array)
         raise Errors::ValidationError.new("requests must be an Array of task request Hashes, got #{requests.class}",
@@ -121,8 +127,10 @@ module TaskerCore
       end
       return [] if requests.empty?
 
-      batch = requests.each_with_index.map { |request, i| Client.indexed_task_request(request, i) }
-      Client.typed_list(T::TaskResponse, FFI.client_create_tasks(batch))
+      Templates.registering_when_missing do
+        batch = requests.each_with_index.map { |request, i| Client.indexed_task_request(request, i) }
+        Client.typed_list(T::TaskResponse, FFI.client_create_tasks(batch))
+      end
     end
 
     # The task with its execution summary and its steps' readiness.

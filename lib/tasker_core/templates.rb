@@ -85,5 +85,101 @@ module TaskerCore
 
       raise Errors::TemplateError, "#{path}: #{e.message}"
     end
+
+    # --- Registration on first need -------------------------------------------------------------
+    #
+    # A process that runs no worker (a web process, a script, a console) registers the configured
+    # template_paths itself the first time a create_task / create_tasks finds no template: once per
+    # process (again in a forked child), then the create is tried once more. Registering a template
+    # the database already holds unchanged writes nothing (tasker.register_template skips the update).
+
+    MISSING = /task template not found: namespace=(?<namespace>.*?), name=(?<name>.*?), version=(?<version>\S+)/.freeze
+    HOW_TO_REGISTER = "Register templates before creating tasks: TaskerCore::Templates.load(paths), or set " \
+                      "template_paths (TaskerCore.configure { |c| c.template_paths = [...] }, template_paths in " \
+                      "config/tasker.yml, config.tasker.template_paths under Rails) so that a process registers them " \
+                      "the first time it needs them, or run `bin/tasker templates register PATHS`."
+    REGISTER_LOCK = Mutex.new
+    @registered_pid = nil
+    @register_problems = []
+
+    # Runs the block (a create); when it raises the template-not-found NotFoundError and this process
+    # has not registered TaskerCore.config.template_paths yet, registers them and runs the block once
+    # more. A NotFoundError that remains names the template, the paths searched and how to register.
+    def registering_when_missing
+      registered_before = configured_registered?
+      begin
+        yield
+      rescue Errors::NotFoundError => e
+        raise unless e.message.match?(MISSING)
+        raise not_found_with_help(e) if registered_before || !register_configured
+
+        begin
+          yield
+        rescue Errors::NotFoundError => again
+          raise unless again.message.match?(MISSING)
+
+          raise not_found_with_help(again)
+        end
+      end
+    end
+
+    # Whether this process (not a parent it was forked from) registered the configured paths.
+    def configured_registered?
+      @registered_pid == Process.pid
+    end
+
+    # Registers TaskerCore.config.template_paths once per process (thread-safe; a forked child
+    # registers again). False when no paths are configured. A path or template that cannot be
+    # registered is logged and named by a later not-found error; the others are registered. A
+    # database error propagates and leaves the registration to the next call.
+    def register_configured
+      paths = Array(TaskerCore.config.template_paths)
+      return false if paths.empty?
+
+      REGISTER_LOCK.synchronize do
+        return true if configured_registered?
+
+        TaskerCore.boot!
+        problems = []
+        found = paths.flat_map do |path|
+          files(path)
+        rescue Errors::ConfigurationError => e
+          problems << e.message
+          []
+        end
+        found.uniq.each do |file|
+          with_path(file) { FFI.template_register(read(file)) }
+        rescue Errors::TemplateError => e
+          problems << e.message
+        end
+        problems.each { |m| TaskerCore.config.logger.error("tasker_core: template not registered: #{m}") }
+        @register_problems = problems
+        @registered_pid = Process.pid
+      end
+      true
+    end
+
+    # error (a template-not-found NotFoundError) with the paths searched and how to register added.
+    def not_found_with_help(error)
+      paths = Array(TaskerCore.config.template_paths)
+      searched = if paths.empty?
+                   "No template_paths are configured, so this process registered none."
+                 else
+                   "It is not in the configured template_paths (#{paths.join(', ')}), which this process registered." +
+                     (@register_problems.empty? ? "" : " Not registered: #{@register_problems.join('; ')}.")
+                 end
+      missing = error.message.match(MISSING)
+      help = Errors::NotFoundError.new("#{error.message}. #{searched} #{HOW_TO_REGISTER}",
+                                       resource_type: error.resource_type || "task_template",
+                                       error_code: error.error_code,
+                                       context: error.context.merge("namespace" => missing[:namespace],
+                                                                    "name" => missing[:name],
+                                                                    "version" => missing[:version],
+                                                                    "template_paths" => paths))
+      help.instance_variable_set(:@code, error.code)
+      help.instance_variable_set(:@sqlstate, error.sqlstate)
+      help.set_backtrace(error.backtrace) if error.backtrace
+      help
+    end
   end
 end

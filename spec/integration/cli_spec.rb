@@ -71,6 +71,19 @@ RSpec.describe "bin/tasker" do
     [out, $?.exitstatus]
   end
 
+  it "registers template files and directories, reporting each, and exits 1 on an invalid one" do
+    out, status = tasker_out("templates", "register", File.expand_path("../fixtures/templates", __dir__))
+    expect(status).to eq(0), out
+    expect(out).to match(%r{registered  math/diamond_workflow@1\.0\.0 \(4 steps\) from .*/diamond\.yml$})
+    expect(out).to match(/^\d+ registered, 0 failed$/)
+    created = TaskerCore::Client.create_task(name: "diamond_workflow", namespace: "math", context: { even_number: 2 })
+    expect(created["created"]).to be(true)
+    out, status = tasker_out("templates", "register", File.expand_path("../fixtures/invalid_templates/cycle.yml", __dir__),
+                             File.expand_path("../fixtures/templates/linear.yml", __dir__))
+    expect(status).to eq(1)
+    expect(out).to include("dependency cycle among steps: a, b, c", "1 registered, 1 failed")
+  end
+
   it "lists the registered templates, all or of one namespace" do
     out, status = tasker_out("templates", "list")
     expect([out, status]).to eq(["no templates registered\n", 0])

@@ -44,9 +44,12 @@ RSpec.describe "TaskerCore::Client.create_task" do
     expect(psql_value("SELECT count(*) FROM tasker.tasks")).to eq("1")
   end
 
-  it "returns the existing task for the same context under the strict identity strategy" do
+  it "returns the existing task for the same context under the strict identity strategy (the default)" do
     first = create
-    expect(create["task_uuid"]).to eq(first["task_uuid"])
+    expect(first["created"]).to be(true)
+    second = create
+    expect(second["task_uuid"]).to eq(first["task_uuid"])
+    expect(second["created"]).to be(false)
     expect(create(context: { even_number: 8 })["task_uuid"]).not_to eq(first["task_uuid"])
   end
 
