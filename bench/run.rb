@@ -275,7 +275,7 @@ module Bench
       task = TaskerCore::Client.create_task(name: shape[:name], namespace: shape[:namespace],
                                             context: context_for(shape, i))
       created = Probe.now
-      status = TaskerCore::Client.wait_for_task(task.task_uuid, timeout: 60)
+      status = TaskerCore::Client.wait_for_task_status(task.task_uuid, timeout: 60)
       done = Probe.now
       raise "#{shape[:name]} task #{task.task_uuid} ended #{status}" unless status == "complete"
 
