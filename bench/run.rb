@@ -275,7 +275,7 @@ module Bench
       task = TaskerCore::Client.create_task(name: shape[:name], namespace: shape[:namespace],
                                             context: context_for(shape, i))
       created = Probe.now
-      status = TaskerCore::Client.wait_for_task(task.task_uuid, timeout: 60)
+      status = TaskerCore::Client.wait_for_task_status(task.task_uuid, timeout: 60)
       done = Probe.now
       raise "#{shape[:name]} task #{task.task_uuid} ended #{status}" unless status == "complete"
 
@@ -468,7 +468,7 @@ module Bench
     # Counted through the engine's own pool (one indexed count on an open connection): starting psql
     # here would take CPU from the run it measures.
     def completed(namespace)
-      TaskerCore::FFI.client_list_tasks(1, 0, namespace, "complete").dig("pagination", "total_count")
+      TaskerCore::FFI.client_count_tasks(namespace, "complete")
     end
 
     # The clock is read from the database's timestamps, so this wait's granularity does not enter
@@ -480,7 +480,7 @@ module Bench
           raise "#{namespace}: #{expected - completed(namespace)} tasks not complete after #{timeout} s"
         end
 
-        failed = TaskerCore::FFI.client_list_tasks(1, 0, namespace, "error").dig("pagination", "total_count")
+        failed = TaskerCore::FFI.client_count_tasks(namespace, "error")
         raise "#{namespace}: #{failed} tasks failed" if failed.positive?
 
         sleep 0.25

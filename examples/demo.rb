@@ -26,10 +26,10 @@ CARTS = [
 ].freeze
 
 def wait_for(task_uuid, timeout: 30)
-  status = TaskerCore::Client.wait_for_task(task_uuid, timeout: timeout) # LISTEN, no polling
-  raise "task #{task_uuid} did not finish in #{timeout}s" unless status
+  task = TaskerCore::Client.wait_for_task(task_uuid, timeout: timeout) # LISTEN, no polling
+  raise "task #{task_uuid} did not finish in #{timeout}s" unless task
 
-  TaskerCore::Client.get_task(task_uuid)
+  task
 end
 
 def summarize(value, width = 70)

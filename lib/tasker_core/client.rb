@@ -84,6 +84,26 @@ module TaskerCore
                                           error_code: e.error_code, context: e.context)
       end
 
+      # count_tasks's status: nil, one state (String or Symbol) or a non-empty Array of them, as
+      # the Array of Strings FFI.client_count_tasks takes; a refusal names the field.
+      def status_filter(status)
+        return nil if status.nil?
+
+        list = status.is_a?(Array) ? status : [status]
+        field = ->(i) { status.is_a?(Array) ? "status[#{i}]" : "status" }
+        if list.empty?
+          raise Errors::ValidationError.new("status must name at least one task state (got an empty Array)",
+                                            field: "status")
+        end
+        list.each_with_index.map do |state, i|
+          unless (state.is_a?(String) || state.is_a?(Symbol)) && T::TASK_STATES.include?(state.to_s)
+            raise Errors::ValidationError.new("#{field.call(i)} must be one of #{T::TASK_STATES.join(', ')} " \
+                                              "(got #{state.inspect})", field: field.call(i))
+          end
+          state.to_s
+        end
+      end
+
       # An Array of type, or the plain Array when any element does not match.
       def typed_list(type, list)
         items = list.map { |item| typed(type, item) }
@@ -139,10 +159,35 @@ module TaskerCore
       Client.typed(T::TaskResponse, FFI.client_get_task(task_uuid))
     end
 
-    # A page of tasks, newest first, optionally of one namespace and/or one status.
-    def list_tasks(limit: 50, offset: 0, namespace: nil, status: nil)
+    # A page of tasks, newest first, optionally of one namespace and/or one status. with_total: false
+    # skips counting every matching task: pagination's total_count and total_pages are nil, and
+    # has_next comes from reading one task beyond the page.
+    def list_tasks(limit: 50, offset: 0, namespace: nil, status: nil, with_total: true)
+      unless [true, false].include?(with_total)
+        raise Errors::ValidationError.new("with_total must be true or false (got #{with_total.inspect})",
+                                          field: "with_total")
+      end
+
       TaskerCore.boot!
-      Client.typed(T::TaskListResponse, FFI.client_list_tasks(limit, offset, namespace&.to_s, status&.to_s))
+      Client.typed(T::TaskListResponse,
+                   FFI.client_list_tasks(limit, offset, namespace&.to_s, status&.to_s, with_total))
+    end
+
+    # The states of a task that has not finished, for count_tasks(status: Client::UNFINISHED_STATUSES).
+    UNFINISHED_STATUSES = T::UNFINISHED_TASK_STATES
+    TERMINAL_STATUSES = T::TERMINAL_TASK_STATES
+
+    # The number of tasks of a namespace (nil: any) whose status is status (nil: any), or any of
+    # the states of an Array: one count served by an index, without reading a page.
+    #   Client.count_tasks(status: Client::UNFINISHED_STATUSES).zero?   # is anything unfinished?
+    def count_tasks(namespace: nil, status: nil)
+      unless namespace.nil? || ((namespace.is_a?(String) || namespace.is_a?(Symbol)) && !namespace.empty?)
+        raise Errors::ValidationError.new("namespace must be a non-empty String (got #{namespace.inspect})",
+                                          field: "namespace")
+      end
+
+      TaskerCore.boot!
+      FFI.client_count_tasks(namespace&.to_s, Client.status_filter(status))
     end
 
     # Cancels a task that has not finished; raises Errors::StateError for a finished one. Returns

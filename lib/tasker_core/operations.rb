@@ -7,9 +7,15 @@ module TaskerCore
 
     module_function
 
-    # Blocks (without holding the GVL, and without polling) until the task reaches a terminal state;
-    # returns that state ("complete", "error", "cancelled", "resolved_manually"), or nil after timeout.
+    # Blocks (without holding the GVL, and without polling) until the task reaches a terminal state,
+    # then returns the task as get_task does (a TaskResponse), or nil after timeout seconds.
     def wait_for_task(task_uuid, timeout: 30)
+      wait_for_task_status(task_uuid, timeout: timeout) && get_task(task_uuid)
+    end
+
+    # wait_for_task without the final read: returns the terminal state ("complete", "error",
+    # "cancelled", "resolved_manually") as a String, or nil after timeout seconds.
+    def wait_for_task_status(task_uuid, timeout: 30)
       TaskerCore.boot!
       FFI.wait_for_task(task_uuid, timeout)
     end

@@ -118,12 +118,13 @@ module TaskerCore
       begin
         task = Client.create_task(name: name, namespace: namespace, version: version, context: context, **options)
         uuid = task["task_uuid"]
-        unless Client.wait_for_task(uuid, timeout: timeout)
+        finished = Client.wait_for_task(uuid, timeout: timeout)
+        unless finished
           current = Client.get_task(uuid)
           raise Errors::TimeoutError.new("task #{namespace}/#{name} #{uuid} still #{current['status']} after #{timeout}s",
                                          timeout_duration: timeout)
         end
-        TaskRun.new(Client.get_task(uuid), Client.list_task_steps(uuid))
+        TaskRun.new(finished, Client.list_task_steps(uuid))
       ensure
         Worker.stop(timeout: 10) if started
       end

@@ -47,7 +47,8 @@ RSpec.describe "TaskerCore::Client.cancel_task" do
                 "USING (workflow_step_uuid) WHERE t.task_uuid = '#{uuid}' AND t.to_state = 'cancelled' ORDER BY s.position"))
       .to eq([%w[first enqueued cancel], %w[second pending cancel], %w[third pending cancel]])
     expect(psql("SELECT unfinished_steps, active_steps FROM tasker.tasks WHERE task_uuid = '#{uuid}'")).to eq([%w[0 0]])
-    expect(client.wait_for_task(uuid, timeout: 1)).to eq("cancelled")
+    expect(client.wait_for_task_status(uuid, timeout: 1)).to eq("cancelled")
+    expect(client.wait_for_task(uuid, timeout: 1).status).to eq("cancelled")
   end
 
   it "wakes a thread waiting for the task" do
@@ -55,7 +56,8 @@ RSpec.describe "TaskerCore::Client.cancel_task" do
     waiter = Thread.new { client.wait_for_task(uuid, timeout: 10) }
     sleep 0.2
     client.cancel_task(uuid)
-    expect(waiter.value).to eq("cancelled")
+    expect(waiter.value).to be_a(TaskerCore::Types::ClientTypes::TaskResponse)
+    expect(waiter.value.status).to eq("cancelled")
   end
 
   it "leaves a step in progress alone: its result is recorded in the audit but never resumes the task" do

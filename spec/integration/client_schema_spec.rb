@@ -42,6 +42,7 @@ RSpec.describe "client responses and their types" do
     collected[:list] << TaskerCore::FFI.client_list_tasks(1000, 0, nil, nil)
     collected[:list] << TaskerCore::FFI.client_list_tasks(2, 1, nil, nil)
     collected[:list] << TaskerCore::FFI.client_list_tasks(5, 0, "nowhere", "complete")
+    collected[:list] << TaskerCore::FFI.client_list_tasks(2, 1, nil, nil, false)
     collected[:health] << TaskerCore::FFI.client_health_check
   end
 
@@ -164,6 +165,7 @@ RSpec.describe "client responses and their types" do
     step = collected[:steps].find { |s| s["task_uuid"] == uuid }["step_uuid"]
     expect(client.get_task(uuid)).to be_a(ct::TaskResponse)
     expect(client.list_tasks(limit: 1000)).to be_a(ct::TaskListResponse)
+    expect(client.list_tasks(limit: 2, with_total: false)).to be_a(ct::TaskListResponse)
     expect(client.list_task_steps(uuid)).to all(be_a(ct::StepResponse))
     expect(client.get_step(uuid, step)).to be_a(ct::StepResponse)
     expect(client.get_step_audit_history(uuid, step)).to all(be_a(ct::StepAuditResponse))

@@ -73,8 +73,8 @@ RSpec.describe "waiting in the engine without the GVL" do
     sleep 0.1
     TaskerCore::FFI.worker_stop
     TaskerCore::Worker.start(namespaces: ["math"], concurrency: 2)
-    expect(waiter.value).to eq("complete")
-    expect(TaskerCore::Client.wait_for_task(uuid, timeout: 1)).to eq("complete") # already finished
+    expect(waiter.value.status).to eq("complete")
+    expect(TaskerCore::Client.wait_for_task_status(uuid, timeout: 1)).to eq("complete") # already finished
     killed = Thread.new do
       Thread.current.report_on_exception = false # the error is expected: value re-raises it below
       TaskerCore::Client.wait_for_task(TaskerCore::FFI.uuid_v7, timeout: 30)

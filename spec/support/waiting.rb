@@ -6,9 +6,8 @@ module SpecSupport
 
     # Waits (LISTEN, no polling) until the task reaches a terminal state; fails after timeout seconds.
     def wait_for_task(task_uuid, timeout: 15)
-      status = TaskerCore::Client.wait_for_task(task_uuid, timeout: timeout)
-      task = TaskerCore::Client.get_task(task_uuid)
-      raise "task #{task_uuid} still #{task['status']} after #{timeout}s" unless status
+      task = TaskerCore::Client.wait_for_task(task_uuid, timeout: timeout)
+      raise "task #{task_uuid} still #{TaskerCore::Client.get_task(task_uuid)['status']} after #{timeout}s" unless task
 
       task
     end

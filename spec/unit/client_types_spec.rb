@@ -58,6 +58,9 @@ RSpec.describe TaskerCore::Types::ClientTypes do
                           "has_previous" => false }
       )
       expect(list.pagination.total_count).to eq(1)
+      uncounted = described_class::PaginationInfo.new("page" => 1, "per_page" => 50, "total_count" => nil,
+                                                      "total_pages" => nil, "has_next" => true, "has_previous" => false)
+      expect(uncounted).to have_attributes(total_count: nil, total_pages: nil, has_next: true)
       expect(list.tasks.first.steps).to eq([])
       health = described_class::HealthResponse.new("healthy" => true)
       expect(health).to have_attributes(healthy: true, status: nil, timestamp: nil)

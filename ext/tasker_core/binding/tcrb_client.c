@@ -73,7 +73,7 @@ static VALUE tcrb_client_m_list_task_steps(VALUE self, VALUE task_uuid) {
 typedef struct {
   tcrb_call_t call;
   int64_t limit, offset;
-  bool has_ns, has_status;
+  bool has_ns, has_status, with_total;
   char ns[256];
   char status[64];
 } list_call_t;
@@ -81,7 +81,7 @@ typedef struct {
 static int list_tasks_fn(tcrb_call_t *call) {
   list_call_t *lc = (list_call_t *)call;
   return tc_client_list_tasks(call->rt, lc->limit, lc->offset, lc->has_ns ? lc->ns : NULL,
-                              lc->has_status ? lc->status : NULL, &call->out, &call->err);
+                              lc->has_status ? lc->status : NULL, lc->with_total, &call->out, &call->err);
 }
 
 /* An Integer argument as int64_t: values beyond its range saturate (the core reports them as out of
@@ -96,9 +96,13 @@ static int64_t integer_arg(VALUE v, const char *what) {
   return RTEST(rb_funcall(v, rb_intern("negative?"), 0)) ? INT64_MIN : INT64_MAX;
 }
 
-/* FFI.client_list_tasks(limit, offset, namespace_or_nil, status_or_nil) -> {"tasks", "pagination"} */
-static VALUE tcrb_client_m_list_tasks(VALUE self, VALUE limit, VALUE offset, VALUE ns, VALUE status) {
+/* FFI.client_list_tasks(limit, offset, namespace_or_nil, status_or_nil, with_total = true)
+ * -> {"tasks", "pagination"}; with_total false: total_count and total_pages are nil */
+static VALUE tcrb_client_m_list_tasks(int argc, VALUE *argv, VALUE self) {
+  VALUE limit, offset, ns, status, with_total;
+  rb_scan_args(argc, argv, "41", &limit, &offset, &ns, &status, &with_total);
   list_call_t lc = {.call = {.fn = list_tasks_fn, .rt = tcrb_runtime()}};
+  lc.with_total = NIL_P(with_total) || RTEST(with_total);
   lc.limit = integer_arg(limit, "limit");
   lc.offset = integer_arg(offset, "offset");
   if (!NIL_P(ns)) {
@@ -110,6 +114,61 @@ static VALUE tcrb_client_m_list_tasks(VALUE self, VALUE limit, VALUE offset, VAL
     lc.has_status = true;
   }
   return tcrb_call_run(&lc.call);
+}
+
+/* A count call: a namespace and up to TC_CLIENT_COUNT_STATUSES_MAX states, copied for the call. */
+typedef struct {
+  tcrb_call_t call;
+  bool has_ns;
+  char ns[256];
+  size_t n_statuses;
+  bool has_statuses;
+  char statuses[TC_CLIENT_COUNT_STATUSES_MAX][64];
+  int64_t count;
+} count_call_t;
+
+static int count_tasks_fn(tcrb_call_t *call) {
+  count_call_t *cc = (count_call_t *)call;
+  const char *statuses[TC_CLIENT_COUNT_STATUSES_MAX];
+  for (size_t i = 0; i < cc->n_statuses; i++) statuses[i] = cc->statuses[i];
+  return tc_client_count_tasks(call->rt, cc->has_ns ? cc->ns : NULL, cc->has_statuses ? statuses : NULL,
+                               cc->n_statuses, &cc->count, &call->err);
+}
+
+static VALUE count_tasks_convert(tcrb_call_t *call) { return LL2NUM(((count_call_t *)call)->count); }
+
+/* FFI.client_count_tasks(namespace_or_nil, statuses) -> Integer; statuses: nil (any), a String or an
+ * Array of Strings (any of them) */
+static VALUE tcrb_client_m_count_tasks(VALUE self, VALUE ns, VALUE statuses) {
+  count_call_t cc = {.call = {.fn = count_tasks_fn, .convert = count_tasks_convert, .rt = tcrb_runtime()}};
+  if (!NIL_P(ns)) {
+    tcrb_copy_string(ns, "namespace", cc.ns, sizeof cc.ns);
+    cc.has_ns = true;
+  }
+  if (RB_TYPE_P(statuses, T_STRING)) {
+    tcrb_copy_string(statuses, "status", cc.statuses[0], sizeof cc.statuses[0]);
+    cc.n_statuses = 1;
+    cc.has_statuses = true;
+  } else if (RB_TYPE_P(statuses, T_ARRAY)) {
+    long n = RARRAY_LEN(statuses);
+    if (n > TC_CLIENT_COUNT_STATUSES_MAX) {
+      char msg[120];
+      snprintf(msg, sizeof msg, "status lists %ld states; the limit is %d", n, TC_CLIENT_COUNT_STATUSES_MAX);
+      tcrb_raise_validation(msg);
+    }
+    for (long i = 0; i < n; i++) {
+      char what[32];
+      snprintf(what, sizeof what, "status[%ld]", i);
+      tcrb_copy_string(rb_ary_entry(statuses, i), what, cc.statuses[i], sizeof cc.statuses[i]);
+    }
+    cc.n_statuses = (size_t)n;
+    cc.has_statuses = true;
+  } else if (!NIL_P(statuses)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "status must be a String or an Array of Strings, got %s", rb_obj_classname(statuses));
+    tcrb_raise_validation(msg);
+  }
+  return tcrb_call_run(&cc.call);
 }
 
 static int cancel_fn(tcrb_call_t *call) {
@@ -160,7 +219,8 @@ void tcrb_client_init(void) {
   rb_define_module_function(tcrb_mFFI, "client_create_tasks", tcrb_client_m_create_tasks, 1);
   rb_define_const(tcrb_mFFI, "CREATE_TASKS_MAX", INT2NUM(TC_CLIENT_CREATE_TASKS_MAX));
   rb_define_module_function(tcrb_mFFI, "client_get_task", tcrb_client_m_get_task, 1);
-  rb_define_module_function(tcrb_mFFI, "client_list_tasks", tcrb_client_m_list_tasks, 4);
+  rb_define_module_function(tcrb_mFFI, "client_list_tasks", tcrb_client_m_list_tasks, -1);
+  rb_define_module_function(tcrb_mFFI, "client_count_tasks", tcrb_client_m_count_tasks, 2);
   rb_define_module_function(tcrb_mFFI, "client_cancel_task", tcrb_client_m_cancel_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_list_task_steps", tcrb_client_m_list_task_steps, 1);
   rb_define_module_function(tcrb_mFFI, "client_get_step", tcrb_client_m_get_step, 2);

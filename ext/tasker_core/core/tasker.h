@@ -20,6 +20,7 @@
 #define TASKER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <json-c/json.h>
 
@@ -190,9 +191,18 @@ int tc_client_get_task(tc_runtime_t *rt, const char *task_uuid, json_object **ou
                        tc_error_t *err);
 /* One page of tasks, newest first; ns and status may be NULL (no filter). limit 1..1000, offset >= 0,
  * status one of SPEC 2.1's task states. *out: {"tasks": [TaskResponse without "steps"],
- * "pagination": {page, per_page, total_count, total_pages, has_next, has_previous}}. */
+ * "pagination": {page, per_page, total_count, total_pages, has_next, has_previous}}. Without
+ * with_total the matching rows are not counted: total_count and total_pages are null, and has_next
+ * comes from reading one row beyond the page. */
 int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const char *ns,
-                         const char *status, json_object **out, tc_error_t *err);
+                         const char *status, bool with_total, json_object **out, tc_error_t *err);
+/* The most entries of tc_client_count_tasks's statuses. */
+#define TC_CLIENT_COUNT_STATUSES_MAX 32
+/* *count: the number of tasks of namespace ns (NULL: any) whose status is any of statuses[0..n_statuses)
+ * (statuses NULL: any status; each one of SPEC 2.1's task states, repeats allowed; an empty list is
+ * TC_EINVAL). One count(*) served by tasks_namespace_created_idx or tasks_status_created_idx. */
+int tc_client_count_tasks(tc_runtime_t *rt, const char *ns, const char *const *statuses, size_t n_statuses,
+                          int64_t *count, tc_error_t *err);
 /* Cancels a task that has not finished: its pending, enqueued and waiting_for_retry steps and the task
  * become cancelled in one transaction; steps in progress finish, and their results never resume the
  * task. A finished task is TC_ESTATE naming its state. *out: {"cancelled": true, task_uuid, status,

@@ -266,7 +266,7 @@ static bool known_task_state(const char *s) {
 }
 
 int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const char *ns,
-                         const char *status, json_object **out, tc_error_t *err) {
+                         const char *status, bool with_total, json_object **out, tc_error_t *err) {
   if (limit < TC_CLIENT_LIST_MIN || limit > TC_CLIENT_LIST_MAX)
     return tc_error_set(err, TC_EINVAL, "limit must be between %d and %d (got %lld)", TC_CLIENT_LIST_MIN,
                         TC_CLIENT_LIST_MAX, (long long)limit);
@@ -283,12 +283,63 @@ int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const 
   char limit_s[24], offset_s[24];
   snprintf(limit_s, sizeof limit_s, "%lld", (long long)limit);
   snprintf(offset_s, sizeof offset_s, "%lld", (long long)offset);
-  const char *params[] = {limit_s, offset_s, ns, status};
+  const char *params[] = {limit_s, offset_s, ns, status, with_total ? "true" : "false"};
   json_object *res = NULL;
-  int rc = client_query(rt, "SELECT tasker.list_tasks($1::integer, $2::integer, $3, $4)", 4, params, &res, err);
+  int rc = client_query(rt, "SELECT tasker.list_tasks($1::integer, $2::integer, $3, $4, $5::boolean)", 5, params,
+                        &res, err);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_EDB, "list_tasks returned nothing");
   *out = res;
+  return TC_OK;
+}
+
+int tc_client_count_tasks(tc_runtime_t *rt, const char *ns, const char *const *statuses, size_t n_statuses,
+                          int64_t *count, tc_error_t *err) {
+  if (!count) return tc_error_set(err, TC_EINVAL, "count must not be NULL");
+  if (ns && (strlen(ns) == 0 || strlen(ns) > 64))
+    return tc_error_set(err, TC_EINVAL, "namespace must be 1 to 64 characters (got %zu)", strlen(ns));
+  /* The states as a PostgreSQL array literal, each once, in SPEC 2.1's order: only known states
+   * reach it, so nothing needs quoting, and it fits (12 states of at most 24 characters). */
+  char literal[12 * 26 + 3];
+  if (statuses) {
+    if (n_statuses == 0)
+      return tc_error_set(err, TC_EINVAL, "status must name at least one task state (got an empty list)");
+    if (n_statuses > TC_CLIENT_COUNT_STATUSES_MAX)
+      return tc_error_set(err, TC_EINVAL, "status lists %zu states; the limit is %d", n_statuses,
+                          TC_CLIENT_COUNT_STATUSES_MAX);
+    bool wanted[sizeof task_states / sizeof task_states[0]] = {false};
+    for (size_t i = 0; i < n_statuses; i++) {
+      bool found = false;
+      for (size_t k = 0; statuses[i] && k < sizeof task_states / sizeof task_states[0]; k++)
+        if (strcmp(statuses[i], task_states[k]) == 0) wanted[k] = found = true;
+      if (!found)
+        return tc_error_set(err, TC_EINVAL,
+                            "status must be one of pending, initializing, enqueuing_steps, steps_in_process, "
+                            "evaluating_results, waiting_for_dependencies, waiting_for_retry, blocked_by_failures, "
+                            "complete, error, cancelled, resolved_manually (got %.100s)",
+                            statuses[i] ? statuses[i] : "nil");
+    }
+    size_t len = 0;
+    literal[len++] = '{';
+    for (size_t k = 0; k < sizeof task_states / sizeof task_states[0]; k++) {
+      if (!wanted[k]) continue;
+      int w = snprintf(literal + len, sizeof literal - len, "%s%s", len > 1 ? "," : "", task_states[k]);
+      if (w < 0 || (size_t)w >= sizeof literal - len) return tc_error_set(err, TC_EINVAL, "status list too long");
+      len += (size_t)w;
+    }
+    literal[len++] = '}';
+    literal[len] = '\0';
+  }
+  const char *params[] = {ns, statuses ? literal : NULL};
+  json_object *res = NULL;
+  int rc = client_query(rt, "SELECT tasker.count_tasks($1, $2::text[])", 2, params, &res, err);
+  if (rc != TC_OK) return rc;
+  if (!res || !json_object_is_type(res, json_type_int)) {
+    json_object_put(res);
+    return tc_error_set(err, TC_EDB, "count_tasks did not answer a number");
+  }
+  *count = json_object_get_int64(res);
+  json_object_put(res);
   return TC_OK;
 }
 

@@ -63,7 +63,7 @@ void test_client(const char *url) {
 
   /* Lists: a page of one namespace, and every refusal naming its field. */
   json_object *list = NULL;
-  rc = tc_client_list_tasks(rt, 10, 0, ns, "steps_in_process", &list, &err);
+  rc = tc_client_list_tasks(rt, 10, 0, ns, "steps_in_process", true, &list, &err);
   CHECK_RC(rc, err);
   if (list) {
     json_object *pagination = json_object_object_get(list, "pagination");
@@ -73,16 +73,53 @@ void test_client(const char *url) {
   }
   json_object_put(list);
   list = NULL;
-  rc = tc_client_list_tasks(rt, 0, 0, NULL, NULL, &list, &err);
+  rc = tc_client_list_tasks(rt, 0, 0, NULL, NULL, true, &list, &err);
   CHECK(rc == TC_EINVAL && list == NULL && strstr(err.message, "limit must be between 1 and 1000 (got 0)"), "%s", err.message);
-  rc = tc_client_list_tasks(rt, 1001, 0, NULL, NULL, &list, &err);
+  rc = tc_client_list_tasks(rt, 1001, 0, NULL, NULL, true, &list, &err);
   CHECK(rc == TC_EINVAL && strstr(err.message, "limit"), "%s", err.message);
-  rc = tc_client_list_tasks(rt, 10, -1, NULL, NULL, &list, &err);
+  rc = tc_client_list_tasks(rt, 10, -1, NULL, NULL, true, &list, &err);
   CHECK(rc == TC_EINVAL && strstr(err.message, "offset"), "%s", err.message);
-  rc = tc_client_list_tasks(rt, 10, 0, NULL, "finished", &list, &err);
+  rc = tc_client_list_tasks(rt, 10, 0, NULL, "finished", true, &list, &err);
   CHECK(rc == TC_EINVAL && strstr(err.message, "status must be one of") && strstr(err.message, "(got finished)"), "%s",
         err.message);
-  rc = tc_client_list_tasks(rt, 10, 0, "", NULL, &list, &err);
+  rc = tc_client_list_tasks(rt, 10, 0, "", NULL, true, &list, &err);
+  CHECK(rc == TC_EINVAL && strstr(err.message, "namespace"), "%s", err.message);
+
+  /* A page without the total: nulls for total_count and total_pages, has_next from one row more. */
+  rc = tc_client_list_tasks(rt, 1, 0, ns, NULL, false, &list, &err);
+  CHECK_RC(rc, err);
+  if (list) {
+    json_object *pagination = json_object_object_get(list, "pagination");
+    json_object *total = NULL;
+    CHECK(json_object_object_get_ex(pagination, "total_count", &total) && total == NULL &&
+              !boolean(pagination, "has_next") && json_object_array_length(json_object_object_get(list, "tasks")) == 1,
+          "pagination without total: %s", json_object_to_json_string(list));
+  }
+  json_object_put(list);
+  list = NULL;
+
+  /* Counts: by namespace, by one or several states (repeats allowed), and the refusals. */
+  int64_t count = -1;
+  const char *in_process[] = {"steps_in_process"};
+  const char *several[] = {"complete", "steps_in_process", "complete"};
+  const char *finished[] = {"complete", "error"};
+  const char *unknown[] = {"pending", "finished"};
+  rc = tc_client_count_tasks(rt, ns, NULL, 0, &count, &err);
+  CHECK(rc == TC_OK && count == 1, "count by namespace: %d %lld %s", rc, (long long)count, err.message);
+  rc = tc_client_count_tasks(rt, ns, in_process, 1, &count, &err);
+  CHECK(rc == TC_OK && count == 1, "count by state: %d %lld %s", rc, (long long)count, err.message);
+  rc = tc_client_count_tasks(rt, ns, several, 3, &count, &err);
+  CHECK(rc == TC_OK && count == 1, "count by states: %d %lld %s", rc, (long long)count, err.message);
+  rc = tc_client_count_tasks(rt, ns, finished, 2, &count, &err);
+  CHECK(rc == TC_OK && count == 0, "count of finished: %d %lld %s", rc, (long long)count, err.message);
+  rc = tc_client_count_tasks(rt, NULL, NULL, 0, &count, &err);
+  CHECK(rc == TC_OK && count >= 1, "count of all: %d %lld %s", rc, (long long)count, err.message);
+  rc = tc_client_count_tasks(rt, ns, unknown, 2, &count, &err);
+  CHECK(rc == TC_EINVAL && strstr(err.message, "status must be one of") && strstr(err.message, "(got finished)"), "%s",
+        err.message);
+  rc = tc_client_count_tasks(rt, ns, finished, 0, &count, &err);
+  CHECK(rc == TC_EINVAL && strstr(err.message, "status must name at least one"), "%s", err.message);
+  rc = tc_client_count_tasks(rt, "", NULL, 0, &count, &err);
   CHECK(rc == TC_EINVAL && strstr(err.message, "namespace"), "%s", err.message);
 
   /* One step, its history, and steps that are not there. */

@@ -13,6 +13,9 @@ module TaskerCore
       TASK_STATES = %w[pending initializing enqueuing_steps steps_in_process evaluating_results
                        waiting_for_dependencies waiting_for_retry blocked_by_failures
                        complete error cancelled resolved_manually].freeze
+      # The states a task ends in (wait_for_task returns then), and the others.
+      TERMINAL_TASK_STATES = %w[complete error cancelled resolved_manually].freeze
+      UNFINISHED_TASK_STATES = (TASK_STATES - TERMINAL_TASK_STATES).freeze
       STEP_STATES = %w[pending enqueued in_progress enqueued_for_orchestration enqueued_as_error_for_orchestration
                        waiting_for_retry complete error cancelled resolved_manually].freeze
       # SPEC 2.9.
@@ -124,8 +127,9 @@ module TaskerCore
       class PaginationInfo < BaseStruct
         attribute :page, Types::Strict::Integer.constrained(gteq: 1)
         attribute :per_page, Types::Strict::Integer.constrained(gteq: 1)
-        attribute :total_count, Count
-        attribute :total_pages, Count
+        # nil when the page was listed with_total: false (nothing counted the matching tasks).
+        attribute :total_count, Count.optional
+        attribute :total_pages, Count.optional
         attribute :has_next, Types::Strict::Bool
         attribute :has_previous, Types::Strict::Bool
       end

@@ -166,13 +166,16 @@ END $$;
 
 -- TaskListResponse: one page of tasks, newest first, each with its summary but not its steps, and
 -- the pagination of SPEC 5 (page = offset / limit + 1). Dynamic SQL so that each filter
--- combination is planned for its index.
-CREATE OR REPLACE FUNCTION tasker.list_tasks(p_limit integer, p_offset integer, p_namespace text, p_status text)
+-- combination is planned for its index. Without p_with_total nothing counts the matching rows:
+-- total_count and total_pages are null, and has_next comes from reading one row beyond the page.
+CREATE OR REPLACE FUNCTION tasker.list_tasks(p_limit integer, p_offset integer, p_namespace text, p_status text,
+                                             p_with_total boolean)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
   v_where text := 'true';
   v_total bigint;
   v_tasks jsonb;
+  v_has_next boolean;
 BEGIN
   IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
     RAISE EXCEPTION 'limit must be between 1 and 1000 (got %)', p_limit USING ERRCODE = 'TK422';
@@ -186,20 +189,51 @@ BEGIN
   IF p_status IS NOT NULL THEN
     v_where := v_where || ' AND t.status = $2';
   END IF;
-  EXECUTE 'SELECT count(*) FROM tasker.tasks t WHERE ' || v_where INTO v_total USING p_namespace, p_status;
+  IF coalesce(p_with_total, true) THEN
+    EXECUTE 'SELECT count(*) FROM tasker.tasks t WHERE ' || v_where INTO v_total USING p_namespace, p_status;
+  END IF;
+  -- One row more than the page when there is no total: its presence is has_next, and it is dropped.
   EXECUTE 'SELECT coalesce(jsonb_agg(tasker.task_fields(t, nt.name, nt.version) || tasker.task_summary(t.task_uuid)'
           '                          ORDER BY t.created_at DESC, t.task_uuid DESC), ''[]''::jsonb)'
           ' FROM (SELECT * FROM tasker.tasks t WHERE ' || v_where ||
           '       ORDER BY t.created_at DESC, t.task_uuid DESC LIMIT $3 OFFSET $4) t'
           ' JOIN tasker.named_tasks nt USING (named_task_uuid)'
-  INTO v_tasks USING p_namespace, p_status, p_limit, p_offset;
+  INTO v_tasks USING p_namespace, p_status, p_limit + CASE WHEN v_total IS NULL THEN 1 ELSE 0 END, p_offset;
+  IF v_total IS NULL THEN
+    v_has_next := jsonb_array_length(v_tasks) > p_limit;
+    IF v_has_next THEN
+      v_tasks := v_tasks - p_limit;
+    END IF;
+  ELSE
+    v_has_next := p_offset + p_limit < v_total;
+  END IF;
   RETURN jsonb_build_object('tasks', v_tasks, 'pagination', jsonb_build_object(
     'page', p_offset / p_limit + 1,
     'per_page', p_limit,
     'total_count', v_total,
     'total_pages', ceil(v_total::numeric / p_limit)::bigint,
-    'has_next', p_offset + p_limit < v_total,
+    'has_next', v_has_next,
     'has_previous', p_offset > 0));
+END $$;
+
+-- The number of tasks of a namespace and/or in any of the given states (NULL: no filter), for
+-- "is anything unfinished?" without reading a page. Dynamic SQL so that each combination is
+-- planned for its index: tasks_namespace_created_idx or tasks_status_created_idx, both of which
+-- answer a count with an index-only scan (status = ANY is an index condition of the latter).
+CREATE OR REPLACE FUNCTION tasker.count_tasks(p_namespace text, p_statuses text[])
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_where text := 'true';
+  v_count bigint;
+BEGIN
+  IF p_namespace IS NOT NULL THEN
+    v_where := v_where || ' AND t.namespace_name = $1';
+  END IF;
+  IF p_statuses IS NOT NULL THEN
+    v_where := v_where || ' AND t.status = ANY ($2::varchar[])';
+  END IF;
+  EXECUTE 'SELECT count(*) FROM tasker.tasks t WHERE ' || v_where INTO v_count USING p_namespace, p_statuses;
+  RETURN v_count;
 END $$;
 
 -- The step of a task, or TK404 naming the task or the step (a step of another task is not found).

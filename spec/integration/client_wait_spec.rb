@@ -1,0 +1,51 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe "TaskerCore::Client.wait_for_task" do
+  let(:client) { TaskerCore::Client }
+  let(:t) { TaskerCore::Types::ClientTypes }
+  let(:templates) { File.expand_path("../fixtures/templates", __dir__) }
+
+  before { TaskerCore::Templates.load([templates]) }
+
+  def create(even_number = 2)
+    client.create_task(name: "linear_workflow", namespace: "math", context: { even_number: even_number }).task_uuid
+  end
+
+  it "returns the finished task as a TaskResponse, as get_task reads it" do
+    uuid = create
+    TaskerCore::Worker.start(namespaces: ["math"], concurrency: 2)
+    task = client.wait_for_task(uuid, timeout: 15)
+    expect(task).to be_a(t::TaskResponse)
+    expect(task).to have_attributes(task_uuid: uuid, status: "complete", total_steps: 4, completed_steps: 4,
+                                    completion_percentage: 100.0)
+    expect(task.completed_at).not_to be_nil
+    expect(task.steps.map(&:current_state).uniq).to eq(["complete"])
+    expect(task.to_h).to eq(client.get_task(uuid).to_h)
+  end
+
+  it "returns nil on timeout" do
+    uuid = create # no worker for "math": the task cannot finish
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    expect(client.wait_for_task(uuid, timeout: 0.3)).to be_nil
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be_between(0.25, 5)
+  end
+
+  describe "wait_for_task_status" do
+    it "returns the terminal state as a String without reading the task, or nil on timeout" do
+      uuid = create
+      expect(client.wait_for_task_status(uuid, timeout: 0.2)).to be_nil
+      TaskerCore::Worker.start(namespaces: ["math"], concurrency: 2)
+      expect(client.wait_for_task_status(uuid, timeout: 15)).to eq("complete")
+      expect(client.wait_for_task_status(uuid, timeout: 1)).to eq("complete") # already finished
+    end
+
+    it "raises NotFoundError for an unknown task, like wait_for_task" do
+      expect { client.wait_for_task_status(TaskerCore::FFI.uuid_v7, timeout: 1) }
+        .to raise_error(TaskerCore::Errors::NotFoundError)
+      expect { client.wait_for_task(TaskerCore::FFI.uuid_v7, timeout: 1) }
+        .to raise_error(TaskerCore::Errors::NotFoundError)
+    end
+  end
+end
