@@ -340,14 +340,38 @@ module Bench
                                              create_pg_stat_statements
 
       tasks = 50
+      writes_before = table_writes
       top = count_statements(tasks, "top")
+      writes = settled_table_writes.zip(writes_before).map { |now, before| now - before }
       all = count_statements(tasks, "all")
       steps = tasks * 4
       { "available" => true, "tasks" => tasks, "steps" => steps,
         "top_level_per_step" => top[:total].fdiv(steps), "worker_per_step" => top[:worker].fdiv(steps),
         "worker_server_ms_per_step" => top[:worker_ms].fdiv(steps),
+        "rows_inserted_per_step" => writes[0].fdiv(steps), "rows_updated_per_step" => writes[1].fdiv(steps),
         "client_per_task" => top[:client].fdiv(tasks), "nested_per_step" => all[:total].fdiv(steps),
         "worker_statements" => top[:by_query] }
+    end
+
+    # Rows inserted, updated and deleted in the tasker schema so far (pg_stat_user_tables).
+    def table_writes
+      Sql.rows(@url, "SELECT coalesce(sum(n_tup_ins), 0), coalesce(sum(n_tup_upd), 0), coalesce(sum(n_tup_del), 0) " \
+                     "FROM pg_stat_user_tables WHERE schemaname = 'tasker'").first.map(&:to_i)
+    end
+
+    # table_writes once every backend has reported: a busy backend reports its counts at most once a
+    # second, an idle one within ten seconds; the counts are read until they stop moving.
+    def settled_table_writes
+      last = table_writes
+      stable = 0
+      deadline = Probe.now + 15
+      while stable < 3 && Probe.now < deadline
+        sleep 1
+        now = table_writes
+        stable = now == last ? stable + 1 : 0
+        last = now
+      end
+      last
     end
 
     def create_pg_stat_statements
@@ -641,6 +665,10 @@ module Bench
         rows << { figure: "a chain's step: server time of the worker's statements",
                   value: hop ? format("%.2f ms of %.2f ms between two steps (the rest: commit, hand-over, Ruby)",
                                       server, hop / 3) : format("%.2f ms", server) }
+        if s["rows_inserted_per_step"]
+          rows << { figure: "rows written per step (linear tasks, their creation included)",
+                    value: format("%.1f inserted, %.1f updated", s["rows_inserted_per_step"], s["rows_updated_per_step"]) }
+        end
         rows << { figure: "statements per step (incl. inside SQL functions)",
                   value: format("%.1f", s["nested_per_step"]), target: "<= 6",
                   verdict: s["nested_per_step"] <= 6 ? "PASS" : "MISS", reference: "~19 database operations per step" }
