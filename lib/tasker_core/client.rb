@@ -65,12 +65,28 @@ module TaskerCore
       end
 
       # task_request for requests[index] of create_tasks: a refusal names the index.
-      def indexed_task_request(request, index)
-        unless request.is_a?(Hash)
-          raise Errors::ValidationError.new("requests[#{index}]: the task request must be a Hash, got #{request.class}",
-                                            field: "requests[#{index}]")
+      # A batch of create_tasks: an Array of at most FFI::CREATE_TASKS_MAX requests.
+      def request_list!(requests)
+        unless requests.is_a?(Array)
+          raise Errors::ValidationError.new("requests must be an Array of task request Hashes, got #{requests.class}",
+                                            field: "requests")
         end
-        args = request.transform_keys(&:to_sym)
+        return requests if requests.size <= FFI::CREATE_TASKS_MAX
+
+        raise Errors::ValidationError.new("requests has #{requests.size} task requests; the limit is " \
+                                          "#{FFI::CREATE_TASKS_MAX} per call", field: "requests")
+      end
+
+      # The request at index of a batch, as a Hash with Symbol keys.
+      def request_at!(request, index)
+        return request.transform_keys(&:to_sym) if request.is_a?(Hash)
+
+        raise Errors::ValidationError.new("requests[#{index}]: the task request must be a Hash, got #{request.class}",
+                                          field: "requests[#{index}]")
+      end
+
+      def indexed_task_request(request, index)
+        args = request_at!(request, index)
         unless args.key?(:name)
           raise Errors::ValidationError.new("requests[#{index}]: name is required (the template name)",
                                             field: "requests[#{index}].name")
@@ -137,15 +153,7 @@ module TaskerCore
     # Array of TaskResponse in request order. A missing template registers the configured
     # template_paths and retries, as in create_task.
     def create_tasks(requests)
-      unless requests.is_a?(Array)
-        raise Errors::ValidationError.new("requests must be an Array of task request Hashes, got #{requests.class}",
-                                          field: "requests")
-      end
-      if requests.size > FFI::CREATE_TASKS_MAX
-        raise Errors::ValidationError.new("requests has #{requests.size} task requests; the limit is " \
-                                          "#{FFI::CREATE_TASKS_MAX} per call", field: "requests")
-      end
-      return [] if requests.empty?
+      return [] if Client.request_list!(requests).empty?
 
       Templates.registering_when_missing do
         batch = requests.each_with_index.map { |request, i| Client.indexed_task_request(request, i) }

@@ -222,5 +222,9 @@ RSpec.describe "TaskerCore::Client.create_tasks" do
     expect(created.map(&:context)).to eq([{ "even_number" => 2, "via" => "handler" },
                                           { "even_number" => 4, "via" => "handler" }])
     expect(created.map(&:priority)).to eq([0, 5])
+    expect { handler.create_tasks({ context: {} }) }
+      .to raise_error(TaskerCore::Errors::ValidationError, /requests must be an Array/)
+    expect { handler.create_tasks([{ context: { even_number: 2 } }, "nope"]) }
+      .to raise_error(TaskerCore::Errors::ValidationError, /\Arequests\[1\]: the task request must be a Hash/)
   end
 end

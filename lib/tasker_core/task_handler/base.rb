@@ -63,16 +63,8 @@ module TaskerCore
       end
 
       def create_tasks(requests)
-        unless requests.is_a?(Array)
-          raise Errors::ValidationError.new("requests must be an Array of task request Hashes, got #{requests.class}",
-                                            field: "requests")
-        end
-        batch = requests.each_with_index.map do |request, i|
-          unless request.is_a?(Hash)
-            raise Errors::ValidationError.new("requests[#{i}]: the task request must be a Hash, got #{request.class}",
-                                              field: "requests[#{i}]")
-          end
-          options = request.transform_keys(&:to_sym)
+        batch = Client.request_list!(requests).each_with_index.map do |request, i|
+          options = Client.request_at!(request, i)
           context = options.delete(:context)
           context = with_index(i) do
             initialize_task_context(PlainData.call(context || {})).tap { |c| validate_task_request(c) }
