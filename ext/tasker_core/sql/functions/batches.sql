@@ -92,7 +92,7 @@ BEGIN
   SELECT p_step.task_uuid, p_step.workflow_step_uuid, (w->>'uuid')::uuid, 'batch_dependency'
   FROM jsonb_array_elements(v_workers) AS w;
 
-  INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state,
+  INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state, to_state,
     event, sort_key, metadata, created_at)
   SELECT (w->>'uuid')::uuid, p_step.task_uuid, NULL, 'pending', 'initialize', 1,
          jsonb_build_object('created_by_batch', p_step.name), p_now
@@ -128,7 +128,7 @@ BEGIN
     JOIN tasker.workflow_steps parent ON parent.task_uuid = p_step.task_uuid AND parent.template_step_name = dep
          AND parent.step_type <> 'batch_worker'
   ), logged AS (
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state,
+    INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state, to_state,
       event, sort_key, metadata, created_at)
     SELECT c.uuid, p_step.task_uuid, NULL, 'pending', 'initialize', 1,
            jsonb_build_object('created_by_batch', p_step.name), p_now
@@ -197,7 +197,7 @@ BEGIN
     CROSS JOIN LATERAL jsonb_array_elements_text(n->'def'->'dependencies') AS dep
     JOIN tasker.workflow_steps parent ON parent.task_uuid = p_task AND parent.template_step_name = dep;
 
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state,
+    INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state, to_state,
       event, sort_key, created_at)
     SELECT (n->>'uuid')::uuid, p_task, NULL, 'pending', 'initialize', 1, p_now FROM jsonb_array_elements(v_new) AS n;
 

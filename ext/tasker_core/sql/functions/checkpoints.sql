@@ -32,7 +32,7 @@ BEGIN
   IF NOT FOUND THEN
     RETURN jsonb_build_object('applied', false, 'reason', 'stale_claim');
   END IF;
-  INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state,
+  INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state, to_state,
     event, attempt, worker_uuid, sort_key, metadata, created_at)
   VALUES (p_step, s.task_uuid, 'in_progress', 'in_progress', 'checkpoint', s.attempts, p_worker, s.transition_seq,
           jsonb_build_object('cursor', p_checkpoint->'cursor', 'items_processed', p_checkpoint->'items_processed'), v_now);

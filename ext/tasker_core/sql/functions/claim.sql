@@ -16,7 +16,9 @@ LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-  v_now timestamp := now() AT TIME ZONE 'utc';
+  -- The clock, not the transaction's start: a flush claims after its completion, whose children's
+  -- enqueue (and a claim's retry promotions) must sort before the start.
+  v_now timestamp := clock_timestamp() AT TIME ZONE 'utc';
 BEGIN
   IF p_limit IS NULL OR p_limit <= 0 OR cardinality(p_namespaces) IS NULL THEN
     RETURN;
@@ -38,19 +40,14 @@ BEGIN
     ORDER BY c.priority DESC, c.ready_at
     LIMIT p_limit
   ), claimed AS (
+    -- The start transition is written with the attempt's end; until then claim_seq holds its key.
     UPDATE tasker.workflow_steps s
     SET status = 'in_progress', in_process = true, attempts = s.attempts + 1,
         last_attempted_at = v_now, claim_owner = p_worker, claim_token = tasker.uuid_v7(),
         claim_expires_at = v_now + make_interval(secs => p_visibility_seconds),
-        transition_seq = s.transition_seq + 1, updated_at = v_now
+        transition_seq = s.transition_seq + 1, claim_seq = s.transition_seq + 1, updated_at = v_now
     FROM picked WHERE s.workflow_step_uuid = picked.workflow_step_uuid
     RETURNING s.*
-  ), logged AS (
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
-      to_state, event, attempt, worker_uuid, sort_key, metadata)
-    SELECT c.workflow_step_uuid, c.task_uuid, 'enqueued', 'in_progress', 'start', c.attempts,
-           p_worker, c.transition_seq, jsonb_build_object('claim_token', c.claim_token)
-    FROM claimed c
   )
   SELECT tasker.step_event(c::tasker.workflow_steps) FROM claimed c;
 END $$;
@@ -89,7 +86,7 @@ BEGIN
     FROM due WHERE s.workflow_step_uuid = due.workflow_step_uuid
     RETURNING s.workflow_step_uuid, s.task_uuid, s.transition_seq, s.attempts
   ), logged AS (
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
+    INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state,
       to_state, event, attempt, sort_key, created_at)
     SELECT workflow_step_uuid, task_uuid, 'waiting_for_retry', 'pending', 'retry', attempts,
            transition_seq - 1, v_now FROM promoted
@@ -165,19 +162,24 @@ DECLARE
   v_namespaces text[];
   v_ns text;
 BEGIN
+  -- o is the row before this update: the released claim becomes a 'released' history row.
   WITH released AS (
     UPDATE tasker.workflow_steps s
     SET status = 'enqueued', in_process = false, attempts = greatest(s.attempts - 1, 0),
-        claim_owner = NULL, claim_token = NULL, claim_expires_at = NULL,
+        claim_owner = NULL, claim_token = NULL, claim_expires_at = NULL, claim_seq = NULL, enqueue_seq = NULL,
         transition_seq = s.transition_seq + 1, updated_at = v_now
-    WHERE s.status = 'in_progress'
+    FROM tasker.workflow_steps o
+    WHERE s.status = 'in_progress' AND o.workflow_step_uuid = s.workflow_step_uuid
       AND s.claim_token IN (SELECT t::uuid FROM jsonb_array_elements_text(p_tokens) AS t)
-    RETURNING s.workflow_step_uuid, s.task_uuid, s.transition_seq, s.attempts, s.namespace_name
+    RETURNING s.workflow_step_uuid, s.task_uuid, s.transition_seq, s.namespace_name, o.attempts, o.claim_owner,
+              o.enqueue_seq, o.ready_at, o.claim_seq, o.last_attempted_at
   ), logged AS (
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
-      to_state, event, attempt, sort_key, created_at)
-    SELECT workflow_step_uuid, task_uuid, 'in_progress', 'enqueued', 'release_claim', attempts,
-           transition_seq, v_now
+    INSERT INTO tasker.workflow_step_attempts (attempt_uuid, workflow_step_uuid, task_uuid, kind, attempt,
+      worker_uuid, enqueue_seq, enqueued_at, claim_seq, claimed_at, result_seq, result_state, result_event,
+      finished_at, success, applied)
+    SELECT tasker.uuid_with_last_byte(tasker.uuid_v7(), 0), workflow_step_uuid, task_uuid, 'released', attempts,
+           claim_owner, enqueue_seq, ready_at, claim_seq, last_attempted_at, transition_seq, 'enqueued',
+           'release_claim', v_now, false, false
     FROM released
   )
   SELECT count(*), array_agg(DISTINCT namespace_name) INTO v_count, v_namespaces FROM released;

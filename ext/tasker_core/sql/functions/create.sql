@@ -94,7 +94,7 @@ BEGIN
   CROSS JOIN LATERAL jsonb_array_elements_text(c->'deps') AS d(dep)
   JOIN jsonb_array_elements(v_steps) AS p ON p->>'name' = d.dep;
 
-  INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
+  INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state,
     to_state, event, sort_key, created_at)
   SELECT (n->>'uuid')::uuid, v_task, NULL, 'pending', 'initialize', 1, v_now
   FROM jsonb_array_elements(v_steps) AS n
@@ -305,7 +305,7 @@ BEGIN
       SELECT c.task_uuid, c.task_steps[p.idx], c.step_uuid, 'provides'
       FROM step_rows c CROSS JOIN LATERAL unnest(c.parent_idx) AS p(idx)
     ), ins_step_transitions AS (
-      INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
+      INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state,
         to_state, event, sort_key, created_at)
       SELECT n.step_uuid, n.task_uuid, NULL, 'pending', 'initialize', 1, v_now FROM step_rows n
       UNION ALL

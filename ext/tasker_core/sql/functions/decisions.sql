@@ -111,7 +111,7 @@ BEGIN
   CROSS JOIN LATERAL jsonb_array_elements_text(n->'def'->'dependencies') AS dep
   JOIN tasker.workflow_steps parent ON parent.task_uuid = p_step.task_uuid AND parent.template_step_name = dep;
 
-  INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state,
+  INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state, to_state,
     event, sort_key, metadata, created_at)
   SELECT (n->>'uuid')::uuid, p_step.task_uuid, NULL, 'pending', 'initialize', 1,
          jsonb_build_object('created_by_decision', p_step.name), p_now

@@ -37,7 +37,7 @@ BEGIN
     WHERE s.workflow_step_uuid = v.workflow_step_uuid
     RETURNING s.workflow_step_uuid, v.status AS from_state, s.attempts, s.transition_seq
   ), logged AS (
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state,
+    INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state, to_state,
       event, attempt, sort_key, metadata, created_at)
     SELECT workflow_step_uuid, p_task, from_state, 'cancelled', 'cancel', attempts, transition_seq,
            '{"reason": "task cancelled"}'::jsonb, v_now
@@ -130,7 +130,7 @@ BEGIN
         backoff_request_seconds = NULL, ready_at = CASE WHEN v_to = 'enqueued' THEN v_now END,
         transition_seq = transition_seq + CASE WHEN v_to = 'enqueued' THEN 2 ELSE 1 END, updated_at = v_now
     WHERE workflow_step_uuid = p_step RETURNING * INTO s;
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state,
+    INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state, to_state,
       event, sort_key, metadata, created_at)
     SELECT p_step, p_task, 'error', 'pending', 'reset_for_retry',
            CASE WHEN v_to = 'enqueued' THEN s.transition_seq - 1 ELSE s.transition_seq END, v_meta, v_now
@@ -144,9 +144,16 @@ BEGIN
     END IF;
   ELSE
     v_to := CASE WHEN p_action = 'resolve_manually' THEN 'resolved_manually' ELSE 'complete' END;
+    IF v_from = 'in_progress' AND s.claim_seq IS NOT NULL THEN
+      -- The running claim's start is kept on the step until its attempt ends; this ends it.
+      INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state, to_state,
+        event, attempt, worker_uuid, sort_key, created_at)
+      VALUES (p_step, p_task, 'enqueued', 'in_progress', 'start', s.attempts, s.claim_owner, s.claim_seq,
+              s.last_attempted_at);
+    END IF;
     UPDATE tasker.workflow_steps
     SET status = v_to, in_process = false, processed = true, processed_at = v_now,
-        claim_owner = NULL, claim_token = NULL, claim_expires_at = NULL, next_retry_at = NULL,
+        claim_owner = NULL, claim_token = NULL, claim_expires_at = NULL, claim_seq = NULL, next_retry_at = NULL,
         results = CASE WHEN p_action = 'complete_manually'
                        THEN jsonb_build_object('step_uuid', p_step, 'success', true, 'status', 'completed',
                               'result', p_payload->'result',
@@ -155,7 +162,7 @@ BEGIN
                        ELSE results END,
         transition_seq = transition_seq + 1, updated_at = v_now
     WHERE workflow_step_uuid = p_step RETURNING * INTO s;
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state,
+    INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state, to_state,
       event, sort_key, metadata, created_at)
     VALUES (p_step, p_task, v_from, v_to, p_action, s.transition_seq, v_meta, v_now);
     v_enqueued := tasker.release_children(p_step, v_now);

@@ -8,6 +8,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_count integer;
 BEGIN
+  -- The pending -> enqueued transition is not written here: its sort key stays on the step
+  -- (enqueue_seq) until the step's next attempt row carries it.
   WITH released AS (
     UPDATE tasker.workflow_steps c
     SET pending_parents = c.pending_parents - 1,
@@ -15,18 +17,14 @@ BEGIN
         ready_at = CASE WHEN c.pending_parents = 1 AND c.status = 'pending' THEN p_now ELSE c.ready_at END,
         transition_seq = CASE WHEN c.pending_parents = 1 AND c.status = 'pending'
                               THEN c.transition_seq + 1 ELSE c.transition_seq END,
+        enqueue_seq = CASE WHEN c.pending_parents = 1 AND c.status = 'pending'
+                           THEN c.transition_seq + 1 ELSE c.enqueue_seq END,
         updated_at = p_now
     FROM tasker.workflow_step_edges e
     WHERE e.from_step_uuid = p_step AND e.to_step_uuid = c.workflow_step_uuid
-    RETURNING c.workflow_step_uuid, c.task_uuid, c.status, c.pending_parents, c.transition_seq
-  ), logged AS (
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state,
-      to_state, event, sort_key, created_at)
-    SELECT workflow_step_uuid, task_uuid, 'pending', 'enqueued', 'enqueue', transition_seq, p_now
-    FROM released WHERE status = 'enqueued' AND pending_parents = 0
-    RETURNING 1
+    RETURNING c.status, c.pending_parents
   )
-  SELECT count(*)::integer INTO v_count FROM logged;
+  SELECT count(*)::integer INTO v_count FROM released WHERE status = 'enqueued' AND pending_parents = 0;
   RETURN v_count;
 END $$;
 
@@ -66,7 +64,7 @@ END $$;
 --   retryable failure with tries -> waiting_for_retry with next_retry_at (still active for the task)
 --   otherwise                    -> error
 -- then the task is finalized when its counters say nothing is left to run (complete, or
--- blocked_by_failures -> error). The result's two transitions and its audit row are one statement.
+-- blocked_by_failures -> error). The attempt is one history row (workflow_step_attempts).
 -- When the task already ended (cancelled while the step ran) the result is recorded on the step and
 -- in the audit, and nothing else moves.
 CREATE OR REPLACE FUNCTION tasker.apply_claimed_step_result(s tasker.workflow_steps, p_worker uuid, p_result jsonb,
@@ -86,7 +84,7 @@ DECLARE
   v_mid text;
   v_delay bigint;
   v_retry jsonb;
-  v_transition uuid;
+  v_after tasker.workflow_steps;
   v_enqueued integer := 0;
   v_status text;
   v_invalid text;
@@ -135,7 +133,7 @@ BEGIN
       processed = v_to = 'complete',
       processed_at = CASE WHEN v_to = 'complete' THEN v_now ELSE processed_at END,
       results = p_result,
-      claim_owner = NULL, claim_token = NULL, claim_expires_at = NULL,
+      claim_owner = NULL, claim_token = NULL, claim_expires_at = NULL, claim_seq = NULL, enqueue_seq = NULL,
       next_retry_at = CASE WHEN v_to = 'waiting_for_retry'
                            THEN v_now + make_interval(secs => v_delay / 1000.0) END,
       backoff_request_seconds = CASE WHEN v_to = 'waiting_for_retry' THEN ceil(v_delay / 1000.0)::integer
@@ -143,32 +141,23 @@ BEGIN
       transition_seq = transition_seq + 2,
       updated_at = v_now
   WHERE workflow_step_uuid = v_step
-  RETURNING * INTO s;
+  RETURNING * INTO v_after;
 
-  -- Both transitions and the audit row in one statement; the first transition's uuid is the
-  -- audit row's reference.
-  v_transition := tasker.uuid_v7();
-  WITH transitions AS (
-    INSERT INTO tasker.workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid, task_uuid,
-      from_state, to_state, event, attempt, worker_uuid, sort_key, metadata, created_at)
-    VALUES (v_transition, v_step, s.task_uuid, 'in_progress', v_mid,
-            coalesce(p_applied_event, CASE WHEN v_success THEN 'enqueue_for_orchestration'
-                                           ELSE 'enqueue_as_error_for_orchestration' END),
-            s.attempts, p_worker, s.transition_seq - 1,
-            jsonb_build_object('execution_time_ms', v_exec_ms), v_now),
-           (tasker.uuid_v7(), v_step, s.task_uuid, v_mid, v_to,
-            CASE v_to WHEN 'complete' THEN 'complete' WHEN 'error' THEN 'fail' ELSE 'wait_for_retry' END,
-            s.attempts, p_worker, s.transition_seq,
-            CASE WHEN v_success THEN '{}'::jsonb
-                 ELSE jsonb_strip_nulls(jsonb_build_object('error', p_result->'error',
-                        'next_retry_at', s.next_retry_at, 'retry_delay_ms', v_delay,
-                        'task_finished', CASE WHEN NOT v_live THEN t.status END)) END,
-            v_now)
-  )
-  INSERT INTO tasker.workflow_step_result_audit (workflow_step_uuid, workflow_step_transition_uuid,
-    task_uuid, worker_uuid, correlation_id, success, applied, execution_time_ms, result, recorded_at)
-  VALUES (v_step, v_transition, s.task_uuid, p_worker, t.correlation_id, v_success, true, v_exec_ms,
-          p_result, v_now);
+  -- One history row for the attempt: its start (from the claim), its result and its outcome.
+  INSERT INTO tasker.workflow_step_attempts (attempt_uuid, workflow_step_uuid, task_uuid, kind, attempt,
+    worker_uuid, enqueue_seq, enqueued_at, claim_seq, claimed_at, result_seq, result_state, result_event,
+    to_state, to_event, to_metadata, finished_at, success, applied, execution_time_ms, result)
+  VALUES (tasker.uuid_with_last_byte(tasker.uuid_v7(), 0), v_step, s.task_uuid, 'result', s.attempts, p_worker,
+          s.enqueue_seq, s.ready_at, s.claim_seq, s.last_attempted_at, v_after.transition_seq - 1, v_mid,
+          coalesce(p_applied_event, CASE WHEN v_success THEN 'enqueue_for_orchestration'
+                                         ELSE 'enqueue_as_error_for_orchestration' END),
+          v_to, CASE v_to WHEN 'complete' THEN 'complete' WHEN 'error' THEN 'fail' ELSE 'wait_for_retry' END,
+          CASE WHEN v_success THEN '{}'::jsonb
+               ELSE jsonb_strip_nulls(jsonb_build_object('error', p_result->'error',
+                      'next_retry_at', v_after.next_retry_at, 'retry_delay_ms', v_delay,
+                      'task_finished', CASE WHEN NOT v_live THEN t.status END)) END,
+          v_now, v_success, true, v_exec_ms, p_result);
+  s := v_after;
 
   IF NOT v_live THEN
     RETURN jsonb_build_object('applied', true, 'step_status', s.status, 'task_status', t.status,
@@ -224,7 +213,7 @@ BEGIN
   RETURN tasker.apply_claimed_step_result(s, p_worker, p_result, p_applied_event, p_notify);
 END $$;
 
--- A worker's result for its claim. Refused (recorded in the audit with applied = false, nothing
+-- A worker's result for its claim. Refused (recorded as a 'refused' attempt row, applied = false, nothing
 -- else changed) when the claim token is no longer current: the claim expired and the step was
 -- recovered, or it was released.
 CREATE OR REPLACE FUNCTION tasker.complete_step(p_step uuid, p_claim_token uuid, p_worker uuid,
@@ -242,12 +231,11 @@ BEGIN
     IF NOT FOUND THEN
       RAISE EXCEPTION 'step not found: %', p_step USING ERRCODE = 'TK404';
     END IF;
-    INSERT INTO tasker.workflow_step_result_audit (workflow_step_uuid, task_uuid, worker_uuid,
-      correlation_id, success, applied, execution_time_ms, result)
-    SELECT p_step, s.task_uuid, p_worker, tk.correlation_id,
-           coalesce((p_result->>'success')::boolean, false), false,
-           (p_result->'metadata'->>'execution_time_ms')::numeric::bigint, p_result
-    FROM tasker.tasks tk WHERE tk.task_uuid = s.task_uuid;
+    INSERT INTO tasker.workflow_step_attempts (attempt_uuid, workflow_step_uuid, task_uuid, kind, worker_uuid,
+      to_state, finished_at, success, applied, execution_time_ms, result)
+    VALUES (tasker.uuid_with_last_byte(tasker.uuid_v7(), 0), p_step, s.task_uuid, 'refused', p_worker, s.status,
+            clock_timestamp() AT TIME ZONE 'utc', coalesce((p_result->>'success')::boolean, false), false,
+            (p_result->'metadata'->>'execution_time_ms')::numeric::bigint, p_result);
     RETURN jsonb_build_object('applied', false, 'reason', 'stale_claim', 'step_status', s.status);
   END IF;
 
@@ -280,7 +268,7 @@ END $$;
 -- order, then their tasks in uuid order (the order complete_step takes them in, so batches and
 -- single completions never wait on each other in a cycle). The common case, a success of a step
 -- that creates no steps, declares no domain events and belongs to a running task, is applied to
--- the whole batch in one statement: the steps, their transitions and audit rows, the children's
+-- the whole batch in one statement: the steps, their history rows, the children's
 -- pending-parent counts aggregated per child, the tasks' counters aggregated per task, and the
 -- completion of every task whose last step this was. Every other result (failures, decisions,
 -- batches, events, refused claims, ended tasks) goes through complete_one.
@@ -339,31 +327,24 @@ BEGIN
       FROM jsonb_array_elements(p_results) WITH ORDINALITY AS x(r, ord)
       WHERE x.ord = ANY (v_fast)
     ), done AS (
+      -- o is the row before this update: its claim's and enqueue's sort keys go to the history row.
       UPDATE tasker.workflow_steps s
       SET status = 'complete', in_process = false, processed = true, processed_at = v_now, results = i.result,
-          claim_owner = NULL, claim_token = NULL, claim_expires_at = NULL, next_retry_at = NULL,
-          transition_seq = s.transition_seq + 2, updated_at = v_now
-      FROM input i
-      WHERE s.workflow_step_uuid = i.step
+          claim_owner = NULL, claim_token = NULL, claim_expires_at = NULL, claim_seq = NULL, enqueue_seq = NULL,
+          next_retry_at = NULL, transition_seq = s.transition_seq + 2, updated_at = v_now
+      FROM input i, tasker.workflow_steps o
+      WHERE s.workflow_step_uuid = i.step AND o.workflow_step_uuid = i.step
       RETURNING s.workflow_step_uuid, s.task_uuid, s.attempts, s.transition_seq, s.namespace_name, i.result,
-                i.exec_ms, i.ord, tasker.uuid_v7() AS transition_uuid
-    ), transitions AS (
-      INSERT INTO tasker.workflow_step_transitions (workflow_step_transition_uuid, workflow_step_uuid, task_uuid,
-        from_state, to_state, event, attempt, worker_uuid, sort_key, metadata, created_at)
-      SELECT d.transition_uuid, d.workflow_step_uuid, d.task_uuid, 'in_progress', 'enqueued_for_orchestration',
-             'enqueue_for_orchestration', d.attempts, p_worker, d.transition_seq - 1,
-             jsonb_build_object('execution_time_ms', d.exec_ms), v_now
+                i.exec_ms, i.ord, o.enqueue_seq, o.ready_at, o.claim_seq, o.last_attempted_at
+    ), history AS (
+      INSERT INTO tasker.workflow_step_attempts (attempt_uuid, workflow_step_uuid, task_uuid, kind, attempt,
+        worker_uuid, enqueue_seq, enqueued_at, claim_seq, claimed_at, result_seq, result_state, result_event,
+        to_state, to_event, to_metadata, finished_at, success, applied, execution_time_ms, result)
+      SELECT tasker.uuid_with_last_byte(tasker.uuid_v7(), 0), d.workflow_step_uuid, d.task_uuid, 'result',
+             d.attempts, p_worker, d.enqueue_seq, d.ready_at, d.claim_seq, d.last_attempted_at,
+             d.transition_seq - 1, 'enqueued_for_orchestration', 'enqueue_for_orchestration', 'complete',
+             'complete', '{}'::jsonb, v_now, true, true, d.exec_ms, d.result
       FROM done d
-      UNION ALL
-      SELECT tasker.uuid_v7(), d.workflow_step_uuid, d.task_uuid, 'enqueued_for_orchestration', 'complete',
-             'complete', d.attempts, p_worker, d.transition_seq, '{}'::jsonb, v_now
-      FROM done d
-    ), audit AS (
-      INSERT INTO tasker.workflow_step_result_audit (workflow_step_uuid, workflow_step_transition_uuid,
-        task_uuid, worker_uuid, correlation_id, success, applied, execution_time_ms, result, recorded_at)
-      SELECT d.workflow_step_uuid, d.transition_uuid, d.task_uuid, p_worker, t.correlation_id, true, true,
-             d.exec_ms, d.result, v_now
-      FROM done d JOIN tasker.tasks t ON t.task_uuid = d.task_uuid
     ), released AS (
       UPDATE tasker.workflow_steps c
       SET pending_parents = c.pending_parents - k.n,
@@ -371,18 +352,15 @@ BEGIN
           ready_at = CASE WHEN c.pending_parents = k.n AND c.status = 'pending' THEN v_now ELSE c.ready_at END,
           transition_seq = CASE WHEN c.pending_parents = k.n AND c.status = 'pending'
                                 THEN c.transition_seq + 1 ELSE c.transition_seq END,
+          enqueue_seq = CASE WHEN c.pending_parents = k.n AND c.status = 'pending'
+                             THEN c.transition_seq + 1 ELSE c.enqueue_seq END,
           updated_at = v_now
       FROM (SELECT e.to_step_uuid, count(*)::integer AS n
             FROM done d JOIN tasker.workflow_step_edges e ON e.from_step_uuid = d.workflow_step_uuid
             GROUP BY e.to_step_uuid) k
       WHERE c.workflow_step_uuid = k.to_step_uuid
-      RETURNING c.workflow_step_uuid, c.task_uuid, c.namespace_name, c.transition_seq,
+      RETURNING c.workflow_step_uuid, c.task_uuid, c.namespace_name,
                 c.status = 'enqueued' AND c.pending_parents = 0 AS ready
-    ), children_logged AS (
-      INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, task_uuid, from_state, to_state, event,
-        sort_key, created_at)
-      SELECT r.workflow_step_uuid, r.task_uuid, 'pending', 'enqueued', 'enqueue', r.transition_seq, v_now
-      FROM released r WHERE r.ready
     ), per_task AS (
       SELECT d.task_uuid, count(*)::integer AS n_done,
              (SELECT count(*)::integer FROM released r WHERE r.task_uuid = d.task_uuid AND r.ready) AS n_ready

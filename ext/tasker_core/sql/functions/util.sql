@@ -49,3 +49,10 @@ BEGIN
   v_delay := v_delay * (1 + (random() * 0.3 - 0.15));
   RETURN greatest(v_delay, 0)::bigint;
 END $$;
+
+-- p with its last byte replaced by k (0-255): the uuids of the transitions an attempt row stands
+-- for are its own uuid (whose last byte is 0) plus 1, 2, 3, so they sort together, right after it.
+CREATE OR REPLACE FUNCTION tasker.uuid_with_last_byte(p uuid, k integer) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT (left(p::text, 34) || lpad(to_hex(k), 2, '0'))::uuid
+$$;
