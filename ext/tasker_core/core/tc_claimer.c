@@ -88,18 +88,31 @@ static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
   json_object *due = tc_json_get(res, "next_due_in_ms");
   w->retry_due_at = due ? tc_now_ms() + json_object_get_int64(due) : 0;
   int got = rows ? (int)json_object_array_length(rows) : 0;
+  if (got > asked) got = asked;
   double claim_ms = (double)(tc_now_ms() - t0);
-  for (int i = 0; i < got; i++) tc_metrics_claimed(w->metrics, json_object_array_get_idx(rows, (size_t)i), claim_ms);
+  /* Build every event, and let go of the answer, before any handler thread can see one. */
+  json_object **events = got > 0 ? tc_calloc((size_t)got, sizeof *events) : NULL;
+  if (got > 0 && !events) {
+    json_object_put(res); /* the claims expire and the steps run again */
+    return tc_error_set(err, TC_ENOMEM, "out of memory taking %d claimed steps", got);
+  }
+  int built = 0;
+  for (int i = 0; i < got; i++) {
+    json_object *ev = tc_worker_event_from_row(w, json_object_get(json_object_array_get_idx(rows, (size_t)i)));
+    if (ev) events[built++] = ev;
+  }
+  json_object_put(res);
+  for (int i = 0; i < built; i++) tc_metrics_claimed(w->metrics, events[i], claim_ms);
   pthread_mutex_lock(&w->mu);
   w->claim_queries++;
-  for (int i = 0; i < got; i++) {
+  for (int i = 0; i < built; i++) {
     /* The capacity check before the claim guarantees room: only this thread adds to the queue. */
-    tc_ring_push(&w->queue, json_object_get(json_object_array_get_idx(rows, (size_t)i)));
+    tc_ring_push(&w->queue, events[i]);
     w->claimed_total++;
   }
-  if (got > 0) pthread_cond_broadcast(&w->cv);
+  if (built > 0) pthread_cond_broadcast(&w->cv);
   pthread_mutex_unlock(&w->mu);
-  json_object_put(res);
+  tc_free(events);
   return got;
 }
 

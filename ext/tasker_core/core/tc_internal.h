@@ -173,6 +173,16 @@ typedef struct tc_migration {
  * differs from this library's, or NULL when all are current. */
 const char *tc_schema_stale_function_file(json_object *recorded);
 
+/* ---- Step events built from the claim's rows, with a cache of step definitions
+ * (tc_step_event.c). ---- */
+typedef struct tc_step_defs tc_step_defs_t;
+int tc_step_defs_new(tc_step_defs_t **out, tc_error_t *err);
+void tc_step_defs_free(tc_step_defs_t *d);
+/* The event a handler sees for one row of tasker.step_event; fetches the template's step
+ * definitions through rt's pool when they are not cached. The row keeps its references. */
+int tc_step_event_build(tc_step_defs_t *defs, tc_runtime_t *rt, json_object *row, json_object **out,
+                        tc_error_t *err);
+
 /* ---- Group commit of a worker's results (tc_flush.c). ---- */
 typedef struct tc_flusher tc_flusher_t;
 typedef struct tc_flush_item tc_flush_item_t;

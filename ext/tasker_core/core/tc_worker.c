@@ -103,6 +103,7 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
     if (ok) ok = (w->metrics = tc_metrics_new(w->namespaces, w->n_namespaces, capacity)) != NULL;
   }
   if (ok) ok = tc_flusher_new(rt, w->worker_uuid, w->ns_literal, vis, capacity, &w->flusher, err) == TC_OK;
+  if (ok) ok = tc_step_defs_new(&w->step_defs, err) == TC_OK;
   if (!ok) {
     tc_worker_free(w);
     return tc_error_set(err, TC_ENOMEM, "could not allocate the worker's queue or wake pipe");
@@ -207,6 +208,7 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
     next = NULL;
     rc = tc_error_set(err, TC_EDB, "the result of step %s got no outcome", step_uuid);
   }
+  if (rc == TC_OK && next) next = tc_worker_event_from_row(w, next);
   if (rc == TC_OK) {
     /* The caller runs the step claimed for it next: {"next_steps": [event]}. */
     json_object *list = json_object_new_array();
@@ -259,6 +261,33 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
   return TC_OK;
 }
 
+json_object *tc_worker_event_from_row(tc_worker_t *w, json_object *row) {
+  json_object *ev = NULL;
+  tc_error_t err = {0};
+  if (tc_step_event_build(w->step_defs, w->rt, row, &ev, &err) == TC_OK) {
+    json_object_put(row);
+    return ev;
+  }
+  /* Give the claim back (the attempt it counted too), so the step runs again at once instead of
+   * failing an attempt when its claim expires. */
+  json_object *tok = json_object_array_get_idx(row, 0);
+  tc_log(w->rt, TC_LOG_ERROR, "step_event_failed", "could not build the event of claim %s: %s",
+         tok ? json_object_get_string(tok) : "?", err.message);
+  json_object *tokens = json_object_new_array();
+  if (tokens && tok && json_object_array_add(tokens, json_object_get(tok)) == 0) {
+    const char *params[] = {tc_json_str(tokens)};
+    json_object *n = NULL;
+    tc_error_t ignored = {0};
+    if (tc_rt_query_json(w->rt, "SELECT tasker.release_claims($1::jsonb)", 1, params, &n, &ignored) != TC_OK)
+      tc_log(w->rt, TC_LOG_WARN, "release_failed", "could not give back claim %s: %s; it runs again when it expires",
+             json_object_get_string(tok), ignored.message);
+    json_object_put(n);
+  }
+  json_object_put(tokens);
+  json_object_put(row);
+  return NULL;
+}
+
 int tc_worker_checkpoint_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
                               json_object *checkpoint, json_object **out, tc_error_t *err) {
   int rc = tc_uuid_require(step_uuid, "step_uuid", err);
@@ -269,8 +298,25 @@ int tc_worker_checkpoint_step(tc_worker_t *w, const char *step_uuid, const char 
   char vis[16];
   snprintf(vis, sizeof vis, "%d", w->visibility_s);
   const char *params[] = {step_uuid, claim_token, w->worker_uuid, tc_json_str(checkpoint), vis};
-  return tc_rt_query_json(w->rt, "SELECT tasker.checkpoint_step($1::uuid, $2::uuid, $3::uuid, $4::jsonb, $5::integer)",
-                          5, params, out, err);
+  json_object *res = NULL;
+  rc = tc_rt_query_json(w->rt, "SELECT tasker.checkpoint_step($1::uuid, $2::uuid, $3::uuid, $4::jsonb, $5::integer)",
+                        5, params, &res, err);
+  if (rc != TC_OK) return rc;
+  json_object *row = tc_json_get(res, "event");
+  if (row) {
+    json_object *ev = NULL;
+    rc = tc_step_event_build(w->step_defs, w->rt, row, &ev, err);
+    if (rc == TC_OK && json_object_object_add(res, "event", ev) != 0) {
+      json_object_put(ev);
+      rc = tc_error_set(err, TC_ENOMEM, "out of memory");
+    }
+    if (rc != TC_OK) {
+      json_object_put(res);
+      return rc;
+    }
+  }
+  *out = res;
+  return TC_OK;
 }
 
 void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token) {
@@ -398,6 +444,7 @@ void tc_worker_free(tc_worker_t *w) {
   tc_free(w->ns_literal);
   tc_metrics_free(w->metrics);
   tc_flusher_free(w->flusher);
+  tc_step_defs_free(w->step_defs);
   if (w->wake_fd[0] >= 0) close(w->wake_fd[0]);
   if (w->wake_fd[1] >= 0) close(w->wake_fd[1]);
   pthread_cond_destroy(&w->cv);

@@ -58,9 +58,14 @@ struct tc_worker {
   long long claim_queries, notifications;
   tc_metrics_t *metrics;      /* counters and histograms per namespace (tc_metrics.c) */
   tc_flusher_t *flusher;      /* group commit of the handler threads' results (tc_flush.c) */
+  tc_step_defs_t *step_defs;  /* template step definitions for the step events (tc_step_event.c) */
   int64_t claimer_tick;       /* monotonic ms of the claimer loop's last turn (atomic) */
   int64_t last_heartbeat_at;  /* monotonic ms of the last claim extension (atomic) */
 };
+
+/* The step event for a claim's row (which it takes); on failure logs, gives the claim back and
+ * returns NULL. */
+json_object *tc_worker_event_from_row(tc_worker_t *w, json_object *row);
 
 /* The claimer thread's body (tc_claimer.c); arg is the worker. */
 void *tc_claimer_main(void *arg);

@@ -1,7 +1,7 @@
 -- Checkpoints: a running step saves its progress within its claim.
 
--- Persists a checkpoint for the step the worker holds; returns the step's fresh event (with the
--- checkpoint) to run the handler again, or {"applied": false} when the claim is no longer current.
+-- Persists a checkpoint for the step the worker holds; returns the step's fresh event row (with
+-- the checkpoint) to run the handler again, or {"applied": false} when the claim is no longer current.
 CREATE OR REPLACE FUNCTION tasker.checkpoint_step(p_step uuid, p_claim_token uuid, p_worker uuid,
                                                   p_checkpoint jsonb, p_visibility_seconds integer)
 RETURNS jsonb LANGUAGE plpgsql AS $$

@@ -3,13 +3,14 @@
 
 -- Claims up to p_limit enqueued steps of the given namespaces for worker p_worker, highest
 -- priority first, skipping rows other workers are claiming and steps of tasks that already ended.
--- Each claim gets a fresh token and an expiry; returns one step event per claimed step. The claim
+-- Each claim gets a fresh token and an expiry; returns one step event row (step_event.sql) per
+-- claimed step. The claim
 -- walks the claim index once per namespace (an ANY over namespaces cannot use its order), taking
 -- the first p_limit of each, then the best p_limit of those, so it costs the same with an empty
 -- queue and with a backlog. Rows locked there but not claimed stay locked only until the
 -- transaction ends.
 CREATE OR REPLACE FUNCTION tasker.claim_steps(p_worker uuid, p_namespaces text[], p_limit integer,
-                                              p_visibility_seconds integer) RETURNS SETOF jsonb
+                                              p_visibility_seconds integer) RETURNS SETOF json
 LANGUAGE plpgsql
 -- Generic plans, cached for the session: with an array of namespaces PostgreSQL would otherwise
 -- judge a fresh custom plan cheaper and plan the claim again on every call.
@@ -119,21 +120,21 @@ BEGIN
 END $$;
 
 -- The claim of a worker: first due retries and expired claims are put back, then up to p_limit
--- enqueued steps are claimed. Returns {"steps": [step events], "next_due_in_ms": ms until the next
+-- enqueued steps are claimed. Returns {"steps": [step event rows], "next_due_in_ms": ms until the next
 -- retry of these namespaces falls due (null when none)}.
 CREATE OR REPLACE FUNCTION tasker.claim(p_worker uuid, p_namespaces text[], p_limit integer,
-                                        p_visibility_seconds integer) RETURNS jsonb
+                                        p_visibility_seconds integer) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
-  v_steps jsonb;
+  v_steps json;
   v_due timestamp;
 BEGIN
   PERFORM tasker.recover_steps(p_namespaces, 100);
-  SELECT coalesce(jsonb_agg(e), '[]'::jsonb) INTO v_steps
+  SELECT coalesce(json_agg(e), '[]'::json) INTO v_steps
   FROM tasker.claim_steps(p_worker, p_namespaces, p_limit, p_visibility_seconds) AS e;
   SELECT min(next_retry_at) INTO v_due FROM tasker.workflow_steps
   WHERE status = 'waiting_for_retry' AND namespace_name = ANY (p_namespaces);
-  RETURN jsonb_build_object('steps', v_steps, 'next_due_in_ms',
+  RETURN json_build_object('steps', v_steps, 'next_due_in_ms',
     CASE WHEN v_due IS NOT NULL
          THEN greatest(0, ceil(extract(epoch FROM v_due - (clock_timestamp() AT TIME ZONE 'utc')) * 1000))::bigint
     END);

@@ -421,21 +421,21 @@ END $$;
 -- One flush of a worker: its results (complete_results), then, on a fresh snapshot, up to p_claim
 -- newly claimed steps of p_namespaces, so the handler threads that submitted go on with the next
 -- step without a notification and a separate claim in between. Returns {"outcomes": [...], in
--- the order of p_results, "next_steps": [step events]}. Other workers are woken only when work is
+-- the order of p_results, "next_steps": [step event rows]}. Other workers are woken only when work is
 -- left in the queue (or a retry was scheduled).
 CREATE OR REPLACE FUNCTION tasker.flush(p_worker uuid, p_results jsonb, p_claim integer, p_namespaces text[],
-                                        p_visibility_seconds integer) RETURNS jsonb
+                                        p_visibility_seconds integer) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
   v_outcomes jsonb := '[]'::jsonb;
-  v_next jsonb := '[]'::jsonb;
+  v_next json := '[]'::json;
   v_wake text[];
 BEGIN
   IF jsonb_array_length(p_results) > 0 THEN
     v_outcomes := tasker.complete_results(p_worker, p_results, false);
   END IF;
   IF p_claim > 0 THEN
-    SELECT coalesce(jsonb_agg(e), '[]'::jsonb) INTO v_next
+    SELECT coalesce(json_agg(e), '[]'::json) INTO v_next
     FROM tasker.claim_steps(p_worker, p_namespaces, p_claim, p_visibility_seconds) AS e;
   END IF;
   SELECT array_agg(DISTINCT o->>'namespace') INTO v_wake
@@ -447,5 +447,5 @@ BEGIN
   IF v_wake IS NOT NULL THEN
     PERFORM pg_notify('tasker_steps_' || n, '') FROM unnest(v_wake) AS n WHERE n IS NOT NULL;
   END IF;
-  RETURN jsonb_build_object('outcomes', v_outcomes, 'next_steps', v_next);
+  RETURN json_build_object('outcomes', v_outcomes, 'next_steps', v_next);
 END $$;
