@@ -286,6 +286,8 @@ DECLARE
   v_slow bigint[];
   v_out jsonb[];
   v_fast_out jsonb;
+  v_final_ords bigint[];
+  v_final_tasks uuid[];
   v_ns text[];
   v_ord bigint;
   v_item jsonb;
@@ -385,29 +387,36 @@ BEGIN
       SELECT x.task_uuid, 'evaluating_results', 'complete', 'all_steps_successful', x.transition_seq, v_now
       FROM tasks_done x WHERE x.status = 'complete'
     )
-    SELECT jsonb_object_agg(d.ord::text, jsonb_build_object(
-             'applied', true, 'step_status', 'complete',
-             'task_status', CASE WHEN x.status = 'steps_in_process' AND x.active_steps = 0 AND x.error_steps > 0
-                                 THEN 'finalize' ELSE x.status END,
+    -- The outcomes in the order of the results (v_fast is sorted), and the results whose task a
+    -- sibling's permanent failure leaves with nothing active: those tasks end in error below.
+    SELECT jsonb_agg(jsonb_build_object(
+             'applied', true, 'step_status', 'complete', 'task_status', x.status,
              'enqueued', (SELECT count(*) FROM released r
                           JOIN tasker.workflow_step_edges e ON e.to_step_uuid = r.workflow_step_uuid
                           WHERE r.ready AND e.from_step_uuid = d.workflow_step_uuid),
-             'next_retry_at', NULL, 'namespace', d.namespace_name, 'task_uuid', d.task_uuid)),
+             'next_retry_at', NULL, 'namespace', d.namespace_name) ORDER BY d.ord),
+           array_agg(d.ord ORDER BY d.ord) FILTER (WHERE x.status = 'steps_in_process' AND x.active_steps = 0
+                                                        AND x.error_steps > 0),
+           array_agg(d.task_uuid ORDER BY d.ord) FILTER (WHERE x.status = 'steps_in_process' AND x.active_steps = 0
+                                                              AND x.error_steps > 0),
            (SELECT array_agg(DISTINCT r.namespace_name) FROM released r WHERE r.ready)
-    INTO v_fast_out, v_ns
+    INTO v_fast_out, v_final_ords, v_final_tasks, v_ns
     FROM done d JOIN tasks_done x ON x.task_uuid = d.task_uuid;
 
-    FOR v_ord, v_item IN SELECT key::bigint, value FROM jsonb_each(v_fast_out) LOOP
-      IF v_item->>'task_status' = 'finalize' THEN
-        -- A sibling failed for good and this was the last active step: the task ends in error.
-        v_item := v_item || jsonb_build_object('task_status',
-                                               tasker.finalize_task((v_item->>'task_uuid')::uuid, v_now));
-      END IF;
-      v_out[v_ord] := v_item - 'task_uuid';
-    END LOOP;
     IF p_notify AND v_ns IS NOT NULL THEN
       PERFORM pg_notify('tasker_steps_' || n, '') FROM unnest(v_ns) AS n;
     END IF;
+    -- The common case: every result took this path and no task ends in error.
+    IF cardinality(v_slow) = 0 AND v_final_ords IS NULL THEN
+      RETURN v_fast_out;
+    END IF;
+    FOR i IN 1 .. cardinality(v_fast) LOOP
+      v_out[v_fast[i]] := v_fast_out->(i - 1);
+    END LOOP;
+    FOR i IN 1 .. coalesce(cardinality(v_final_ords), 0) LOOP
+      v_out[v_final_ords[i]] := v_out[v_final_ords[i]]
+        || jsonb_build_object('task_status', tasker.finalize_task(v_final_tasks[i], v_now));
+    END LOOP;
   END IF;
 
   FOREACH v_ord IN ARRAY v_slow LOOP
