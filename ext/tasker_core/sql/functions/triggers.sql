@@ -17,5 +17,9 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- The WHEN clause keeps the trigger from being queued at all for the many updates that do not end
+-- the task (a step's completion sets status to what it was).
 CREATE OR REPLACE TRIGGER tasks_finished AFTER UPDATE OF status ON tasker.tasks
-  FOR EACH ROW EXECUTE FUNCTION tasker.tasks_finished_trigger();
+  FOR EACH ROW
+  WHEN (NEW.status IN ('complete', 'error', 'cancelled', 'resolved_manually') AND NEW.status IS DISTINCT FROM OLD.status)
+  EXECUTE FUNCTION tasker.tasks_finished_trigger();
