@@ -2,7 +2,8 @@
 
 require "spec_helper"
 
-# tasker.claim_steps (migration 0011) called directly, as a worker's claim calls it.
+# tasker.claim_steps (sql/functions/claim.sql) called directly, as a worker's claim calls it. Its rows
+# are positional (sql/functions/step_event.sql): the task's uuid is the second value.
 RSpec.describe "the claim across namespaces and with a backlog" do
   before { TaskerCore::Templates.load([File.expand_path("../fixtures/templates", __dir__)]) }
 
@@ -15,7 +16,7 @@ RSpec.describe "the claim across namespaces and with a backlog" do
 
   def claim(namespaces, limit)
     list = "ARRAY[#{namespaces.map { |n| "'#{n}'" }.join(',')}]::text[]"
-    psql("SELECT e->>'task_uuid' FROM tasker.claim_steps('#{worker}', #{list}, #{limit}, 30) AS e").flatten
+    psql("SELECT e->>1 FROM tasker.claim_steps('#{worker}', #{list}, #{limit}, 30) AS e").flatten
   end
 
   it "takes the highest priorities across every namespace served, no more than the limit" do
