@@ -38,6 +38,7 @@ static const struct {
     {"redact", test_redact, false},
     {"worker", test_worker, true},
     {"flush", test_flush, true},
+    {"step_event", test_step_event, true},
     {"client", test_client, true},
     {"session_options", test_session_options, true},
     {"observe", test_observe, true},
