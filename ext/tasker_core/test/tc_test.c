@@ -39,6 +39,7 @@ static const struct {
     {"worker", test_worker, true},
     {"flush", test_flush, true},
     {"client", test_client, true},
+    {"client_statement", test_client_statement, true},
     {"session_options", test_session_options, true},
     {"observe", test_observe, true},
     {"events", test_events, true},
