@@ -351,17 +351,15 @@ int tc_client_statement_error(const char *sqlstate, const char *message, tc_erro
                       "database, migrated (TaskerCore.migrate!)?", msg);
   } else if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)) {
     /* Under REPEATABLE READ or SERIALIZABLE, a concurrent transaction that committed a task of the same
-     * identity (or a deadlock between two such transactions) aborts this one. */
+     * identity aborts this one; at any level, so does a deadlock (two batches taking the same identities
+     * in opposite orders). */
     rc = tc_error_set(err, TC_EDB,
                       "the task was not created: %s (SQLSTATE %s: this transaction conflicted with a concurrent "
                       "one, e.g. one that committed a task of the same identity first); retry the whole "
                       "transaction", msg, state);
   } else {
-    rc = tc_error_from_state(err, state, "query failed", msg);
-    if (err) {
-      if (state) snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state);
-      strip_query_prefix(err);
-    }
+    rc = tc_error_from_state(err, state, "query failed", msg); /* sets err->sqlstate */
+    strip_query_prefix(err);
     return rc;
   }
   if (err && state) snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state);
