@@ -64,7 +64,9 @@ module TaskerCore
       def current_active_record_connection
         pool = ::ActiveRecord::Base.connection_pool
         connection = pool.active_connection?
-        connection == true ? pool.connection : connection || nil
+        return connection || nil unless connection == true # a boolean before Rails 7.1
+
+        pool.respond_to?(:lease_connection) ? pool.lease_connection : pool.connection
       rescue ::ActiveRecord::ActiveRecordError
         nil
       end
