@@ -23,6 +23,10 @@ Gem::Specification.new do |spec|
   spec.add_dependency "dry-types", ">= 1.5"
   spec.add_dependency "json_schemer", ">= 2.0"
 
+  # The specs of create_task(connection:) run on ActiveRecord and PG::Connection connections; the
+  # gem itself needs neither (it uses the connection the caller passes).
+  spec.add_development_dependency "activerecord", ">= 7.1"
+  spec.add_development_dependency "pg", ">= 1.5"
   spec.add_development_dependency "rake", ">= 13"
   spec.add_development_dependency "rake-compiler", ">= 1.2"
   spec.add_development_dependency "rspec", ">= 3.12"

@@ -120,6 +120,33 @@ module TaskerCore
         end
       end
 
+      # Creates on connection (a CallerConnection), inside whatever transaction it has open: the
+      # block returns the validated request (many: the Array of them); the core turns it into the
+      # statement, the connection runs it, the core reads the answer. Everything that can refuse the
+      # request (Ruby's checks, the core's, a template that is not registered) does so before the
+      # statement is sent: once sent, a failure aborts the caller's transaction, so nothing is
+      # tried again (a missing template is registered, as registering_when_missing does, first).
+      def create_on(connection, many: false)
+        count = 0
+        statement = Templates.registering_when_missing do
+          request = yield
+          built = many ? FFI.client_create_tasks_statement(request) : FFI.client_create_task_statement(request)
+          Templates.require_registered!(many ? request : [request], index: many)
+          count = request.size if many
+          built
+        end
+        text = begin
+          connection.select_text(statement["sql"], statement["params"])
+        rescue Errors::NotFoundError => e
+          raise e unless e.message.match?(Templates::MISSING)
+
+          raise Templates.not_found_with_help(e)
+        end
+        return typed_list(T::TaskResponse, FFI.client_create_tasks_answer(text, count)) if many
+
+        typed(T::TaskResponse, FFI.client_create_task_answer(text))
+      end
+
       # An Array of type, or the plain Array when any element does not match.
       def typed_list(type, list)
         items = list.map { |item| typed(type, item) }
@@ -135,13 +162,23 @@ module TaskerCore
     # priority, correlation_id, parent_correlation_id, idempotency_key, requested_at. When the
     # template is not registered, the configured template_paths are registered (once per process)
     # and the create is tried again (Templates.registering_when_missing).
+    #
+    # connection: the application's connection to create the task on, inside the transaction it has
+    # open (the task commits or rolls back with the app's own writes; workers see it after the
+    # commit): an ActiveRecord connection (PostgreSQL) or a PG::Connection. nil (the default) is the
+    # engine's own pool, or, under TaskerCore.config.join_transactions (the Railtie's default when
+    # the app's database is the engine's), this thread's open ActiveRecord transaction; false is
+    # the engine's own pool always.
     def create_task(name:, namespace: DEFAULTS[:namespace], context: {}, version: DEFAULTS[:version],
                     initiator: DEFAULTS[:initiator], source_system: DEFAULTS[:source_system],
-                    reason: DEFAULTS[:reason], **options)
+                    reason: DEFAULTS[:reason], connection: nil, **options)
+      args = { name: name, namespace: namespace, context: context, version: version, initiator: initiator,
+               source_system: source_system, reason: reason, **options }
+      on = CallerConnection.resolve(connection)
+      return Client.create_on(on) { Client.task_request(**args) } if on
+
       Templates.registering_when_missing do
-        request = Client.task_request(name: name, namespace: namespace, context: context, version: version,
-                                      initiator: initiator, source_system: source_system, reason: reason, **options)
-        Client.typed(T::TaskResponse, FFI.client_create_task(request))
+        Client.typed(T::TaskResponse, FFI.client_create_task(Client.task_request(**args)))
       end
     end
 
@@ -151,13 +188,17 @@ module TaskerCore
     # A refused request raises Errors::ValidationError naming its index ("requests[3]: ...") and
     # nothing is created. At most FFI::CREATE_TASKS_MAX (10,000) requests per call. Returns an
     # Array of TaskResponse in request order. A missing template registers the configured
-    # template_paths and retries, as in create_task.
-    def create_tasks(requests)
+    # template_paths and retries, as in create_task. connection: as create_task's: the whole batch
+    # is created in the caller's transaction.
+    def create_tasks(requests, connection: nil)
+      on = CallerConnection.resolve(connection)
       return [] if Client.request_list!(requests).empty?
 
+      batch = -> { requests.each_with_index.map { |request, i| Client.indexed_task_request(request, i) } }
+      return Client.create_on(on, many: true, &batch) if on
+
       Templates.registering_when_missing do
-        batch = requests.each_with_index.map { |request, i| Client.indexed_task_request(request, i) }
-        Client.typed_list(T::TaskResponse, FFI.client_create_tasks(batch))
+        Client.typed_list(T::TaskResponse, FFI.client_create_tasks(batch.call))
       end
     end
 

@@ -23,6 +23,12 @@ module TaskerCore
     # are delivered (TaskerCore::EngineLog); Rails.logger under Rails. The default writes to stderr
     # at log_level.
     attr_writer :logger
+    # Whether create_task(s) without connection: joins this thread's open ActiveRecord transaction
+    # (creating the task on that connection, so that it commits or rolls back with the app's own
+    # writes): false (the default outside Rails: the engine's own pool, in a transaction of its own),
+    # true, or :auto, the Railtie's default (config.tasker.join_transactions): join when the engine's
+    # database_url is the app's database (active_record_database_url, which the Railtie sets).
+    attr_accessor :join_transactions, :active_record_database_url
 
     def initialize(env = ENV)
       @database_url = env["TASKER_DATABASE_URL"] || env["DATABASE_URL"]
@@ -37,6 +43,25 @@ module TaskerCore
       @domain_event_subscribers = []
       @domain_events_options = {}
       @handler_wrapper = nil
+      @join_transactions = false
+      @active_record_database_url = nil
+    end
+
+    # join_transactions resolved: :auto compares database_url with active_record_database_url. With
+    # warn, a difference under :auto is logged once per process (the task is not joining the
+    # app's transaction, and the app should know).
+    def join_transactions?(warn: false)
+      return join_transactions == true unless join_transactions == :auto
+      return true if active_record_database_url && database_url == active_record_database_url
+
+      if warn && !@join_warned
+        @join_warned = true
+        logger.warn("tasker_core: create_task inside an ActiveRecord transaction runs in a transaction of its own, " \
+                    "not the app's: the engine's database_url is not the app's database (ActiveRecord's). Set " \
+                    "config.tasker.join_transactions = true if it is the same database, or pass connection: false " \
+                    "to create_task to say that this is meant.")
+      end
+      false
     end
 
     def logger

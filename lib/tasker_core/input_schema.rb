@@ -44,6 +44,16 @@ module TaskerCore
       schemer
     end
 
+    # Whether the template is registered: validate! caches the templates it found (a template
+    # found once stays known; one deleted since is reported by the create itself).
+    def registered?(namespace, name, version)
+      key = [namespace, name, version]
+      return true if LOCK.synchronize { CACHE.key?(key) }
+
+      schemer_for(namespace, name, version)
+      LOCK.synchronize { CACHE.key?(key) }
+    end
+
     def describe(error)
       pointer = error["data_pointer"].to_s.empty? ? "(root)" : error["data_pointer"]
       "#{pointer}: #{error['error']}"

@@ -8,6 +8,8 @@ module TaskerCore
   # - settings from config/tasker.yml (the Rails.env section, ERB, ${VAR:-default});
   # - the app's database (ActiveRecord's connection config) unless tasker.yml's database_url or
   #   TASKER_DATABASE_URL says otherwise;
+  # - create_task inside an open ActiveRecord transaction joins it (config.tasker.join_transactions,
+  #   :auto: when the engine's database is the app's; true; false);
   # - templates from config/tasker/tasks/, handlers autoloaded from app/tasks/ (Zeitwerk); every
   #   handler runs inside the app's reloader, so code and templates reload in development;
   # - Rails.logger for the Ruby side's log;
@@ -18,6 +20,7 @@ module TaskerCore
     config.tasker.config_file = "config/tasker.yml"
     config.tasker.template_paths = ["config/tasker/tasks"]
     config.tasker.subscriber_paths = ["app/subscribers"]
+    config.tasker.join_transactions = :auto
 
     initializer "tasker_core.configure", before: :load_config_initializers do |app|
       Railtie.configure(app)
@@ -40,12 +43,30 @@ module TaskerCore
         config.logger = ::Rails.logger if ::Rails.logger
         config.template_paths = app.config.tasker.template_paths.map { |p| app.root.join(p).to_s }
         from_file = load_file(app)
-        unless from_file.key?("database_url") || ENV["TASKER_DATABASE_URL"]
+        if from_file.key?("database_url") || ENV["TASKER_DATABASE_URL"]
+          config.active_record_database_url = begin
+            active_record_database_url
+          rescue Errors::ConfigurationError
+            nil # the app's database is not PostgreSQL: nothing to join
+          end
+        else
           url = active_record_database_url
           config.database_url = url if url
+          config.active_record_database_url = url
         end
+        config.join_transactions = join_transactions(app)
         config.wrap_handlers { |&block| app.reloader.wrap(&block) }
         config
+      end
+
+      # config.tasker.join_transactions: :auto (the default), true or false.
+      def join_transactions(app)
+        value = app.config.tasker.join_transactions
+        value = value.to_sym if value.is_a?(String) && value == "auto"
+        return value if [:auto, true, false].include?(value)
+
+        raise Errors::ConfigurationError,
+              "config.tasker.join_transactions must be :auto, true or false (got #{value.inspect})"
       end
 
       def load_file(app)

@@ -123,6 +123,24 @@ module TaskerCore
       end
     end
 
+    # Before a create on the caller's connection, where a failing statement would abort the caller's
+    # transaction (so that nothing can be tried again there): raises the template-not-found
+    # NotFoundError that registering_when_missing answers by registering and trying again, for the
+    # first request (Client.task_request's Hashes) whose template is not registered. index: name
+    # the request ("requests[i]: ") as create_tasks does.
+    def require_registered!(requests, index: false)
+      requests.each_with_index do |request, i|
+        namespace, name, version = request.values_at("namespace", "name", "version")
+        next if InputSchema.registered?(namespace, name, version)
+
+        error = Errors::NotFoundError.new("#{"requests[#{i}]: " if index}task template not found: " \
+                                          "namespace=#{namespace}, name=#{name}, version=#{version}",
+                                          resource_type: "task_template")
+        error.instance_variable_set(:@code, "TC_ENOTFOUND")
+        raise error
+      end
+    end
+
     # Whether this process (not a parent it was forked from) registered the configured paths.
     def configured_registered?
       @registered_pid == Process.pid

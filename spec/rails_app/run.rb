@@ -6,7 +6,9 @@
 # its ```sh blocks is run (the plan below names them; a command in the page that the plan does not
 # run fails the test), and every file block (```ruby whose first line is `# path`) is written into
 # the app. It then checks what each step should have produced: the generated specs pass, a task
-# created by an HTTP request to the app is finished by `bin/rails tasker:worker`, the generated
+# created by an HTTP request to the app (in the transaction that records the order) is finished by
+# `bin/rails tasker:worker`, of an order and its task created in one transaction only the committed
+# ones exist and run (a rolled back one leaves neither), the generated
 # event subscriber sees it complete on the worker's events thread, the `tasker` command reports it,
 # `/health/ready` answers 200, and with `plugin :tasker` the worker (and the subscriber) runs in
 # each Puma worker process and not in the master.
@@ -335,6 +337,9 @@ def section_test
 end
 
 def section_controllers
+  doc "bin/rails generate model Order number:integer"
+  out = doc "bin/rails db:migrate"
+  check(out.include?("create_table(:orders)"), "bin/rails db:migrate created the app's orders table")
   write_doc_file("app/controllers/orders_controller.rb")
   write_doc_file("app/controllers/health_controller.rb")
   write_doc_file("config/routes.rb")
@@ -378,6 +383,9 @@ def section_dedicated_worker
   check(subscriber_logged?($task_uuid), "the generated subscriber logged task.completed for it in log/development.log")
   show = JSON.parse(doc("curl -s http://localhost:3000/orders/$TASK_UUID"))
   check(show["status"] == "complete" && show["completed_steps"] == 2, "GET /orders/#{$task_uuid}: complete, 2/2 steps")
+  recorded = orders
+  check(recorded == [42], "POST /orders recorded order 42 in the app's orders table (#{recorded.inspect})")
+  orders_in_transactions
   worker_ready = doc "curl -s http://localhost:8081/health/ready"
   check(JSON.parse(worker_ready)["status"] == "ready", "the worker's own web server: /health/ready is ready")
   # Observability.ready? and TaskerCore::Web describe this process's worker: the server runs none yet.
@@ -395,6 +403,50 @@ def section_dedicated_worker
         "bin/rails tasker:worker stopped cleanly on SIGTERM")
   worker_log = File.read(File.join(WORK, "worker.log"))
   check(worker_log.include?("migrating the schema ... done"), "bin/rails tasker:worker showed its progress")
+end
+
+# The app's order numbers, as ActiveRecord reads them.
+def orders
+  JSON.parse(run(%(bin/rails runner 'puts Order.order(:number).pluck(:number).to_json')).lines.last)
+end
+
+# docs/rails.md's "Create the task in the app's transaction": an order and its task in one
+# transaction, rolled back, then another committed (in a process that runs no worker, with the
+# dedicated worker running); only the committed one's task exists and runs.
+def orders_in_transactions
+  script = File.join(APP, "tmp", "orders_in_transactions.rb")
+  File.write(script, <<~RUBY)
+    rolled_back = nil
+    Order.transaction do
+      Order.create!(number: 7)
+      rolled_back = OrderProcess.create_task(context: { order_id: 7 })["task_uuid"]
+      raise ActiveRecord::Rollback
+    end
+    committed = Order.transaction do
+      Order.create!(number: 8)
+      task = OrderProcess.create_task(context: { order_id: 8 })
+      # Inside the open transaction, the engine's own connections (and so the workers) see no task.
+      seen = begin
+        TaskerCore::Client.get_task(task["task_uuid"]) && true
+      rescue TaskerCore::Errors::NotFoundError
+        false
+      end
+      raise "the task of the open transaction is visible" if seen
+      task["task_uuid"]
+    end
+    puts JSON.generate("rolled_back" => rolled_back, "committed" => committed)
+  RUBY
+  tasks = JSON.parse(run("bin/rails runner tmp/orders_in_transactions.rb").lines.last)
+  check(orders == [8, 42], "the rolled back order 7 is not in the orders table, the committed order 8 is")
+  out = run("bundle exec tasker task wait #{tasks['committed']} --timeout 30")
+  check(out.include?("2/2 steps  complete"),
+        "the task created with order 8, in its transaction, ran to the end once committed (#{tasks['committed']})")
+  code = run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:#{$port}/orders/#{tasks['rolled_back']}")
+  check(tasks["rolled_back"].to_s.match?(/\A\h{8}-/) && code.strip == "404",
+        "the task created with order 7 was rolled back with it: GET /orders/#{tasks['rolled_back']} answers 404")
+  calls = subscriber_calls(tasks["committed"])
+  check(calls.size == 1 && subscriber_calls(tasks["rolled_back"], timeout: 0).empty?,
+        "the worker ran only the committed order's task (task.completed for it, nothing for the rolled back one)")
 end
 
 # Development reloading: the running server and worker pick up an edited handler and an edited
@@ -530,7 +582,9 @@ PLAN_COMMANDS = [
   "bin/rails generate tasker:task_handler OrderProcess", "bin/rails generate tasker:step_handler OrderProcess::ProcessData",
   "bin/rails generate tasker:api_step_handler OrderProcess::FetchData",
   SUBSCRIBER_COMMAND,
-  "bundle add rspec --group test", "bundle exec rspec", "bin/rails tasker:worker", "bin/rails server",
+  "bundle add rspec --group test", "bundle exec rspec",
+  "bin/rails generate model Order number:integer", "bin/rails db:migrate",
+  "bin/rails tasker:worker", "bin/rails server",
   %(curl -s -X POST http://localhost:3000/orders -H 'Content-Type: application/json' -d '{"order": {"order_id": 42}}'),
   %(curl -s -X POST http://localhost:3000/orders -H 'Content-Type: application/json' -d '{"order": {"order_id": 43}}'),
   "bundle exec tasker task wait $TASK_UUID", "curl -s http://localhost:3000/orders/$TASK_UUID",

@@ -21,6 +21,9 @@ VALUE tcrb_json_to_value(json_object *obj);
 int tcrb_value_to_json(VALUE v, const char *root, json_object **out, char *msg, size_t msg_len);
 
 /* ---- Errors (tcrb_errors.c). ---- */
+/* The TaskerCore::Errors exception for err->code with err->message (NoMemoryError for TC_ENOMEM),
+ * not raised. */
+VALUE tcrb_error_new(const tc_error_t *err);
 /* Raises the TaskerCore::Errors class for err->code with err->message. */
 NORETURN(void tcrb_raise(const tc_error_t *err));
 /* Raises TaskerCore::Errors::ValidationError with a message. */

@@ -1,6 +1,8 @@
 /*
  * tcrb_client.c - TaskerCore::FFI.client_* functions: raw Hashes in, raw Hashes out.
  */
+#include <string.h>
+
 #include "tcrb.h"
 
 static int create_fn(tcrb_call_t *call) {
@@ -23,8 +25,39 @@ static int create_many_fn(tcrb_call_t *call) {
 }
 
 /* FFI.client_create_tasks(array_of_request_hashes) -> Array of client_create_task answers, in order */
+static void requests_to_json(VALUE requests, json_object **out);
+
 static VALUE tcrb_client_m_create_tasks(VALUE self, VALUE requests) {
   tc_runtime_t *rt = tcrb_runtime();
+  json_object *reqs = NULL;
+  requests_to_json(requests, &reqs);
+  tcrb_call_t call = {.fn = create_many_fn, .rt = rt, .in = reqs};
+  return tcrb_call_run(&call);
+}
+
+/* ---- Creation on the caller's connection: the statement, then its answer. ---- */
+
+static int create_statement_fn(tcrb_call_t *call) {
+  return tc_client_create_task_statement(call->in, &call->out, &call->err);
+}
+
+/* FFI.client_create_task_statement(request_hash) -> {"sql" => text, "params" => [task_uuid, request_json]}:
+ * the request validated as client_create_task validates it, nothing sent. */
+static VALUE tcrb_client_m_create_task_statement(VALUE self, VALUE request) {
+  if (!RB_TYPE_P(request, T_HASH)) tcrb_raise_validation("the task request must be a Hash");
+  char msg[700];
+  json_object *req = NULL;
+  if (tcrb_value_to_json(request, "request", &req, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
+  tcrb_call_t call = {.fn = create_statement_fn, .in = req};
+  return tcrb_call_run(&call);
+}
+
+static int create_many_statement_fn(tcrb_call_t *call) {
+  return tc_client_create_tasks_statement(call->in, &call->out, &call->err);
+}
+
+/* Checks client_create_tasks's argument as the engine's path does; the json in *out. */
+static void requests_to_json(VALUE requests, json_object **out) {
   if (!RB_TYPE_P(requests, T_ARRAY)) tcrb_raise_validation("requests must be an Array of task request Hashes");
   long n = RARRAY_LEN(requests);
   if (n > TC_CLIENT_CREATE_TASKS_MAX) {
@@ -40,10 +73,84 @@ static VALUE tcrb_client_m_create_tasks(VALUE self, VALUE requests) {
     }
   }
   char msg[700];
+  if (tcrb_value_to_json(requests, "requests", out, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
+}
+
+/* FFI.client_create_tasks_statement(array_of_request_hashes) -> {"sql" => text, "params" => [batch_json]} */
+static VALUE tcrb_client_m_create_tasks_statement(VALUE self, VALUE requests) {
   json_object *reqs = NULL;
-  if (tcrb_value_to_json(requests, "requests", &reqs, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
-  tcrb_call_t call = {.fn = create_many_fn, .rt = rt, .in = reqs};
+  requests_to_json(requests, &reqs);
+  tcrb_call_t call = {.fn = create_many_statement_fn, .in = reqs};
   return tcrb_call_run(&call);
+}
+
+/* An answer to parse: the text (a copy the call owns, NUL-terminated) and the request count. */
+typedef struct {
+  tcrb_call_t call;
+  const char *text;
+  size_t n;
+} answer_call_t;
+
+static int task_answer_fn(tcrb_call_t *call) {
+  answer_call_t *ac = (answer_call_t *)call;
+  return tc_client_create_task_answer(ac->text, &call->out, &call->err);
+}
+
+static int tasks_answer_fn(tcrb_call_t *call) {
+  answer_call_t *ac = (answer_call_t *)call;
+  return tc_client_create_tasks_answer(ac->text, ac->n, &call->out, &call->err);
+}
+
+/* A private copy of the answer text (nil stays NULL): no other thread can change it while the core
+ * parses it without the GVL. */
+static VALUE answer_text(VALUE text, const char **out) {
+  *out = NULL;
+  if (NIL_P(text)) return Qnil;
+  if (!RB_TYPE_P(text, T_STRING)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "the answer must be a String (the statement's JSON), got %s", rb_obj_classname(text));
+    tcrb_raise_validation(msg);
+  }
+  if (memchr(RSTRING_PTR(text), '\0', (size_t)RSTRING_LEN(text)))
+    tcrb_raise_class("DatabaseError", "the database returned invalid JSON: the answer contains a NUL byte");
+  VALUE copy = rb_str_new(RSTRING_PTR(text), RSTRING_LEN(text));
+  *out = RSTRING_PTR(copy);
+  return copy;
+}
+
+/* FFI.client_create_task_answer(text) -> the task, as client_create_task answers */
+static VALUE tcrb_client_m_create_task_answer(VALUE self, VALUE text) {
+  answer_call_t ac = {.call = {.fn = task_answer_fn}};
+  VALUE copy = answer_text(text, &ac.text);
+  VALUE result = tcrb_call_run(&ac.call);
+  RB_GC_GUARD(copy);
+  return result;
+}
+
+/* FFI.client_create_tasks_answer(text, count) -> Array of tasks, as client_create_tasks answers */
+static VALUE tcrb_client_m_create_tasks_answer(VALUE self, VALUE text, VALUE count) {
+  if (!RB_INTEGER_TYPE_P(count) || !FIXNUM_P(count) || FIX2LONG(count) < 0)
+    tcrb_raise_validation("count must be a non-negative Integer (the number of requests)");
+  answer_call_t ac = {.call = {.fn = tasks_answer_fn}, .n = (size_t)FIX2LONG(count)};
+  VALUE copy = answer_text(text, &ac.text);
+  VALUE result = tcrb_call_run(&ac.call);
+  RB_GC_GUARD(copy);
+  return result;
+}
+
+/* FFI.client_statement_error(sqlstate_or_nil, message) -> the TaskerCore::Errors exception (not raised)
+ * for the statement's failure on the caller's connection, as the engine's own create reports it */
+static VALUE tcrb_client_m_statement_error(VALUE self, VALUE sqlstate, VALUE message) {
+  char state[8] = "";
+  if (!NIL_P(sqlstate)) tcrb_copy_string(sqlstate, "sqlstate", state, sizeof state);
+  if (!RB_TYPE_P(message, T_STRING)) tcrb_raise_validation("message must be a String");
+  char msg[sizeof ((tc_error_t *)0)->message];
+  size_t len = (size_t)RSTRING_LEN(message) < sizeof msg - 1 ? (size_t)RSTRING_LEN(message) : sizeof msg - 1;
+  memcpy(msg, RSTRING_PTR(message), len);
+  msg[len] = '\0'; /* an embedded NUL just ends the message early */
+  tc_error_t err = {0};
+  tc_client_statement_error(state[0] ? state : NULL, msg, &err);
+  return tcrb_error_new(&err);
 }
 
 /* FFI.client_get_task(task_uuid) -> the task with its execution summary and steps */
@@ -218,6 +325,11 @@ void tcrb_client_init(void) {
   rb_define_module_function(tcrb_mFFI, "client_create_task", tcrb_client_m_create_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_create_tasks", tcrb_client_m_create_tasks, 1);
   rb_define_const(tcrb_mFFI, "CREATE_TASKS_MAX", INT2NUM(TC_CLIENT_CREATE_TASKS_MAX));
+  rb_define_module_function(tcrb_mFFI, "client_create_task_statement", tcrb_client_m_create_task_statement, 1);
+  rb_define_module_function(tcrb_mFFI, "client_create_tasks_statement", tcrb_client_m_create_tasks_statement, 1);
+  rb_define_module_function(tcrb_mFFI, "client_create_task_answer", tcrb_client_m_create_task_answer, 1);
+  rb_define_module_function(tcrb_mFFI, "client_create_tasks_answer", tcrb_client_m_create_tasks_answer, 2);
+  rb_define_module_function(tcrb_mFFI, "client_statement_error", tcrb_client_m_statement_error, 2);
   rb_define_module_function(tcrb_mFFI, "client_get_task", tcrb_client_m_get_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_list_tasks", tcrb_client_m_list_tasks, -1);
   rb_define_module_function(tcrb_mFFI, "client_count_tasks", tcrb_client_m_count_tasks, 2);

@@ -22,14 +22,16 @@ static const char *class_for_code(int code) {
   }
 }
 
-void tcrb_raise(const tc_error_t *err) {
-  if (err->code == TC_ENOMEM) rb_raise(rb_eNoMemError, "%s", err->message);
+VALUE tcrb_error_new(const tc_error_t *err) {
+  if (err->code == TC_ENOMEM) return rb_exc_new_cstr(rb_eNoMemError, err->message);
   VALUE klass = error_class(class_for_code(err->code));
   VALUE exc = rb_exc_new_cstr(klass, err->message);
   rb_iv_set(exc, "@code", rb_str_new_cstr(tc_err_name(err->code)));
   rb_iv_set(exc, "@sqlstate", err->sqlstate[0] ? rb_str_new_cstr(err->sqlstate) : Qnil);
-  rb_exc_raise(exc);
+  return exc;
 }
+
+void tcrb_raise(const tc_error_t *err) { rb_exc_raise(tcrb_error_new(err)); }
 
 void tcrb_raise_validation(const char *msg) {
   rb_exc_raise(rb_exc_new_cstr(error_class("ValidationError"), msg));

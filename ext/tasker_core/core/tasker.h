@@ -186,6 +186,28 @@ int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **
  * the database names its request the same way, and nothing is created. *out: an array of
  * tc_client_create_task answers in request order ([] for no requests, without a round trip). */
 int tc_client_create_tasks(tc_runtime_t *rt, json_object *requests, json_object **out, tc_error_t *err);
+/* Task creation on a connection of the caller's (inside a transaction of its own, say), in three
+ * steps: the statement, validated exactly as tc_client_create_task(s) validate (the same errors,
+ * before anything is sent); the caller runs it; the answer, checked as the engine checks its own.
+ * The statement is *out = {"sql": text, "params": [text, ...]}: schema-qualified, with explicit
+ * casts and text parameters, so it assumes nothing of the session (search_path and the like) and
+ * takes no prepared statement (fine behind PgBouncer's transaction mode). It creates the task with
+ * its steps, edges and transitions and NOTIFYs the workers, all in the caller's transaction: the
+ * workers see the task when that commits, and a rollback leaves nothing. Needs no runtime. */
+int tc_client_create_task_statement(json_object *request, json_object **out, tc_error_t *err);
+/* The same for tc_client_create_tasks (no requests: a statement answering []). */
+int tc_client_create_tasks_statement(json_object *requests, json_object **out, tc_error_t *err);
+/* The first column of the statement's one row (NULL for SQL NULL) as tc_client_create_task answers
+ * it; TC_EDB when it is not a task. */
+int tc_client_create_task_answer(const char *text, json_object **out, tc_error_t *err);
+/* The same for tc_client_create_tasks: n is the number of requests. */
+int tc_client_create_tasks_answer(const char *text, size_t n, json_object **out, tc_error_t *err);
+/* Fills err for the statement's failure on the caller's connection (its SQLSTATE, which may be
+ * NULL, and primary message) as the engine's own create would have, and returns the code. A
+ * database without the tasker schema (or without this version's functions) is TC_ECONFIG saying
+ * so; a serialization failure or deadlock (REPEATABLE READ, SERIALIZABLE) is TC_EDB saying to
+ * retry the transaction. */
+int tc_client_statement_error(const char *sqlstate, const char *message, tc_error_t *err);
 /* *out: the task with its execution summary and "steps" (SPEC 5 TaskResponse, SPEC 2.7 readiness). */
 int tc_client_get_task(tc_runtime_t *rt, const char *task_uuid, json_object **out,
                        tc_error_t *err);

@@ -14,15 +14,19 @@
 #define TC_CONTEXT_MAX_KEYS 1000
 #define TC_CONTEXT_MAX_STRING 10000
 
-/* Runs a client statement. An error our SQL raised on purpose (SQLSTATE TKxxx: not found, invalid,
- * wrong state) already names the object; it loses the generic "query failed: " prefix. */
+/* An error our SQL raised on purpose (SQLSTATE TKxxx: not found, invalid, wrong state) already
+ * names the object; it loses the generic "query failed: " prefix. */
+static void strip_query_prefix(tc_error_t *err) {
+  static const char prefix[] = "query failed: ";
+  if (err && strncmp(err->sqlstate, "TK", 2) == 0 && strncmp(err->message, prefix, sizeof prefix - 1) == 0)
+    memmove(err->message, err->message + sizeof prefix - 1, strlen(err->message) - (sizeof prefix - 1) + 1);
+}
+
+/* Runs a client statement on a pooled connection. */
 static int client_query(tc_runtime_t *rt, const char *sql, int n, const char *const *params, json_object **out,
                         tc_error_t *err) {
   int rc = tc_rt_query_json(rt, sql, n, params, out, err);
-  static const char prefix[] = "query failed: ";
-  if (rc != TC_OK && err && strncmp(err->sqlstate, "TK", 2) == 0 &&
-      strncmp(err->message, prefix, sizeof prefix - 1) == 0)
-    memmove(err->message, err->message + sizeof prefix - 1, strlen(err->message) - (sizeof prefix - 1) + 1);
+  if (rc != TC_OK) strip_query_prefix(err);
   return rc;
 }
 
@@ -138,20 +142,18 @@ static int build_request(json_object *req, json_object **out, tc_error_t *err) {
   return TC_OK;
 }
 
-int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **out,
-                          tc_error_t *err) {
-  json_object *req = NULL;
-  int rc = build_request(request, &req, err);
+/* The statements of task creation. Schema-qualified, with explicit casts: they run the same on the
+ * engine's connections and on a caller's (tc_client_create_task_statement), whatever its
+ * search_path or other session settings. */
+static const char CREATE_TASK_SQL[] = "SELECT tasker.create_task_response($1::uuid, $2::jsonb)";
+static const char CREATE_TASKS_SQL[] = "SELECT tasker.create_tasks($1::jsonb)";
+
+/* The parameters of CREATE_TASK_SQL for a request: a fresh task uuid and the validated request
+ * with defaults (*req, a new reference). */
+static int create_task_params(json_object *request, char task_uuid[37], json_object **req, tc_error_t *err) {
+  int rc = build_request(request, req, err);
   if (rc != TC_OK) return rc;
-  char task_uuid[37];
   tc_uuid_v7(task_uuid);
-  const char *params[] = {task_uuid, tc_json_str(req)};
-  json_object *res = NULL;
-  rc = client_query(rt, "SELECT tasker.create_task_response($1::uuid, $2::jsonb)", 2, params, &res, err);
-  json_object_put(req);
-  if (rc != TC_OK) return rc;
-  if (!res) return tc_error_set(err, TC_EDB, "create_task returned nothing");
-  *out = res;
   return TC_OK;
 }
 
@@ -163,6 +165,80 @@ static bool put(json_object *obj, const char *key, json_object *value) {
     return false;
   }
   return true;
+}
+
+/* {"sql": sql, "params": [params...]}: a statement for the caller to run. */
+static int statement(const char *sql, int n, const char *const *params, json_object **out, tc_error_t *err) {
+  json_object *st = json_object_new_object();
+  json_object *list = json_object_new_array_ext(n > 0 ? n : 1);
+  bool ok = st && list && put(st, "sql", json_object_new_string(sql));
+  for (int i = 0; ok && i < n; i++) {
+    json_object *p = params[i] ? json_object_new_string(params[i]) : NULL;
+    ok = p && json_object_array_add(list, p) == 0;
+    if (!ok) json_object_put(p);
+  }
+  if (ok) {
+    ok = put(st, "params", list);
+    list = NULL; /* put took it, or released it */
+  }
+  json_object_put(list);
+  if (!ok) {
+    json_object_put(st);
+    return tc_error_set(err, TC_ENOMEM, "out of memory");
+  }
+  *out = st;
+  return TC_OK;
+}
+
+int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **out,
+                          tc_error_t *err) {
+  json_object *req = NULL;
+  char task_uuid[37];
+  int rc = create_task_params(request, task_uuid, &req, err);
+  if (rc != TC_OK) return rc;
+  const char *params[] = {task_uuid, tc_json_str(req)};
+  if (!params[1]) {
+    json_object_put(req);
+    return tc_error_set(err, TC_ENOMEM, "out of memory");
+  }
+  json_object *res = NULL;
+  rc = client_query(rt, CREATE_TASK_SQL, 2, params, &res, err);
+  json_object_put(req);
+  if (rc != TC_OK) return rc;
+  if (!res) return tc_error_set(err, TC_EDB, "create_task returned nothing");
+  *out = res;
+  return TC_OK;
+}
+
+int tc_client_create_task_statement(json_object *request, json_object **out, tc_error_t *err) {
+  json_object *req = NULL;
+  char task_uuid[37];
+  int rc = create_task_params(request, task_uuid, &req, err);
+  if (rc != TC_OK) return rc;
+  const char *params[] = {task_uuid, tc_json_str(req)};
+  rc = params[1] ? statement(CREATE_TASK_SQL, 2, params, out, err) : tc_error_set(err, TC_ENOMEM, "out of memory");
+  json_object_put(req);
+  return rc;
+}
+
+/* Parses the JSON text of an answer; NULL text (SQL NULL) or the literal null is *out = NULL. */
+static int parse_answer(const char *text, json_object **out, tc_error_t *err) {
+  *out = NULL;
+  if (!text) return TC_OK;
+  return tc_json_parse_text(text, out, err);
+}
+
+int tc_client_create_task_answer(const char *text, json_object **out, tc_error_t *err) {
+  json_object *res = NULL;
+  int rc = parse_answer(text, &res, err);
+  if (rc != TC_OK) return rc;
+  json_object *uuid = tc_json_get(res, "task_uuid");
+  if (!res || !json_object_is_type(res, json_type_object) || !uuid || !json_object_is_type(uuid, json_type_string)) {
+    json_object_put(res);
+    return tc_error_set(err, TC_EDB, "create_task returned nothing");
+  }
+  *out = res;
+  return TC_OK;
 }
 
 /* Puts "requests[i]: " before the message of a refused request. */
@@ -179,7 +255,9 @@ static int name_request(tc_error_t *err, size_t i, int rc) {
   return rc;
 }
 
-int tc_client_create_tasks(tc_runtime_t *rt, json_object *requests, json_object **out, tc_error_t *err) {
+/* The parameter of CREATE_TASKS_SQL: every request validated, with defaults and its "task_uuid"
+ * (*batch, a new array; *n requests). */
+static int create_tasks_batch(json_object *requests, json_object **batch_out, size_t *n_out, tc_error_t *err) {
   if (!requests || !json_object_is_type(requests, json_type_array))
     return tc_error_set(err, TC_EINVAL, "requests must be an array of task requests");
   size_t n = json_object_array_length(requests);
@@ -190,13 +268,12 @@ int tc_client_create_tasks(tc_runtime_t *rt, json_object *requests, json_object 
   if (!batch) return tc_error_set(err, TC_ENOMEM, "out of memory");
   for (size_t i = 0; i < n; i++) {
     json_object *req = NULL;
-    int rc = build_request(json_object_array_get_idx(requests, i), &req, err);
+    char task_uuid[37];
+    int rc = create_task_params(json_object_array_get_idx(requests, i), task_uuid, &req, err);
     if (rc != TC_OK) {
       json_object_put(batch);
       return name_request(err, i, rc);
     }
-    char task_uuid[37];
-    tc_uuid_v7(task_uuid);
     /* put() keeps its value only on success; a failed array add leaves req to us. */
     bool ok = put(req, "task_uuid", json_object_new_string(task_uuid));
     if (!ok || json_object_array_add(batch, req) != 0) {
@@ -205,6 +282,26 @@ int tc_client_create_tasks(tc_runtime_t *rt, json_object *requests, json_object 
       return tc_error_set(err, TC_ENOMEM, "out of memory");
     }
   }
+  *batch_out = batch;
+  *n_out = n;
+  return TC_OK;
+}
+
+/* Checks create_tasks's answer: one task per request. Takes res. */
+static int check_tasks_answer(json_object *res, size_t n, json_object **out, tc_error_t *err) {
+  if (!res || !json_object_is_type(res, json_type_array) || json_object_array_length(res) != n) {
+    json_object_put(res);
+    return tc_error_set(err, TC_EDB, "create_tasks did not answer one task per request");
+  }
+  *out = res;
+  return TC_OK;
+}
+
+int tc_client_create_tasks(tc_runtime_t *rt, json_object *requests, json_object **out, tc_error_t *err) {
+  json_object *batch = NULL;
+  size_t n = 0;
+  int rc = create_tasks_batch(requests, &batch, &n, err);
+  if (rc != TC_OK) return rc;
   if (n == 0) {
     *out = batch;
     return TC_OK;
@@ -215,15 +312,58 @@ int tc_client_create_tasks(tc_runtime_t *rt, json_object *requests, json_object 
     return tc_error_set(err, TC_ENOMEM, "out of memory");
   }
   json_object *res = NULL;
-  int rc = client_query(rt, "SELECT tasker.create_tasks($1::jsonb)", 1, params, &res, err);
+  rc = client_query(rt, CREATE_TASKS_SQL, 1, params, &res, err);
   json_object_put(batch);
   if (rc != TC_OK) return rc;
-  if (!res || !json_object_is_type(res, json_type_array) || json_object_array_length(res) != n) {
-    json_object_put(res);
-    return tc_error_set(err, TC_EDB, "create_tasks did not answer one task per request");
+  return check_tasks_answer(res, n, out, err);
+}
+
+int tc_client_create_tasks_statement(json_object *requests, json_object **out, tc_error_t *err) {
+  json_object *batch = NULL;
+  size_t n = 0;
+  int rc = create_tasks_batch(requests, &batch, &n, err);
+  if (rc != TC_OK) return rc;
+  const char *params[] = {tc_json_str(batch)};
+  rc = params[0] ? statement(CREATE_TASKS_SQL, 1, params, out, err) : tc_error_set(err, TC_ENOMEM, "out of memory");
+  json_object_put(batch);
+  return rc;
+}
+
+int tc_client_create_tasks_answer(const char *text, size_t n, json_object **out, tc_error_t *err) {
+  json_object *res = NULL;
+  int rc = parse_answer(text, &res, err);
+  if (rc != TC_OK) return rc;
+  return check_tasks_answer(res, n, out, err);
+}
+
+/* Whether s contains needle (both may be NULL: no). */
+static bool mentions(const char *s, const char *needle) { return s && needle && strstr(s, needle) != NULL; }
+
+int tc_client_statement_error(const char *sqlstate, const char *message, tc_error_t *err) {
+  const char *state = sqlstate && *sqlstate ? sqlstate : NULL;
+  const char *msg = message && *message ? message : "unknown error";
+  int rc;
+  if (state && (strcmp(state, "3F000") == 0 || strcmp(state, "42883") == 0 || strcmp(state, "42P01") == 0) &&
+      mentions(msg, "tasker")) {
+    /* No schema tasker (or not this version's functions): another database, or not migrated. */
+    rc = tc_error_set(err, TC_ECONFIG,
+                      "the connection's database has no tasker schema of this version (%s): is it the engine's "
+                      "database, migrated (TaskerCore.migrate!)?", msg);
+  } else if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)) {
+    /* Under REPEATABLE READ or SERIALIZABLE, a concurrent transaction that committed a task of the same
+     * identity aborts this one; at any level, so does a deadlock (two batches taking the same identities
+     * in opposite orders). */
+    rc = tc_error_set(err, TC_EDB,
+                      "the task was not created: %s (SQLSTATE %s: this transaction conflicted with a concurrent "
+                      "one, e.g. one that committed a task of the same identity first); retry the whole "
+                      "transaction", msg, state);
+  } else {
+    rc = tc_error_from_state(err, state, "query failed", msg); /* sets err->sqlstate */
+    strip_query_prefix(err);
+    return rc;
   }
-  *out = res;
-  return TC_OK;
+  if (err && state) snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state);
+  return rc;
 }
 
 static int read_by_uuid(tc_runtime_t *rt, const char *sql, const char *what, const char *uuid,

@@ -241,7 +241,7 @@ static int run(PGconn *conn, const char *sql, int n, const char *const *params, 
 /* Results may nest deeper than json-c's default limit of 32 levels. */
 #define TC_JSON_MAX_DEPTH 128
 
-static int parse_json(const char *text, json_object **out, tc_error_t *err) {
+int tc_json_parse_text(const char *text, json_object **out, tc_error_t *err) {
   json_tokener *tok = json_tokener_new_ex(TC_JSON_MAX_DEPTH);
   if (!tok) return tc_error_set(err, TC_ENOMEM, "out of memory parsing JSON");
   json_object *obj = json_tokener_parse_ex(tok, text, (int)strlen(text) + 1); /* + NUL ends a bare number */
@@ -263,7 +263,7 @@ int tc_db_query_json(PGconn *conn, const char *sql, int n, const char *const *pa
   if (rc != TC_OK) return rc;
   json_object *value = NULL;
   if (PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
-    rc = parse_json(PQgetvalue(res, 0, 0), &value, err);
+    rc = tc_json_parse_text(PQgetvalue(res, 0, 0), &value, err);
   PQclear(res);
   if (rc == TC_OK) *out = value;
   return rc;
@@ -282,7 +282,7 @@ int tc_db_query_json_rows(PGconn *conn, const char *sql, int n, const char *cons
   int count = PQntuples(res);
   for (int i = 0; i < count && rc == TC_OK; i++) {
     json_object *value = NULL;
-    if (!PQgetisnull(res, i, 0)) rc = parse_json(PQgetvalue(res, i, 0), &value, err);
+    if (!PQgetisnull(res, i, 0)) rc = tc_json_parse_text(PQgetvalue(res, i, 0), &value, err);
     if (rc == TC_OK && json_object_array_add(rows, value) != 0) {
       json_object_put(value);
       rc = tc_error_set(err, TC_ENOMEM, "out of memory reading query rows");
@@ -317,7 +317,7 @@ int tc_db_query_prepared_json(PGconn *conn, const char *name, int n, const char 
   }
   json_object *value = NULL;
   int rc = TC_OK;
-  if (PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0)) rc = parse_json(PQgetvalue(r, 0, 0), &value, err);
+  if (PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0)) rc = tc_json_parse_text(PQgetvalue(r, 0, 0), &value, err);
   PQclear(r);
   if (rc == TC_OK) *out = value;
   return rc;

@@ -25,6 +25,8 @@ void tc_free(void *p);
 int tc_error_set(tc_error_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Fills err from a failed PGresult (or the connection when res is NULL); returns the mapped code. */
 int tc_error_from_pg(tc_error_t *err, PGconn *conn, PGresult *res, const char *what);
+/* The same from a SQLSTATE (may be NULL) and a message: "what: msg", the code mapped from state. */
+int tc_error_from_state(tc_error_t *err, const char *state, const char *what, const char *msg);
 
 /* TC_OK for a valid UUID, else TC_EINVAL naming what ("Invalid UUID for task_uuid: ..."). */
 static inline int tc_uuid_require(const char *value, const char *what, tc_error_t *err) {
@@ -107,6 +109,10 @@ int tc_pool_acquire(tc_pool_t *pool, PGconn **out, tc_error_t *err);
 void tc_pool_release(tc_pool_t *pool, PGconn *conn);
 /* Opens a new dedicated connection outside the pool (the worker's LISTEN connection). */
 int tc_db_connect(tc_pool_t *pool, PGconn **out, tc_error_t *err);
+
+/* Parses JSON text (nesting up to 128 levels) into *out, a new reference (NULL for the literal
+ * null); TC_EDB "the database returned invalid JSON" otherwise. */
+int tc_json_parse_text(const char *text, json_object **out, tc_error_t *err);
 
 /* Runs sql with text parameters and expects at most one row whose first column is JSON text;
  * *out is the parsed value (a new reference) or NULL for no row / SQL NULL. */

@@ -72,6 +72,11 @@ int tc_error_from_pg(tc_error_t *err, PGconn *conn, PGresult *res, const char *w
   const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   const char *msg = primary ? primary : (conn ? PQerrorMessage(conn) : "no connection");
+  return tc_error_from_state(err, state, what, msg);
+}
+
+int tc_error_from_state(tc_error_t *err, const char *state, const char *what, const char *msg) {
+  if (!msg) msg = "unknown error";
   int code = code_for_sqlstate(state);
   if (err) {
     tc_error_set(err, code, "%s: %s", what, msg);

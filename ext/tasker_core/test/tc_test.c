@@ -40,6 +40,7 @@ static const struct {
     {"flush", test_flush, true},
     {"step_event", test_step_event, true},
     {"client", test_client, true},
+    {"client_statement", test_client_statement, true},
     {"session_options", test_session_options, true},
     {"observe", test_observe, true},
     {"events", test_events, true},

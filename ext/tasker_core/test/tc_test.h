@@ -55,6 +55,7 @@ void test_worker(const char *url);            /* test_worker.c */
 void test_flush(const char *url);             /* test_flush.c */
 void test_step_event(const char *url);        /* test_step_event.c */
 void test_client(const char *url);            /* test_client.c */
+void test_client_statement(const char *url);
 void test_events(const char *url);            /* test_events.c */
 void test_events_concurrent_stop(const char *url);
 void test_domain(const char *url);            /* test_domain.c */

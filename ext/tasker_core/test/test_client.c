@@ -205,3 +205,170 @@ void test_client(const char *url) {
   CHECK(rc == TC_EINVAL && strstr(err.message, "requests must be an array"), "%s", err.message);
   tc_runtime_free(rt);
 }
+
+/* Runs a statement of tc_client_create_task(s)_statement on conn; *text is a copy of its one value
+ * (NULL on failure, with the SQLSTATE in state). */
+static bool run_statement(PGconn *conn, json_object *st, char **text, char state[8]) {
+  json_object *params = json_object_object_get(st, "params");
+  const char *values[2] = {NULL, NULL};
+  int n = (int)json_object_array_length(params);
+  for (int i = 0; i < n && i < 2; i++) values[i] = json_object_get_string(json_object_array_get_idx(params, i));
+  PGresult *res = PQexecParams(conn, str(st, "sql"), n, NULL, values, NULL, NULL, 0);
+  *text = NULL;
+  state[0] = '\0';
+  bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+  if (ok) {
+    *text = tc_strdup(PQgetvalue(res, 0, 0));
+  } else if (res && PQresultErrorField(res, PG_DIAG_SQLSTATE)) {
+    snprintf(state, 8, "%s", PQresultErrorField(res, PG_DIAG_SQLSTATE));
+  }
+  PQclear(res);
+  return ok;
+}
+
+static void exec_ok(PGconn *conn, const char *sql) {
+  PGresult *res = PQexec(conn, sql);
+  CHECK(res && PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(conn));
+  PQclear(res);
+}
+
+/* Creation on a connection of the caller's: the statement (validated first, nothing sent on a
+ * refusal), run inside the caller's transaction on a session without the engine's settings;
+ * invisible to others until the commit, gone after a rollback; the answer and the errors read as
+ * the engine's own create reads them. */
+void test_client_statement(const char *url) {
+  tc_runtime_t *rt = test_runtime(url, 2);
+  if (!rt) return;
+  tc_error_t err = {0};
+  json_object *out = NULL;
+  int rc = tc_migrate(rt, &out, &err);
+  CHECK_RC(rc, err);
+  json_object_put(out);
+  out = NULL;
+  char ns[32], text[1024];
+  snprintf(ns, sizeof ns, "cstmt_%d", (int)getpid());
+  snprintf(text, sizeof text,
+           "{\"name\":\"duo\",\"namespace_name\":\"%s\",\"version\":\"1.0.0\",\"steps\":["
+           "{\"name\":\"one\",\"handler\":{\"callable\":\"A\"}},"
+           "{\"name\":\"two\",\"dependencies\":[\"one\"],\"handler\":{\"callable\":\"B\"}}]}",
+           ns);
+  json_object *tpl = parse(text);
+  rc = tc_template_register(rt, tpl, &out, &err);
+  CHECK_RC(rc, err);
+  json_object_put(out);
+  out = NULL;
+  json_object_put(tpl);
+
+  /* Refusals come before any statement exists. */
+  json_object *st = NULL;
+  json_object *bad = parse("{\"name\":\"duo\",\"context\":[1]}");
+  rc = tc_client_create_task_statement(bad, &st, &err);
+  CHECK(rc == TC_EINVAL && st == NULL && strstr(err.message, "context must be an object"), "%s", err.message);
+  json_object *bad_batch = json_object_new_array();
+  json_object_array_add(bad_batch, parse("{\"name\":\"duo\"}"));
+  json_object_array_add(bad_batch, bad);
+  rc = tc_client_create_tasks_statement(bad_batch, &st, &err);
+  CHECK(rc == TC_EINVAL && st == NULL && strncmp(err.message, "requests[1]: context must be an object", 38) == 0,
+        "%s", err.message);
+  json_object_put(bad_batch);
+
+  PGconn *conn = PQconnectdb(url);
+  CHECK(PQstatus(conn) == CONNECTION_OK, "connect: %s", PQerrorMessage(conn));
+  if (PQstatus(conn) != CONNECTION_OK) {
+    PQfinish(conn);
+    tc_runtime_free(rt);
+    return;
+  }
+  exec_ok(conn, "SET search_path TO pg_catalog");
+
+  /* Rolled back: nothing left. */
+  snprintf(text, sizeof text, "{\"name\":\"duo\",\"namespace\":\"%s\",\"context\":{\"k\":1}}", ns);
+  json_object *req = parse(text);
+  rc = tc_client_create_task_statement(req, &st, &err);
+  CHECK_RC(rc, err);
+  char *answer = NULL, state[8];
+  char task_uuid[37] = "";
+  exec_ok(conn, "BEGIN");
+  bool ran = st && run_statement(conn, st, &answer, state);
+  CHECK(ran, "create_task statement: %s", PQerrorMessage(conn));
+  json_object *task = NULL;
+  rc = tc_client_create_task_answer(answer, &task, &err);
+  CHECK(rc == TC_OK && task && boolean(task, "created") && integer(task, "step_count") == 2, "answer: %s", err.message);
+  if (task) snprintf(task_uuid, sizeof task_uuid, "%s", str(task, "task_uuid"));
+  json_object_put(task);
+  task = NULL;
+  tc_free(answer);
+  rc = tc_client_get_task(rt, task_uuid, &task, &err);
+  CHECK(rc == TC_ENOTFOUND && task == NULL, "the open transaction's task is visible: %s", tc_err_name(rc));
+  exec_ok(conn, "ROLLBACK");
+  rc = tc_client_get_task(rt, task_uuid, &task, &err);
+  CHECK(rc == TC_ENOTFOUND && task == NULL, "a rolled back task remains: %s", tc_err_name(rc));
+
+  /* The same statement run again, committed: the task, with the uuid the statement carries. */
+  exec_ok(conn, "BEGIN");
+  ran = run_statement(conn, st, &answer, state);
+  CHECK(ran, "create_task statement: %s", PQerrorMessage(conn));
+  exec_ok(conn, "COMMIT");
+  json_object_put(st);
+  st = NULL;
+  rc = tc_client_create_task_answer(answer, &task, &err);
+  tc_free(answer);
+  CHECK(rc == TC_OK && task && strcmp(str(task, "task_uuid"), task_uuid) == 0, "committed answer: %s", err.message);
+  json_object_put(task);
+  task = NULL;
+  rc = tc_client_get_task(rt, task_uuid, &task, &err);
+  CHECK(rc == TC_OK && task && integer(task, "ready_steps") == 1, "the committed task: %s", err.message);
+  json_object_put(task);
+  task = NULL;
+
+  /* A batch: the existing identity answers its task, the new one is created. */
+  json_object *batch = json_object_new_array();
+  json_object_array_add(batch, json_object_get(req));
+  snprintf(text, sizeof text, "{\"name\":\"duo\",\"namespace\":\"%s\",\"context\":{\"k\":2}}", ns);
+  json_object_array_add(batch, parse(text));
+  rc = tc_client_create_tasks_statement(batch, &st, &err);
+  CHECK_RC(rc, err);
+  ran = st && run_statement(conn, st, &answer, state);
+  CHECK(ran, "create_tasks statement: %s", PQerrorMessage(conn));
+  json_object *tasks = NULL;
+  rc = tc_client_create_tasks_answer(answer, 2, &tasks, &err);
+  CHECK(rc == TC_OK && tasks && !boolean(json_object_array_get_idx(tasks, 0), "created") &&
+            boolean(json_object_array_get_idx(tasks, 1), "created"),
+        "batch answer: %s", err.message);
+  json_object_put(tasks);
+  tasks = NULL;
+  rc = tc_client_create_tasks_answer(answer, 3, &tasks, &err);
+  CHECK(rc == TC_EDB && tasks == NULL && strstr(err.message, "one task per request"), "%s", err.message);
+  tc_free(answer);
+  json_object_put(st);
+  st = NULL;
+  json_object_put(batch);
+
+  /* Errors on the caller's connection read as the engine's: an unknown template is TC_ENOTFOUND. */
+  json_object *unknown = parse("{\"name\":\"nope\"}");
+  rc = tc_client_create_task_statement(unknown, &st, &err);
+  CHECK_RC(rc, err);
+  ran = st && run_statement(conn, st, &answer, state);
+  CHECK(!ran && strcmp(state, "TK404") == 0, "unknown template: %s", state);
+  rc = tc_client_statement_error(state, "task template not found: namespace=default, name=nope, version=1.0.0", &err);
+  CHECK(rc == TC_ENOTFOUND && strncmp(err.message, "task template not found", 23) == 0 &&
+            strcmp(err.sqlstate, "TK404") == 0,
+        "%s", err.message);
+  json_object_put(st);
+  st = NULL;
+  json_object_put(unknown);
+  json_object_put(req);
+  rc = tc_client_statement_error("3F000", "schema \"tasker\" does not exist", &err);
+  CHECK(rc == TC_ECONFIG && strstr(err.message, "no tasker schema"), "%s", err.message);
+  rc = tc_client_statement_error("40001", "could not serialize access due to concurrent update", &err);
+  CHECK(rc == TC_EDB && strstr(err.message, "retry the whole transaction") && strcmp(err.sqlstate, "40001") == 0,
+        "%s", err.message);
+  rc = tc_client_statement_error(NULL, NULL, &err);
+  CHECK(rc == TC_EDB && strstr(err.message, "unknown error") && err.sqlstate[0] == '\0', "%s", err.message);
+  rc = tc_client_create_task_answer(NULL, &task, &err);
+  CHECK(rc == TC_EDB && task == NULL, "NULL answer: %s", err.message);
+  rc = tc_client_create_task_answer("{\"x\":", &task, &err);
+  CHECK(rc == TC_EDB && task == NULL && strstr(err.message, "invalid JSON"), "%s", err.message);
+  PQfinish(conn);
+  tc_runtime_free(rt);
+}

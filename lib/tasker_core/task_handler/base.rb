@@ -38,16 +38,16 @@ module TaskerCore
         end
 
         # Creates a task of this template; options as Client.create_task's (tags, priority,
-        # idempotency_key, initiator, reason, ...).
+        # idempotency_key, initiator, reason, connection: to create it in the app's transaction, ...).
         def create_task(context: {}, **options)
           new.create_task(context: context, **options)
         end
 
         # Creates many tasks of this template in one transaction: requests is an Array of Hashes
         # of create_task's keywords ({context:, idempotency_key:, priority:, ...}). Returns an
-        # Array of TaskResponse in request order (see Client.create_tasks).
-        def create_tasks(requests)
-          new.create_tasks(requests)
+        # Array of TaskResponse in request order (see Client.create_tasks; connection: as there).
+        def create_tasks(requests, connection: nil)
+          new.create_tasks(requests, connection: connection)
         end
 
         def underscore(text)
@@ -62,7 +62,7 @@ module TaskerCore
                            version: self.class.version, context: context, **options)
       end
 
-      def create_tasks(requests)
+      def create_tasks(requests, connection: nil)
         batch = Client.request_list!(requests).each_with_index.map do |request, i|
           options = Client.request_at!(request, i)
           context = options.delete(:context)
@@ -72,7 +72,7 @@ module TaskerCore
           options.merge(name: self.class.task_name, namespace: self.class.namespace, version: self.class.version,
                         context: context)
         end
-        Client.create_tasks(batch)
+        Client.create_tasks(batch, connection: connection)
       end
 
       # Override to add to the context before the task is created (call super).
