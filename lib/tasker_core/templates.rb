@@ -21,12 +21,16 @@ module TaskerCore
       end.uniq
     end
 
-    # Parses one YAML file into plain data; raises TemplateError naming the file.
+    # Parses one YAML file into plain data; raises TemplateError naming the file. Aliases (*name)
+    # are refused before anything is expanded: a few hundred bytes of nested aliases expand into
+    # gigabytes ("billion laughs"), and no template needs them.
     def read(path)
-      data = YAML.safe_load(File.read(path), permitted_classes: [Date, Time, Symbol], aliases: true)
+      data = YAML.safe_load(File.read(path), permitted_classes: [Date, Time, Symbol], aliases: false)
       raise Errors::TemplateError, "#{path}: a template must be a YAML mapping" unless data.is_a?(Hash)
 
       prepare(PlainData.call(data))
+    rescue Psych::BadAlias => e
+      raise Errors::TemplateError, "#{path}: YAML aliases (*name) are not allowed in templates (#{e.message})"
     rescue Psych::Exception => e
       raise Errors::TemplateError, "#{path}: invalid YAML: #{e.message}"
     end
