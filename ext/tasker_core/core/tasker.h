@@ -79,6 +79,9 @@ typedef struct tc_cancel {
 void tc_uuid_v7(char buf[37]);
 /* True when s is a UUID in canonical 8-4-4-4-12 hex form. */
 bool tc_uuid_valid(const char *s);
+/* The number of characters (code points) in the UTF-8 text s of len bytes: every limit on text
+ * counts characters, as PostgreSQL's varchar(n) does. */
+size_t tc_utf8_chars(const char *s, size_t len);
 
 /* ---- Runtime: configuration, connection pool, logging. ----
  * config keys (all optional but database_url):

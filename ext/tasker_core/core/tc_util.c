@@ -144,3 +144,10 @@ bool tc_uuid_valid(const char *s) {
   }
   return true;
 }
+
+size_t tc_utf8_chars(const char *s, size_t len) {
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++)
+    if (((unsigned char)s[i] & 0xC0) != 0x80) n++; /* every byte but a continuation byte starts one */
+  return n;
+}
