@@ -2,6 +2,15 @@
 
 require "spec_helper"
 require "json"
+require "net/http"
+
+module LimitsSpec
+  LONG_METHOD = "m#{'x' * 127}" # 128 characters, the limit of handler.method
+
+  class LongMethodHandler < TaskerCore::StepHandler::Base
+    define_method(LONG_METHOD) { |context| success({ "got" => context.get_input("n") }) }
+  end
+end
 
 # Hostile input and faults: limits that agree end to end, secrets that stay secret.
 RSpec.describe "limits and secrets" do
@@ -30,5 +39,55 @@ RSpec.describe "limits and secrets" do
     expect(obs.cache_stats.total_entries).to eq(2)
     expect(obs.template_refresh(namespace: "math", name: "a", version: "b/1").success).to be(true)
     expect(JSON.parse(obs.template_get(namespace: "math", name: "a/b", version: "1"))).to include("cached" => true)
+  end
+
+  it "takes every name at the validator's limit end to end: registration, create_task, the worker, the services" do
+    name = "n" * 255
+    version = "v" * 50
+    step = "s" * 128
+    TaskerCore::FFI.template_register(template(name: name, version: version, steps: [
+      { "name" => step, "handler" => { "callable" => "LimitsSpec::LongMethodHandler", "method" => LimitsSpec::LONG_METHOD } }
+    ]))
+    worker = start_worker(web: { enabled: true, bind_address: "127.0.0.1:0" })
+    task = TaskerCore::Client.create_task(name: name, namespace: "math", version: version, context: { n: 7 })
+    expect(wait_for_task(task["task_uuid"])["status"]).to eq("complete")
+    expect(steps_by_name(task["task_uuid"])[step]["results"]).to include("result" => { "got" => 7 })
+    expect(JSON.parse(obs.template_get(namespace: "math", name: name, version: version))["handler_metadata"])
+      .to include("name" => name)
+    res = Net::HTTP.get_response(URI("http://127.0.0.1:#{worker.web_port}/templates/math/#{name}/#{version}"))
+    expect(res.code).to eq("200"), res.body
+    expect(TaskerCore::FFI.template_fetch("math", name, version)["name"]).to eq(name)
+  end
+
+  it "refuses at registration what a column or a derived name could not hold, naming the field" do
+    too_long_method = template(name: "long_method", steps: [
+      { "name" => "a", "handler" => { "callable" => "LimitsSpec::LongMethodHandler", "method" => "m" * 129 } }
+    ])
+    expect { TaskerCore::FFI.template_register(too_long_method) }
+      .to raise_error(TaskerCore::Errors::TemplateError, /step 'a': handler.method is longer than 128 characters/)
+    # A batch worker's steps are named <name>_<batch_id> (batch_id up to 32 characters): 95 + 33 = 128.
+    batch = ->(worker_name) do
+      template(name: "batch_names", steps: [
+        { "name" => "split", "type" => "batchable", "handler" => { "callable" => "X" },
+          "batch_config" => { "worker_template" => worker_name } },
+        { "name" => worker_name, "type" => "batch_worker", "handler" => { "callable" => "X" }, "dependencies" => ["split"] }
+      ])
+    end
+    expect { TaskerCore::FFI.template_normalize(batch.call("w" * 95)) }.not_to raise_error
+    expect { TaskerCore::FFI.template_normalize(batch.call("w" * 96)) }
+      .to raise_error(TaskerCore::Errors::TemplateError, /step '#{'w' * 96}': a batch_worker step's name is longer than 95/)
+    # Characters, not bytes, as the columns count them.
+    wide = "\u00e9" * 255
+    expect(TaskerCore::FFI.template_register(template(name: wide))["name"]).to eq(wide)
+    expect { TaskerCore::FFI.template_register(template(name: "#{wide}e")) }
+      .to raise_error(TaskerCore::Errors::TemplateError, /name is required \(a string of 1 to 255 characters\)/)
+  end
+
+  it "is ready while serving many namespaces (the probe's namespace list has no fixed size)" do
+    namespaces = Array.new(80) { |i| format("ns_%02d_%s", i, "x" * 23) } # 29 characters each
+    start_worker(namespaces: namespaces)
+    ready = JSON.parse(TaskerCore::FFI.health_ready)
+    expect(ready["checks"]["queue_processing"]).to include("status" => "healthy"), ready.to_s
+    expect(obs.ready?).to be(true)
   end
 end

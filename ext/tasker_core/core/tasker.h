@@ -169,6 +169,18 @@ int tc_template_get(tc_runtime_t *rt, const char *ns, const char *name, const ch
  * step_count, active_tasks (tasks not yet finished), registered_at, updated_at}]. */
 int tc_template_list(tc_runtime_t *rt, const char *ns, json_object **out, tc_error_t *err);
 
+/* Limits on template names, one definition each for the validator, the bindings' buffers and the
+ * columns (varchar(n) counts characters; so does every check, with tc_utf8_chars). docs/templates.md
+ * lists them. */
+#define TC_NAMESPACE_MAX 29         /* letters, digits, underscores (task_namespaces.name's CHECK) */
+#define TC_TEMPLATE_NAME_MAX 255    /* named_tasks.name */
+#define TC_TEMPLATE_VERSION_MAX 50  /* named_tasks.version */
+#define TC_STEP_NAME_MAX 128        /* workflow_steps.name, template_step_name */
+#define TC_HANDLER_METHOD_MAX 128   /* workflow_steps.handler_method */
+#define TC_BATCH_ID_MAX 32          /* a batch worker is named <worker_template>_<batch_id> */
+#define TC_BATCH_WORKER_NAME_MAX (TC_STEP_NAME_MAX - 1 - TC_BATCH_ID_MAX)
+#define TC_TEMPLATE_STEPS_MAX 1000
+
 /* ---- Client (tc_client.c): seed 000's client API; SPEC 5's response fields. ----
  * Every read and change validates its arguments (uuids, ranges, states) before the database is
  * asked; unknown tasks and steps are TC_ENOTFOUND naming the uuid. Timestamps are naive ISO-8601

@@ -89,9 +89,9 @@ static int build_request(json_object *req, json_object **out, tc_error_t *err) {
   if (!name || !json_object_is_type(name, json_type_string) || json_object_get_string_len(name) == 0)
     return tc_error_set(err, TC_EINVAL, "name is required (the template name)");
   int rc;
-  if ((rc = opt_string(req, "name", 255, err)) != TC_OK) return rc;
-  if ((rc = opt_string(req, "namespace", 64, err)) != TC_OK) return rc;
-  if ((rc = opt_string(req, "version", 50, err)) != TC_OK) return rc;
+  if ((rc = opt_string(req, "name", TC_TEMPLATE_NAME_MAX, err)) != TC_OK) return rc;
+  if ((rc = opt_string(req, "namespace", TC_NAMESPACE_MAX, err)) != TC_OK) return rc;
+  if ((rc = opt_string(req, "version", TC_TEMPLATE_VERSION_MAX, err)) != TC_OK) return rc;
   if ((rc = opt_string(req, "initiator", 128, err)) != TC_OK) return rc;
   if ((rc = opt_string(req, "source_system", 128, err)) != TC_OK) return rc;
   if ((rc = opt_string(req, "reason", 128, err)) != TC_OK) return rc;

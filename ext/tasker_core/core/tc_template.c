@@ -11,10 +11,8 @@
 
 #include "tc_internal.h"
 
-#define TC_MAX_STEPS 1000
-
 typedef struct {
-  char label[400]; /* "namespace/name@version" for messages */
+  char label[TC_NAMESPACE_MAX + 4 * (TC_TEMPLATE_NAME_MAX + TC_TEMPLATE_VERSION_MAX) + 3]; /* "ns/name@version" */
   tc_error_t *err;
 } ctx_t;
 
@@ -31,6 +29,11 @@ static int fail(ctx_t *c, const char *step, const char *fmt, ...) {
 }
 
 static bool is_str(json_object *v) { return v && json_object_is_type(v, json_type_string); }
+
+/* A string's length in characters, as the varchar columns count it. */
+static size_t chars(json_object *v) {
+  return tc_utf8_chars(json_object_get_string(v), (size_t)json_object_get_string_len(v));
+}
 
 /* Adds key = a copy of src's value (a new reference) to dst when src has it. */
 static int copy_key(json_object *dst, json_object *src, const char *key) {
@@ -181,7 +184,7 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
   if (!is_str(name) || json_object_get_string_len(name) == 0)
     return fail(c, fallback, "name is required and must be a string");
   const char *sname = json_object_get_string(name);
-  if (strlen(sname) > 128) return fail(c, fallback, "name is longer than 128 characters");
+  if (chars(name) > TC_STEP_NAME_MAX) return fail(c, fallback, "name is longer than %d characters", TC_STEP_NAME_MAX);
 
   json_object *handler = tc_json_get(raw, "handler");
   if (!handler || !json_object_is_type(handler, json_type_object))
@@ -192,6 +195,8 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
   json_object *method = tc_json_get(handler, "method");
   if (method && (!is_str(method) || json_object_get_string_len(method) == 0))
     return fail(c, sname, "handler.method must be a non-empty string");
+  if (method && chars(method) > TC_HANDLER_METHOD_MAX)
+    return fail(c, sname, "handler.method is longer than %d characters", TC_HANDLER_METHOD_MAX);
   json_object *init = tc_json_get(handler, "initialization");
   if (init && !json_object_is_type(init, json_type_object))
     return fail(c, sname, "handler.initialization must be a mapping");
@@ -201,6 +206,11 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
   if (type && (!is_str(type) || !one_of(json_object_get_string(type), step_types)))
     return fail(c, sname,
                 "type must be one of standard, decision, deferred_convergence, batchable, batch_worker");
+  if (type && strcmp(json_object_get_string(type), "batch_worker") == 0 && chars(name) > TC_BATCH_WORKER_NAME_MAX)
+    return fail(c, sname,
+                "a batch_worker step's name is longer than %d characters (its workers are named <name>_<batch_id>, "
+                "a batch_id has up to %d, a step name up to %d)", TC_BATCH_WORKER_NAME_MAX, TC_BATCH_ID_MAX,
+                TC_STEP_NAME_MAX);
 
   json_object *deps = tc_json_get(raw, "dependencies");
   if (!deps) deps = tc_json_get(raw, "depends_on");
@@ -438,13 +448,15 @@ int tc_template_normalize(json_object *raw, json_object **out, tc_error_t *err) 
   snprintf(c.label, sizeof c.label, "%s/%s@%s", is_str(ns) ? json_object_get_string(ns) : "?",
            is_str(name) ? json_object_get_string(name) : "?",
            is_str(version) ? json_object_get_string(version) : "?");
-  if (!is_str(name) || json_object_get_string_len(name) == 0 || json_object_get_string_len(name) > 255)
-    return fail(&c, NULL, "name is required (a string of 1 to 255 characters)");
-  if (!is_str(ns) || !valid_identifier(json_object_get_string(ns), 29))
+  if (!is_str(name) || json_object_get_string_len(name) == 0 || chars(name) > TC_TEMPLATE_NAME_MAX)
+    return fail(&c, NULL, "name is required (a string of 1 to %d characters)", TC_TEMPLATE_NAME_MAX);
+  if (!is_str(ns) || !valid_identifier(json_object_get_string(ns), TC_NAMESPACE_MAX))
     return fail(&c, NULL,
-                "namespace_name is required: up to 29 letters, digits or underscores, not starting with a digit");
-  if (!is_str(version) || json_object_get_string_len(version) == 0 || json_object_get_string_len(version) > 50)
-    return fail(&c, NULL, "version is required (a string of 1 to 50 characters, quote it in YAML)");
+                "namespace_name is required: up to %d letters, digits or underscores, not starting with a digit",
+                TC_NAMESPACE_MAX);
+  if (!is_str(version) || json_object_get_string_len(version) == 0 || chars(version) > TC_TEMPLATE_VERSION_MAX)
+    return fail(&c, NULL, "version is required (a string of 1 to %d characters, quote it in YAML)",
+                TC_TEMPLATE_VERSION_MAX);
   json_object *desc = tc_json_get(raw, "description");
   if (desc && !is_str(desc) && !json_object_is_type(desc, json_type_null))
     return fail(&c, NULL, "description must be a string");
@@ -457,8 +469,8 @@ int tc_template_normalize(json_object *raw, json_object **out, tc_error_t *err) 
   json_object *raw_steps = tc_json_get(raw, "steps");
   if (!raw_steps || !json_object_is_type(raw_steps, json_type_array) || json_object_array_length(raw_steps) == 0)
     return fail(&c, NULL, "steps is required and must be a non-empty list");
-  if (json_object_array_length(raw_steps) > TC_MAX_STEPS)
-    return fail(&c, NULL, "a template may have at most %d steps", TC_MAX_STEPS);
+  if (json_object_array_length(raw_steps) > TC_TEMPLATE_STEPS_MAX)
+    return fail(&c, NULL, "a template may have at most %d steps", TC_TEMPLATE_STEPS_MAX);
 
   json_object *tpl = json_object_new_object();
   json_object *steps = json_object_new_array();

@@ -87,26 +87,30 @@ static enum MHD_Result answer(tc_web_t *web, struct MHD_Connection *c, const cha
   return ret;
 }
 
-/* Splits path (after the leading slash) into at most 6 segments; returns the count, -1 if more. */
-static int split(const char *path, char seg[6][128]) {
-  int n = 0;
+/* Splits path (after the leading slash) into at most 6 segments, pointers into buf (a copy of the
+ * path the caller frees); returns the count, -1 if more, -2 when out of memory. No fixed segment
+ * size: a template name may be as long as the template validator allows. */
+static int split(const char *path, char **buf, const char *seg[6]) {
   const char *p = path;
   if (*p == '/') p++;
-  while (*p) {
-    const char *slash = strchr(p, '/');
-    size_t len = slash ? (size_t)(slash - p) : strlen(p);
-    if (n == 6 || len >= 128) return -1;
-    memcpy(seg[n], p, len);
-    seg[n][len] = '\0';
-    n++;
+  *buf = tc_strdup(p);
+  if (!*buf) return -2;
+  int n = 0;
+  char *q = *buf;
+  while (*q) {
+    char *slash = strchr(q, '/');
+    if (n == 6) return -1;
+    seg[n++] = q;
     if (!slash) break;
-    p = slash + 1;
-    if (!*p) break; /* a trailing slash names the same resource */
+    *slash = '\0';
+    q = slash + 1;
+    /* a trailing slash names the same resource */
   }
+  for (int i = n; i < 6; i++) seg[i] = "";
   return n;
 }
 
-static json_object *template_args(char seg[6][128]) {
+static json_object *template_args(const char *seg[6]) {
   json_object *a = json_object_new_object();
   if (!a) return NULL;
   json_object_object_add(a, "namespace", json_object_new_string(seg[1]));
@@ -125,6 +129,9 @@ static bool authorized(tc_web_t *web, struct MHD_Connection *c) {
   return diff == 0;
 }
 
+static enum MHD_Result route(tc_web_t *web, struct MHD_Connection *c, const char *url, const char *method,
+                             bool is_get, const char *seg[6], int n);
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_size, void **state) {
   tc_web_t *web = cls;
@@ -140,8 +147,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return MHD_YES;
   }
   bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-  char seg[6][128];
-  int n = split(url, seg);
+  const char *seg[6] = {"", "", "", "", "", ""};
+  char *path = NULL;
+  int n = split(url, &path, seg);
+  if (n == -2) return send_error(c, 500, "internal_error", "out of memory", NULL);
+  enum MHD_Result ret = route(web, c, url, method, is_get, seg, n);
+  tc_free(path);
+  return ret;
+}
+
+/* Answers the request for url, split into n segments. */
+static enum MHD_Result route(tc_web_t *web, struct MHD_Connection *c, const char *url, const char *method,
+                             bool is_get, const char *seg[6], int n) {
   const char *service = NULL;
   const char *allow = "GET, HEAD";
   const char *mutation = NULL; /* the method a cache mutation takes, when it is this route */
