@@ -90,4 +90,27 @@ RSpec.describe "limits and secrets" do
     expect(ready["checks"]["queue_processing"]).to include("status" => "healthy"), ready.to_s
     expect(obs.ready?).to be(true)
   end
+
+  it "redacts /config by a wider list of names and by shape: credentials in any URL or key=value text, under any key" do
+    secrets = %w[dsn-s3cret hook-s3cret pw-s3cret bearer-s3cret url-s3cret tok-s3cret conn-s3cret query-s3cret]
+    config = { "sentry" => { "dsn" => "https://#{secrets[0]}@o1.ingest.example/1" },
+               "alerts" => { "webhook" => "https://hooks.example/T0/#{secrets[1]}", "passwd" => secrets[2],
+                             "authorization" => "Bearer #{secrets[3]}" },
+               "replica" => "postgres://app:#{secrets[4]}@replica.internal:5432/app",
+               "mirrors" => ["https://#{secrets[5]}@git.example/repo.git", "https://git.example/open.git"],
+               "legacy" => "host=db.internal password=#{secrets[6]} dbname=app",
+               "cache" => "redis://cache.internal:6379/0?password=#{secrets[7]}&db=1",
+               "plain" => "nothing=secret here" }
+    start_worker(observability: { config: config })
+    text = TaskerCore::FFI.config_runtime
+    secrets.each { |secret| expect(text).not_to include(secret) }
+    body = JSON.parse(text)
+    expect(body["replica"]).to eq("postgres://***REDACTED***@replica.internal:5432/app")
+    expect(body["mirrors"]).to eq(["https://***REDACTED***@git.example/repo.git", "https://git.example/open.git"])
+    expect(body["legacy"]).to eq("host=db.internal password=***REDACTED*** dbname=app")
+    expect(body["cache"]).to eq("redis://cache.internal:6379/0?password=***REDACTED***&db=1")
+    expect(body["plain"]).to eq("nothing=secret here")
+    expect(body["metadata"]["redacted_fields"])
+      .to include("sentry.dsn", "alerts.webhook", "alerts.passwd", "alerts.authorization", "replica", "mirrors[0]", "legacy", "cache")
+  end
 end

@@ -38,6 +38,23 @@ void test_redact(const char *url) {
   json_object_put(in);
   json_object_put(out);
   json_object_put(paths);
+  /* By shape, under any key. */
+  static const char *const cases[][2] = {
+      {"postgres://u:pw@h/db", "postgres://***REDACTED***@h/db"},
+      {"see https://tok@git.example/x and http://plain.example/y", "see https://***REDACTED***@git.example/x and http://plain.example/y"},
+      {"host=h password=p%w dbname=x", "host=h password=***REDACTED*** dbname=x"},
+      {"redis://h:1/0?token=abc&db=1", "redis://h:1/0?token=***REDACTED***&db=1"},
+      {"Key (name)=(x) already exists", NULL},
+      {"mailto:someone@example.com a=b", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    bool oom = true;
+    char *masked = tc_redact_text(cases[i][0], &oom);
+    CHECK(!oom, "out of memory");
+    CHECK(cases[i][1] ? masked && strcmp(masked, cases[i][1]) == 0 : masked == NULL, "%s -> %s", cases[i][0],
+          masked ? masked : "(unchanged)");
+    tc_free(masked);
+  }
 }
 
 /* Sends one HTTP request to 127.0.0.1:port and returns the response (static buffer). */
