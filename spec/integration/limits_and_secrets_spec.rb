@@ -113,4 +113,33 @@ RSpec.describe "limits and secrets" do
     expect(body["metadata"]["redacted_fields"])
       .to include("sentry.dsn", "alerts.webhook", "alerts.passwd", "alerts.authorization", "replica", "mirrors[0]", "legacy", "cache")
   end
+
+  it "redacts handler.initialization in /templates/... and Observability.template_get, like /config" do
+    secrets = %w[k-s3cret b-s3cret p-s3cret env-s3cret desc-s3cret]
+    init = { "api_key" => secrets[0], "headers" => { "Authorization" => "Bearer #{secrets[1]}" },
+             "base_url" => "https://svc:#{secrets[2]}@api.example/v1", "read_timeout" => 5, "region" => "eu" }
+    tpl = template(name: "with_secrets", steps: [
+      { "name" => "call", "description" => "mirror at https://ci:#{secrets[4]}@mirror.example",
+        "handler" => { "callable" => "SpecHandlers::SquareInput", "initialization" => init } }
+    ]).merge("environments" => { "production" => { "steps" => [{ "name" => "ALL", "handler" => { "initialization" => { "token" => secrets[3] } } }] } },
+             "input_schema" => { "type" => "object", "properties" => { "token" => { "type" => "string" } } })
+    TaskerCore::FFI.template_register(tpl)
+    worker = start_worker(web: { enabled: true, bind_address: "127.0.0.1:0" })
+    2.times do # the second answer comes from the cache
+      text = obs.template_get(namespace: "math", name: "with_secrets", version: "1.0.0")
+      http = Net::HTTP.get(URI("http://127.0.0.1:#{worker.web_port}/templates/math/with_secrets/1.0.0"))
+      [text, http].each do |body|
+        secrets.each { |secret| expect(body).not_to include(secret) }
+        step = JSON.parse(body)["template"]["template"]["steps"].first
+        expect(step["handler"]["initialization"]).to include("api_key" => "***REDACTED***", "read_timeout" => 5, "region" => "eu",
+                                                             "base_url" => "***REDACTED***")
+        expect(step["description"]).to eq("mirror at https://***REDACTED***@mirror.example")
+        # A JSON Schema's property named like a secret is no secret.
+        expect(JSON.parse(body)["template"]["template"]["input_schema"]["properties"]).to eq("token" => { "type" => "string" })
+      end
+    end
+    # The handler still gets the real values.
+    stored = TaskerCore::FFI.template_fetch("math", "with_secrets", "1.0.0")
+    expect(stored["configuration"]["steps"].first["handler"]["initialization"]["api_key"]).to eq(secrets[0])
+  end
 end

@@ -107,6 +107,7 @@ char *tc_redact_text(const char *s, bool *oom) {
 
 typedef struct {
   json_object *paths;
+  const char *names_under; /* NULL: secret names count everywhere; else only below a key of this name */
   bool oom;
 } walk_t;
 
@@ -141,15 +142,16 @@ static json_object *replacement(walk_t *w, json_object *v, const char *path, boo
   return r;
 }
 
-static void redact_walk(walk_t *w, json_object *v, const char *path, bool secret) {
+static void redact_walk(walk_t *w, json_object *v, const char *path, bool secret, bool names) {
   if (json_object_is_type(v, json_type_object)) {
     json_object_object_foreach(v, k, child) {
       char sub[512];
       snprintf(sub, sizeof sub, "%s%s%s", path, path[0] ? "." : "", k);
-      bool s = secret || secret_key(k);
+      bool on = names || (w->names_under && strcmp(k, w->names_under) == 0);
+      bool s = secret || (on && secret_key(k));
       json_object *r = replacement(w, child, sub, s);
       if (r) json_object_object_add(v, k, r);
-      else redact_walk(w, child, sub, s);
+      else redact_walk(w, child, sub, s, on);
     }
   } else if (json_object_is_type(v, json_type_array)) {
     size_t n = json_object_array_length(v);
@@ -159,14 +161,14 @@ static void redact_walk(walk_t *w, json_object *v, const char *path, bool secret
       snprintf(sub, sizeof sub, "%s[%zu]", path, i);
       json_object *r = replacement(w, child, sub, secret);
       if (r) json_object_array_put_idx(v, i, r);
-      else redact_walk(w, child, sub, secret);
+      else redact_walk(w, child, sub, secret, names);
     }
   }
 }
 
-int tc_redact_in_place(json_object *v, const char *path, json_object *paths, tc_error_t *err) {
-  walk_t w = {.paths = paths};
-  redact_walk(&w, v, path ? path : "", false);
+int tc_redact_in_place(json_object *v, const char *names_under, json_object *paths, tc_error_t *err) {
+  walk_t w = {.paths = paths, .names_under = names_under};
+  redact_walk(&w, v, "", false, names_under == NULL);
   return w.oom ? tc_error_set(err, TC_ENOMEM, "out of memory redacting secrets") : TC_OK;
 }
 
@@ -179,7 +181,7 @@ int tc_redact(json_object *in, json_object **out, json_object **paths, tc_error_
     json_object_put(copy);
     return tc_error_set(err, TC_ENOMEM, "out of memory");
   }
-  int rc = tc_redact_in_place(copy, "", p, err);
+  int rc = tc_redact_in_place(copy, NULL, p, err);
   if (rc != TC_OK) {
     json_object_put(copy);
     json_object_put(p);

@@ -186,7 +186,22 @@ json_object *tc_template_cache_get(tc_obs_t *o, json_object *args, tc_error_t *e
     tc_error_set(err, TC_ENOMEM, "out of memory");
     return NULL;
   }
-  json_object_object_add(t, "template", json_object_get(tc_json_get(tpl, "configuration")));
+  /* handler.initialization carries credentials (API keys, tokens, URLs with passwords): the
+   * answer gets a redacted copy, the cache and the handlers keep the real values. */
+  json_object *cfg = tc_json_get(tpl, "configuration");
+  json_object *shown = NULL, *paths = json_object_new_array();
+  if (!paths || (cfg && json_object_deep_copy(cfg, &shown, NULL) != 0) ||
+      tc_redact_in_place(shown, "initialization", paths, err) != TC_OK) {
+    json_object_put(paths);
+    json_object_put(shown);
+    json_object_put(j);
+    json_object_put(t);
+    json_object_put(tpl);
+    if (err && err->code == TC_OK) tc_error_set(err, TC_ENOMEM, "out of memory");
+    return NULL;
+  }
+  json_object_put(paths);
+  json_object_object_add(t, "template", shown);
   json_object_object_add(t, "environment", json_object_new_string(o->environment));
   json_object_object_add(t, "resolved_at", tc_obs_timestamp());
   json_object_object_add(j, "template", t);
