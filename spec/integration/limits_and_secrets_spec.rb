@@ -3,6 +3,8 @@
 require "spec_helper"
 require "json"
 require "net/http"
+require "open3"
+require "rbconfig"
 
 module LimitsSpec
   LONG_METHOD = "m#{'x' * 127}" # 128 characters, the limit of handler.method
@@ -141,5 +143,33 @@ RSpec.describe "limits and secrets" do
     # The handler still gets the real values.
     stored = TaskerCore::FFI.template_fetch("math", "with_secrets", "1.0.0")
     expect(stored["configuration"]["steps"].first["handler"]["initialization"]["api_key"]).to eq(secrets[0])
+  end
+
+  it "refuses a malformed database URL at configure time without echoing it, and never shows its password" do
+    secret = "s3c%ret#{rand(1000)}"
+    url = "postgresql://app:#{secret}@127.0.0.1:1/app"
+    script = <<~RUBY
+      require #{File.expand_path('../../lib/tasker_core', __dir__).inspect}
+      begin
+        TaskerCore.configure { |c| c.database_url = #{url.inspect} }
+      rescue TaskerCore::Errors::ConfigurationError => e
+        puts "configure: \#{e.message}"
+      end
+      begin
+        TaskerCore::Client.health_check
+      rescue TaskerCore::Errors::ConfigurationError => e
+        puts "health_check: \#{e.message}"
+      end
+    RUBY
+    out, err, status = Open3.capture3({ "TASKER_DATABASE_URL" => url }, RbConfig.ruby, "-e", script)
+    expect(status.success?).to be(true), err
+    expect(out).to include("configure: database_url is not a valid PostgreSQL URL", "health_check: database_url is not a valid")
+    cli, cli_status = Open3.capture2e({ "TASKER_DATABASE_URL" => url }, RbConfig.ruby, File.expand_path("../../bin/tasker", __dir__), "health")
+    expect(cli_status.exitstatus).to eq(1)
+    expect(cli).to include("ConfigurationError: database_url is not a valid PostgreSQL URL")
+    [out, err, cli].each do |text|
+      expect(text).not_to include(secret)
+      expect(text).not_to include(secret.sub("%", ""))
+    end
   end
 end

@@ -89,6 +89,10 @@ size_t tc_utf8_chars(const char *s, size_t len);
  *   default 5), acquire_timeout_ms (default 10000), log_level (string, default "warn").
  */
 int tc_runtime_new(json_object *config, tc_runtime_t **out, tc_error_t *err);
+/* TC_OK when libpq can parse url (a postgresql:// URL or key=value connection string), else
+ * TC_ECONFIG with a message that never repeats the URL or any part of it (libpq's own message
+ * quotes the token it could not read, which may be the password). tc_runtime_new checks this. */
+int tc_database_url_check(const char *url, tc_error_t *err);
 /* Closes every connection. No worker may be running on it. Accepts NULL. */
 void tc_runtime_free(tc_runtime_t *rt);
 /* After fork(): closes the inherited sockets without talking to the server and without touching

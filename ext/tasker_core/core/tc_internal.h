@@ -47,6 +47,10 @@ int tc_redact_in_place(json_object *v, const char *names_under, json_object *pat
 /* s with the credentials it carries masked (the userinfo of a URL, the value of a secret-named
  * key=value pair) as a new string, or NULL when it carries none (*oom: NULL for want of memory). */
 char *tc_redact_text(const char *s, bool *oom);
+/* Writes libpq's msg into dst (cap bytes, trailing newline trimmed) with credentials masked: URL
+ * userinfo and secret-named key=value pairs (tc_redact_text) and the connection's password
+ * (PQpass(conn)) wherever it appears. Every libpq message the engine passes on goes through it. */
+void tc_pg_scrub(PGconn *conn, const char *msg, char *dst, size_t cap);
 
 /* ---- JSON helpers (tc_json.c). ---- */
 /* obj[key], borrowed; NULL when obj is NULL or has no such key. */

@@ -71,14 +71,12 @@ static int code_for_sqlstate(const char *state) {
 int tc_error_from_pg(tc_error_t *err, PGconn *conn, PGresult *res, const char *what) {
   const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-  const char *msg = primary ? primary : (conn ? PQerrorMessage(conn) : "no connection");
+  const char *raw = primary ? primary : (conn ? PQerrorMessage(conn) : "no connection");
   int code = code_for_sqlstate(state);
   if (err) {
+    char msg[900];
+    tc_pg_scrub(conn, raw, msg, sizeof msg); /* also trims libpq's trailing newline */
     tc_error_set(err, code, "%s: %s", what, msg);
-    /* Trim libpq's trailing newline. */
-    size_t len = strlen(err->message);
-    while (len > 0 && (err->message[len - 1] == '\n' || err->message[len - 1] == ' '))
-      err->message[--len] = '\0';
     if (state) snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state);
   }
   return code;

@@ -55,6 +55,16 @@ void test_redact(const char *url) {
           masked ? masked : "(unchanged)");
     tc_free(masked);
   }
+  /* libpq's messages lose the connection's password wherever it appears, and their newline. */
+  PGconn *conn = PQconnectdb("postgresql://app:pw-s3cret@127.0.0.1:1/db?connect_timeout=1");
+  char msg[128];
+  tc_pg_scrub(conn, "could not read \"pw-s3cret\" from postgres://app:pw-s3cret@h/db\n", msg, sizeof msg);
+  CHECK(strcmp(msg, "could not read \"***REDACTED***\" from postgres://***REDACTED***@h/db") == 0, "%s", msg);
+  PQfinish(conn);
+  tc_error_t bad = {0};
+  CHECK(tc_database_url_check("postgresql://app:s3c%ret@h/db", &bad) == TC_ECONFIG && !strstr(bad.message, "s3c"),
+        "%s", bad.message);
+  CHECK(tc_database_url_check("postgresql://app:s3c%25ret@h/db", &bad) == TC_OK, "a valid URL was refused");
 }
 
 /* Sends one HTTP request to 127.0.0.1:port and returns the response (static buffer). */
