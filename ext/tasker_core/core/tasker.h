@@ -333,8 +333,12 @@ void tc_obs_text_free(char *text);
 /* ---- Worker web server (tc_web.c, libmicrohttpd): the services above over HTTP GET. ----
  * options: bind_address ("127.0.0.1:8081"; IPv4 host:port, port 0 picks a free one), api_key (a
  * string: every request must carry it in api_key_header, default "X-API-Key"; also enables
- * DELETE /templates/cache and POST /templates/{ns}/{name}/{version}/refresh). Requests are answered
- * on the server's own threads. obs must outlive the server; tc_web_stop waits for open requests. */
+ * DELETE /templates/cache and POST /templates/{ns}/{name}/{version}/refresh), threads (1..64,
+ * default 4: the pool that serves every connection), max_connections (8..10000, default 256),
+ * max_connections_per_client (default 16: per client IP address), connection_timeout_seconds
+ * (1..3600, default 10: an idle connection, or one stuck inside a request, is closed). Requests are
+ * answered on the server's own threads. obs must outlive the server; tc_web_stop waits for open
+ * requests. */
 typedef struct tc_web tc_web_t;
 int tc_web_start(tc_runtime_t *rt, tc_obs_t *obs, json_object *options, tc_web_t **out, tc_error_t *err);
 int tc_web_port(tc_web_t *web);

@@ -1,7 +1,8 @@
 /*
  * tc_web.c - the worker's optional HTTP server on libmicrohttpd: the observability services
- * (tc_observe.c) over GET routes, answered from the server's own threads (one per connection), so
- * /health answers while the host language is busy. Bodies are the services' text, unchanged.
+ * (tc_observe.c) over GET routes, answered from the server's own bounded pool of threads, so
+ * /health answers while the host language is busy, and while one client holds many connections
+ * (a per-client limit and an idle timeout). Bodies are the services' text, unchanged.
  *
  * Routes: GET /health, /health/ready (503 when not ready), /health/live, /health/detailed,
  * /metrics (Prometheus text), /metrics/worker, /metrics/events, /templates, /templates/cache/stats,
@@ -246,8 +247,22 @@ int tc_web_start(tc_runtime_t *rt, tc_obs_t *obs, json_object *options, tc_web_t
   if (hdr && (!json_object_is_type(hdr, json_type_string) || json_object_get_string_len(hdr) == 0 ||
               json_object_get_string_len(hdr) >= 64))
     return tc_error_set(err, TC_ECONFIG, "web.api_key_header must be a header name");
+  /* A bounded pool of threads serves every connection (an idle one costs no thread), one client
+   * holds at most max_connections_per_client of them, and a connection idle (or stuck inside a
+   * request) for connection_timeout_seconds is closed: one client cannot starve the others, probes
+   * included. */
+  int threads = 4, max_connections = 256, per_client = 16, idle_timeout = 10;
+  const tc_int_opt_t ints[] = {{"threads", 1, 64, &threads},
+                               {"max_connections", 8, 10000, &max_connections},
+                               {"max_connections_per_client", 1, 10000, &per_client},
+                               {"connection_timeout_seconds", 1, 3600, &idle_timeout}};
+  int rc = tc_json_opt_ints(options, ints, TC_COUNT(ints), TC_ECONFIG, "web option ", err);
+  if (rc != TC_OK) return rc;
+  if (per_client > max_connections)
+    return tc_error_set(err, TC_ECONFIG, "web option max_connections_per_client (%d) exceeds max_connections (%d)",
+                        per_client, max_connections);
   struct sockaddr_in sa;
-  int rc = parse_bind(bind_s, &sa, err);
+  rc = parse_bind(bind_s, &sa, err);
   if (rc != TC_OK) return rc;
   tc_web_t *web = tc_calloc(1, sizeof *web);
   if (!web) return tc_error_set(err, TC_ENOMEM, "out of memory starting the web server");
@@ -261,10 +276,11 @@ int tc_web_start(tc_runtime_t *rt, tc_obs_t *obs, json_object *options, tc_web_t
       return tc_error_set(err, TC_ENOMEM, "out of memory starting the web server");
     }
   }
-  web->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, 0,
-                                 NULL, NULL, handle, web, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned int)30, MHD_OPTION_END);
+  web->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, handle, web,
+                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+                                 (unsigned int)threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_connections,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)per_client,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)idle_timeout, MHD_OPTION_END);
   if (!web->daemon) {
     tc_free(web->api_key);
     tc_free(web);
