@@ -67,3 +67,24 @@ RSpec.describe TaskerCore::HandlerRegistry do
       .to raise_error(TaskerCore::Errors::TemplateError)
   end
 end
+
+module RegistrySpec
+  class Publisher < TaskerCore::DomainEvents::BasePublisher; end
+end
+
+RSpec.describe "publishes_events publisher resolution" do
+  let(:builder) { TaskerCore::DomainEvents::Builder }
+
+  it "resolves only publisher classes (subclasses of BasePublisher) or publishers registered explicitly" do
+    expect(builder.publisher_for("RegistrySpec::Publisher")).to be_a(RegistrySpec::Publisher)
+    expect(builder.publisher_for(nil)).to be_a(TaskerCore::DomainEvents::BasePublisher)
+    %w[File Tempfile Kernel Object RegistrySpec::NotAHandler system('x')].each do |name|
+      expect { builder.publisher_for(name) }
+        .to raise_error(TaskerCore::Errors::TemplateError, /publisher '#{Regexp.escape(name)}' is not a publisher/)
+    end
+    TaskerCore::DomainEvents.register_publisher("custom", RegistrySpec::Publisher.new)
+    expect(builder.publisher_for("custom")).to be_a(RegistrySpec::Publisher)
+  ensure
+    TaskerCore::DomainEvents.publishers.delete("custom")
+  end
+end
