@@ -91,6 +91,9 @@ RSpec.describe "limits and secrets" do
     ready = JSON.parse(TaskerCore::FFI.health_ready)
     expect(ready["checks"]["queue_processing"]).to include("status" => "healthy"), ready.to_s
     expect(obs.ready?).to be(true)
+    # The metrics read the same probe: every namespace has its queue depth.
+    expect(JSON.parse(TaskerCore::FFI.metrics_worker)["metrics"]).to include("queue_depth_#{namespaces.last}")
+    expect(TaskerCore::FFI.metrics_prometheus).to include(namespaces.last)
   end
 
   it "redacts /config by a wider list of names and by shape: credentials in any URL or key=value text, under any key" do
