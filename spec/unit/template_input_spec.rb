@@ -22,7 +22,7 @@ RSpec.describe "template input limits" do
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       expect { TaskerCore::Templates.read(path) }
         .to raise_error(TaskerCore::Errors::TemplateError, /#{Regexp.escape(path)}: .*aliases/)
-      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 0.5
+      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 2
     end
     # An anchor that nothing refers to is harmless; one alias is refused like many.
     with_file("name: &n x\nnamespace_name: hostile\nversion: \"1\"\nsteps: [{name: s, handler: {callable: X}}]\n") do |path|
