@@ -94,6 +94,10 @@ module TaskerCore
         raise Errors::ConfigurationError,
               "database_url is not set: set TASKER_DATABASE_URL or DATABASE_URL, or TaskerCore.configure"
       end
+      # libpq must be able to parse it: a malformed URL (say, an unescaped % in the password) is
+      # refused here, by a message that never repeats it, instead of at every connection by
+      # libpq's, which quotes the part it could not read.
+      FFI.database_url_check(database_url.to_s)
       unless pool_size.is_a?(Integer) && pool_size.between?(1, 500)
         raise Errors::ConfigurationError, "pool_size must be an Integer between 1 and 500 (got #{pool_size.inspect})"
       end

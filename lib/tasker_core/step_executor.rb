@@ -20,9 +20,10 @@ module TaskerCore
       outcome =
         begin
           handler_class = registry.resolve(event["handler_callable"])
+          method = registry.handler_method(handler_class, event["handler_method"], event["handler_callable"])
           context = StepContext.new(event)
           handler = handler_class.new(config: context.step_config)
-          StepHandlerCallResult.from(handler.public_send(event["handler_method"] || "call", context))
+          StepHandlerCallResult.from(handler.public_send(method, context))
         rescue Errors::RetryableError => e
           from_exception(e, retryable: true, retry_after: e.retry_after)
         rescue Errors::PermanentError => e

@@ -2,6 +2,7 @@
 
 require "json"
 require "socket"
+require "io/wait"
 
 module TaskerCore
   # `bin/tasker worker --processes N`: a parent that migrates, loads the handlers and registers the
@@ -169,13 +170,22 @@ module TaskerCore
 
     # --- the supervisor's web server -----------------------------------------------------------
 
+    # The worker's web server's defaults (tc_web.c): connections in all, per client address, and the
+    # seconds a request may take to arrive. Each admitted connection is served on a thread of its
+    # own, so an idle or half-sent one holds only itself, and for at most WEB_TIMEOUT seconds.
+    WEB_MAX_CONNECTIONS = 64
+    WEB_MAX_PER_CLIENT = 16
+    WEB_TIMEOUT = 10
+
     def start_web
       host, port = @web_address.split(":", 2)
       @server = TCPServer.new(host == "localhost" ? "127.0.0.1" : host, Integer(port, 10))
       @web_address = "#{@server.addr[3]}:#{@server.addr[1]}"
+      @web_open = Hash.new(0)
+      @web_mutex = Mutex.new
       Thread.new do
         Thread.current.report_on_exception = false
-        loop { serve(@server.accept) }
+        loop { admit(@server.accept) }
       end
     rescue Errno::EADDRINUSE, Errno::EADDRNOTAVAIL, SocketError, ArgumentError => e
       @server = nil
@@ -189,10 +199,52 @@ module TaskerCore
                                     "its own address with worker.web.bind_address or TASKER_WEB_BIND_ADDRESS")
     end
 
+    # Serves socket on a thread of its own, or closes it at once when the server, or its client,
+    # holds as many connections as allowed.
+    def admit(socket)
+      client = begin
+        socket.remote_address.ip_address
+      rescue SocketError, SystemCallError
+        "?"
+      end
+      admitted = @web_mutex.synchronize do
+        next false if @web_open.values.sum >= WEB_MAX_CONNECTIONS || @web_open[client] >= WEB_MAX_PER_CLIENT
+
+        @web_open[client] += 1
+      end
+      return socket.close unless admitted
+
+      Thread.new do
+        Thread.current.report_on_exception = false
+        serve(socket)
+      ensure
+        @web_mutex.synchronize { (@web_open[client] -= 1).zero? && @web_open.delete(client) }
+      end
+    end
+
+    # The request line and headers, or nil when they do not arrive within WEB_TIMEOUT seconds (or
+    # grow past 16 KB, or the client hangs up).
+    def read_head(socket)
+      deadline = monotonic + WEB_TIMEOUT
+      head = +""
+      until head.include?("\n\r\n") || head.include?("\n\n")
+        return nil if head.bytesize > 16_384
+
+        chunk = socket.read_nonblock(4096, exception: false)
+        case chunk
+        when nil then return nil
+        when :wait_readable
+          remaining = deadline - monotonic
+          return nil unless remaining.positive? && socket.wait_readable(remaining)
+        else head << chunk
+        end
+      end
+      head
+    end
+
     def serve(socket)
-      request = socket.gets.to_s
-      while (line = socket.gets) && line != "\r\n" && line != "\n"; end
-      method, target = request.split(" ", 3)
+      request = read_head(socket) or return
+      method, target = request.lines.first.to_s.split(" ", 3)
       status, type, body = route(method, target.to_s.split("?", 2).first.to_s.sub(%r{(?<=.)/+\z}, ""))
       socket.write("HTTP/1.1 #{status} #{status == 200 ? 'OK' : 'Error'}\r\nContent-Type: #{type}\r\n" \
                    "Content-Length: #{body.bytesize}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n")

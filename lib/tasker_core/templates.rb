@@ -21,12 +21,16 @@ module TaskerCore
       end.uniq
     end
 
-    # Parses one YAML file into plain data; raises TemplateError naming the file.
+    # Parses one YAML file into plain data; raises TemplateError naming the file. Aliases (*name)
+    # are refused before anything is expanded: a few hundred bytes of nested aliases expand into
+    # gigabytes ("billion laughs"), and no template needs them.
     def read(path)
-      data = YAML.safe_load(File.read(path), permitted_classes: [Date, Time, Symbol], aliases: true)
+      data = YAML.safe_load(File.read(path), permitted_classes: [Date, Time, Symbol], aliases: false)
       raise Errors::TemplateError, "#{path}: a template must be a YAML mapping" unless data.is_a?(Hash)
 
       prepare(PlainData.call(data))
+    rescue Psych::BadAlias => e
+      raise Errors::TemplateError, "#{path}: YAML aliases (*name) are not allowed in templates (#{e.message})"
     rescue Psych::Exception => e
       raise Errors::TemplateError, "#{path}: invalid YAML: #{e.message}"
     end
@@ -39,8 +43,8 @@ module TaskerCore
     end
 
     # Validates a template without touching the database; returns its normalized form. With
-    # check_handlers, every step's handler.callable must resolve to a loaded class (or registered
-    # key) that responds to its handler.method.
+    # check_handlers, every step's handler.callable must resolve to a step handler class (or a
+    # registered key) whose own public methods include its handler.method (HandlerRegistry).
     def validate(path, check_handlers: false, registry: HandlerRegistry.instance)
       with_path(path) do
         template = FFI.template_normalize(read(path))
@@ -54,7 +58,8 @@ module TaskerCore
       template["steps"].filter_map do |step|
         handler = step["handler"]
         klass = registry.resolve(handler["callable"])
-        next if klass.method_defined?(handler["method"]) || klass.private_method_defined?(handler["method"])
+        registry.handler_method(klass, handler["method"], handler["callable"])
+        next if klass.method_defined?(handler["method"])
 
         "step '#{step['name']}': #{klass.name} has no method #{handler['method']}"
       rescue Errors::ConfigurationError => e

@@ -171,7 +171,11 @@ module TaskerCore
         "bind_address" => explicit || DEFAULT_WEB_BIND_ADDRESS,
         "api_key" => auth["api_key"] || web["api_key"],
         "api_key_header" => auth["api_key_header"] || web["api_key_header"] || "X-API-Key" }
+        .merge(web.slice(*WEB_LIMITS))
     end
+
+    # The web server's connection settings, passed on as given (the engine checks them).
+    WEB_LIMITS = %w[threads max_connections max_connections_per_client connection_timeout_seconds].freeze
 
     # What the core's observability services show (TaskerCore::Observability): the environment and
     # the configuration (redacted there), plus circuit breaker / queue thresholds when given.

@@ -70,6 +70,18 @@ RSpec.describe "TaskerCore::Client.create_task" do
     expect { TaskerCore::Client.get_task(TaskerCore::FFI.uuid_v7) }.to raise_error(TaskerCore::Errors::NotFoundError, /task not found/)
   end
 
+  it "counts the context's string limit and the request's name limits in characters, not bytes" do
+    cjk = "\u6f22" * 10_000 # 10,000 characters, 30,000 bytes
+    task = create(context: { even_number: 2, note: cjk })
+    expect(TaskerCore::Client.get_task(task["task_uuid"])["context"]["note"]).to eq(cjk)
+    expect { create(context: { even_number: 2, note: "#{cjk}x" }) }
+      .to raise_error(TaskerCore::Errors::ValidationError, /context\.note is longer than 10000 characters/)
+    initiator = "\u00e9" * 128 # 128 characters, 256 bytes: the column holds 128 characters
+    expect(create(initiator: initiator, context: { even_number: 4 })["initiator"]).to eq(initiator)
+    expect { create(initiator: "#{initiator}e", context: { even_number: 6 }) }
+      .to raise_error(TaskerCore::Errors::ValidationError, /initiator is longer than 128 characters/)
+  end
+
   it "accepts Rails-style parameter objects and symbols deeply" do
     params = Class.new do
       def initialize(hash) = @hash = hash

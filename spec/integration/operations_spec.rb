@@ -109,6 +109,10 @@ RSpec.describe "operator actions, staleness and the DLQ" do
     expect(TaskerCore::DLQ.list(resolution_status: "pending")).to eq([])
     expect { TaskerCore::DLQ.update(entry["dlq_entry_uuid"], resolution_status: "forgotten") }
       .to raise_error(TaskerCore::Errors::ValidationError, /resolution_status must be/)
+    # The column's limit, in characters, named.
+    expect(TaskerCore::DLQ.update(entry["dlq_entry_uuid"], resolved_by: "\u00e9" * 255)["resolved_by"]).to eq("\u00e9" * 255)
+    expect { TaskerCore::DLQ.update(entry["dlq_entry_uuid"], resolved_by: "o" * 256) }
+      .to raise_error(TaskerCore::Errors::ValidationError, /resolved_by is longer than 255 characters/)
   end
 
   it "never dead-letters a task whose step is being worked on" do

@@ -122,4 +122,32 @@ RSpec.describe "bin/tasker worker --processes" do
   ensure
     server&.close
   end
+
+  it "answers its probes while one client holds idle and half-sent connections" do
+    skip_under_asan
+    env = { "TASKER_DATABASE_URL" => DATABASE_URL, "TASKER_WEB_BIND_ADDRESS" => "127.0.0.1:0", "TASKER_LOG_LEVEL" => "warn" }
+    out = child_log_path("supervisor-out")
+    err = child_log_path("supervisor-err")
+    pid = Process.spawn(env, RbConfig.ruby, tasker, "worker", "--processes", "1", "--concurrency", "1",
+                        "--templates", templates, "--require", handlers, out: out, err: err)
+    port = sleep_until(timeout: 60, interval: 0.05) do
+      raise "the supervisor exited:\n#{File.read(err)}" if Process.wait(pid, Process::WNOHANG)
+
+      File.read(out)[%r{^web server on http://127\.0\.0\.1:(\d+) }, 1]
+    end
+    flood = Array.new(40) do |i|
+      sock = Socket.tcp("127.0.0.1", port.to_i, "127.0.0.2", 0, connect_timeout: 5)
+      sock.write(i.odd? ? "GET /health HTTP/1.1\r\n" : "GET /hea") if i % 3 != 0
+      sock
+    end
+    res = Net::HTTP.start("127.0.0.1", port.to_i, open_timeout: 5, read_timeout: 5) { |h| h.get("/health/live") }
+    expect(res.code).to eq("200")
+    expect(JSON.parse(res.body)).to include("status" => "alive", "supervisor_pid" => pid)
+  ensure
+    flood&.each(&:close)
+    if pid
+      Process.kill("TERM", pid)
+      Process.wait(pid)
+    end
+  end
 end

@@ -86,7 +86,7 @@ RSpec.describe TaskerCore::Templates do
     YAML
     expect(described_class.validate(path)["name"]).to eq("ghost") # structure alone is fine
     expect { described_class.validate(path, check_handlers: true) }.to raise_error(TaskerCore::Errors::TemplateError) { |e|
-      expect(e.message).to include("step 'wrong_method': SpecHandlers::SquareInput has no method nope")
+      expect(e.message).to include("step 'wrong_method': handler.method 'nope' of callable 'SpecHandlers::SquareInput' is not a public method")
       expect(e.message).to include("step 'missing': no handler for callable 'Ghosts::Nothing'")
       expect(e.message).not_to include("step 'real'")
     }

@@ -4,6 +4,7 @@ require "spec_helper"
 require "json"
 require "net/http"
 require "open3"
+require "socket"
 
 RSpec.describe "the worker web server (C, libmicrohttpd) and TaskerCore::Web (Rack)" do
   let(:templates) { File.expand_path("../fixtures/templates", __dir__) }
@@ -175,5 +176,43 @@ RSpec.describe "the worker web server (C, libmicrohttpd) and TaskerCore::Web (Ra
       Process.wait(pid)
       expect($?.exitstatus).to eq(0)
     end
+  end
+
+  # A socket the server has closed reads EOF (or is reset).
+  def closed_by_server?(sock)
+    sock.read_nonblock(1, exception: false).nil?
+  rescue Errno::ECONNRESET, Errno::EPIPE, IOError
+    true
+  end
+
+  it "answers probes while one client holds 64 idle connections, and closes that client's extra and idle ones" do
+    worker = start_worker(web: { connection_timeout_seconds: 2 })
+    @port = worker.web_port
+    # 64 connections from one client (127.0.0.2): half idle, half stuck inside a request (slowloris).
+    flood = Array.new(64) do |i|
+      sock = Socket.tcp("127.0.0.1", @port, "127.0.0.2", 0, connect_timeout: 5)
+      sock.write("GET /health HTTP/1.1\r\nHost: x\r\n") if i.odd?
+      sock
+    rescue SystemCallError
+      nil
+    end.compact
+    begin
+      # Another client is answered at once, probes included, while the flood holds its connections.
+      %w[/health/ready /health/live /metrics].each do |path|
+        res = Net::HTTP.start("127.0.0.1", @port, open_timeout: 5, read_timeout: 5) { |h| h.get(path) }
+        expect(res.code).to eq("200"), "#{path}: #{res.code}"
+      end
+      # The flooding client keeps at most its share; the idle ones are closed after the timeout.
+      sleep_until(timeout: 5) { flood.count { |sock| closed_by_server?(sock) } >= 64 - 16 }
+      sleep_until(timeout: 15) { flood.all? { |sock| closed_by_server?(sock) } }
+      expect(http("GET", "/health").code).to eq("200")
+    ensure
+      flood.each(&:close)
+    end
+  end
+
+  it "refuses web connection settings out of range, naming them" do
+    expect { TaskerCore::Worker.start(namespaces: %w[math], web: { enabled: true, bind_address: "127.0.0.1:0", threads: 0 }) }
+      .to raise_error(TaskerCore::Errors::ConfigurationError, /web option threads must be an integer between 1 and 64/)
   end
 end

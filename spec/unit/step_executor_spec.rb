@@ -55,6 +55,15 @@ RSpec.describe TaskerCore::StepExecutor do
     expect(run("ExecutorSpec::HashFailure")["error"]).to include("message" => "nope", "retryable" => true)
   end
 
+  it "runs nothing of a class that is no step handler, or of a method the handler does not define" do
+    env = run("File")
+    expect(env["error"]).to include("error_type" => "PermanentError", "retryable" => false, "exception_class" => "TaskerCore::Errors::TemplateError")
+    expect(env["error"]["message"]).to include("handler.callable 'File'", "not a step handler")
+    env = described_class.call({ "step_uuid" => "s-1", "handler_callable" => "ExecutorSpec::Ok", "handler_method" => "instance_eval",
+                                 "task_sequence_step" => {} }, worker_id: "worker_x")
+    expect(env["error"]["message"]).to include("handler.method 'instance_eval' of callable 'ExecutorSpec::Ok'")
+  end
+
   it "fails permanently when the callable resolves to nothing" do
     env = run("Nope::Missing")
     expect(env["error"]).to include("error_type" => "PermanentError", "retryable" => false)

@@ -67,6 +67,12 @@ VALUE tcrb_call_run(tcrb_call_t *call);
 tc_runtime_t *tcrb_runtime(void);
 /* Copies a Ruby String argument (UUIDs and names) into buf or raises ValidationError. */
 void tcrb_copy_string(VALUE v, const char *what, char *buf, size_t cap);
+/* Raises ValidationError naming what unless v is a String without NUL bytes. */
+void tcrb_check_string(VALUE v, const char *what);
+/* A Ruby String argument as a new JSON string, whatever its length (no fixed buffer: names are
+ * bounded by the core's checks, not by the binding); raises as tcrb_check_string, NULL when out of
+ * memory (never raises then, so a caller can release what it holds). */
+json_object *tcrb_string_json(VALUE v, const char *what);
 
 void tcrb_runtime_init(void);
 void tcrb_client_init(void);
@@ -85,5 +91,8 @@ void tcrb_worker_forget_after_fork(void);
  * "Worker system not running" when no worker was started. */
 tc_obs_t *tcrb_current_obs(tc_worker_t **w);
 void tcrb_observe_init(void);
+/* {namespace, name, version} as a new JSON object for a template lookup (tcrb_observe.c); raises
+ * ValidationError naming a bad argument. */
+json_object *tcrb_template_args(VALUE ns, VALUE name, VALUE version);
 
 #endif /* TCRB_H */

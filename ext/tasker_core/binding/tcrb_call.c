@@ -1,6 +1,7 @@
 /*
  * tcrb_call.c - runs engine calls without the GVL (their errors raise through tcrb_errors.c).
  */
+#include <limits.h>
 #include <string.h>
 
 #include "tcrb.h"
@@ -67,4 +68,22 @@ void tcrb_copy_string(VALUE v, const char *what, char *buf, size_t cap) {
   }
   memcpy(buf, RSTRING_PTR(v), (size_t)RSTRING_LEN(v));
   buf[RSTRING_LEN(v)] = '\0';
+}
+
+void tcrb_check_string(VALUE v, const char *what) {
+  if (!RB_TYPE_P(v, T_STRING)) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s must be a String, got %s", what, rb_obj_classname(v));
+    tcrb_raise_validation(msg);
+  }
+  if (memchr(RSTRING_PTR(v), '\0', (size_t)RSTRING_LEN(v)) || RSTRING_LEN(v) > INT_MAX) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s is not valid (contains NUL)", what);
+    tcrb_raise_validation(msg);
+  }
+}
+
+json_object *tcrb_string_json(VALUE v, const char *what) {
+  tcrb_check_string(v, what);
+  return json_object_new_string_len(RSTRING_PTR(v), (int)RSTRING_LEN(v));
 }

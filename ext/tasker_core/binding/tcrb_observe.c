@@ -40,16 +40,25 @@ static VALUE run(const char *service, json_object *args) {
   return run_on(obs, w, service, args);
 }
 
-static json_object *template_args(VALUE ns, VALUE name, VALUE version) {
-  char a[80], b[80], c[80];
-  tcrb_copy_string(ns, "namespace", a, sizeof a);
-  tcrb_copy_string(name, "name", b, sizeof b);
-  tcrb_copy_string(version, "version", c, sizeof c);
+/* {namespace, name, version} for the template services; no fixed buffer, so every name the template
+ * validator accepts gets through (an unknown one is the service's NotFoundError). */
+json_object *tcrb_template_args(VALUE ns, VALUE name, VALUE version) {
+  tcrb_check_string(ns, "namespace");
+  tcrb_check_string(name, "name");
+  tcrb_check_string(version, "version");
   json_object *args = json_object_new_object();
-  if (!args) rb_raise(rb_eNoMemError, "out of memory");
-  json_object_object_add(args, "namespace", json_object_new_string(a));
-  json_object_object_add(args, "name", json_object_new_string(b));
-  json_object_object_add(args, "version", json_object_new_string(c));
+  json_object *a = tcrb_string_json(ns, "namespace"), *b = tcrb_string_json(name, "name");
+  json_object *c = tcrb_string_json(version, "version");
+  if (!args || !a || !b || !c) {
+    json_object_put(args);
+    json_object_put(a);
+    json_object_put(b);
+    json_object_put(c);
+    rb_raise(rb_eNoMemError, "out of memory");
+  }
+  json_object_object_add(args, "namespace", a);
+  json_object_object_add(args, "name", b);
+  json_object_object_add(args, "version", c);
   return args;
 }
 
@@ -69,21 +78,27 @@ static VALUE m_config_environment(VALUE self) { return run("config_environment",
 static VALUE m_templates_list(int argc, VALUE *argv, VALUE self) {
   VALUE incl, ns;
   rb_scan_args(argc, argv, "02", &incl, &ns);
-  char nsbuf[80] = "";
-  if (!NIL_P(ns)) tcrb_copy_string(ns, "namespace", nsbuf, sizeof nsbuf);
+  if (!NIL_P(ns)) tcrb_check_string(ns, "namespace");
   tc_worker_t *w = NULL;
   tc_obs_t *obs = tcrb_current_obs(&w);
   json_object *args = json_object_new_object();
-  if (!args) rb_raise(rb_eNoMemError, "out of memory");
-  json_object_object_add(args, "include_cache_stats", json_object_new_boolean(RTEST(incl)));
-  if (nsbuf[0]) json_object_object_add(args, "namespace", json_object_new_string(nsbuf));
+  json_object *filter = !NIL_P(ns) && RSTRING_LEN(ns) > 0 ? tcrb_string_json(ns, "namespace") : NULL;
+  json_object *incl_j = json_object_new_boolean(RTEST(incl));
+  if (!args || !incl_j || (!NIL_P(ns) && RSTRING_LEN(ns) > 0 && !filter)) {
+    json_object_put(args);
+    json_object_put(filter);
+    json_object_put(incl_j);
+    rb_raise(rb_eNoMemError, "out of memory");
+  }
+  json_object_object_add(args, "include_cache_stats", incl_j);
+  if (filter) json_object_object_add(args, "namespace", filter);
   return run_on(obs, w, "templates_list", args);
 }
 
 static VALUE run_template(const char *service, VALUE ns, VALUE name, VALUE version) {
   tc_worker_t *w = NULL;
   tc_obs_t *obs = tcrb_current_obs(&w);
-  return run_on(obs, w, service, template_args(ns, name, version));
+  return run_on(obs, w, service, tcrb_template_args(ns, name, version));
 }
 static VALUE m_template_get(VALUE self, VALUE ns, VALUE name, VALUE version) {
   return run_template("template_get", ns, name, version);

@@ -102,18 +102,15 @@ static VALUE tcrb_ops_m_wait_for_task(VALUE self, VALUE task_uuid, VALUE timeout
 }
 
 static int template_fetch_fn(tcrb_call_t *call) {
-  return tc_template_get(call->rt, call->s1, call->s2, json_object_get_string(call->in), &call->out, &call->err);
+  return tc_template_get(call->rt, json_object_get_string(json_object_object_get(call->in, "namespace")),
+                         json_object_get_string(json_object_object_get(call->in, "name")),
+                         json_object_get_string(json_object_object_get(call->in, "version")), &call->out, &call->err);
 }
 
 /* FFI.template_fetch(namespace, name, version) -> the registered template (raw Hash) */
 static VALUE tcrb_ops_m_template_fetch(VALUE self, VALUE ns, VALUE name, VALUE version) {
   tcrb_call_t call = {.fn = template_fetch_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(ns, "namespace", call.s1, sizeof call.s1);
-  tcrb_copy_string(name, "name", call.s2, sizeof call.s2);
-  char ver[64];
-  tcrb_copy_string(version, "version", ver, sizeof ver);
-  call.in = json_object_new_string(ver);
-  if (!call.in) rb_raise(rb_eNoMemError, "out of memory");
+  call.in = tcrb_template_args(ns, name, version);
   return tcrb_call_run(&call);
 }
 

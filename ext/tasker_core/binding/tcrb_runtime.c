@@ -123,6 +123,16 @@ static VALUE tcrb_runtime_m_template_register(VALUE self, VALUE tpl) {
   return tcrb_call_run(&call);
 }
 
+/* FFI.database_url_check(url) -> true; raises ConfigurationError (never naming the URL) when libpq
+ * cannot parse it. No database. */
+static VALUE tcrb_runtime_m_database_url_check(VALUE self, VALUE url) {
+  if (!RB_TYPE_P(url, T_STRING) || memchr(RSTRING_PTR(url), '\0', (size_t)RSTRING_LEN(url)))
+    tcrb_raise_class("ConfigurationError", "database_url must be a String without NUL bytes");
+  tc_error_t err = {0};
+  if (tc_database_url_check(StringValueCStr(url), &err) != TC_OK) tcrb_raise(&err);
+  return Qtrue;
+}
+
 void tcrb_runtime_init(void) {
   rb_define_module_function(tcrb_mFFI, "bootstrap", tcrb_runtime_m_bootstrap, 1);
   rb_define_module_function(tcrb_mFFI, "shutdown", tcrb_runtime_m_shutdown, 0);
@@ -132,4 +142,5 @@ void tcrb_runtime_init(void) {
   rb_define_module_function(tcrb_mFFI, "schema_version", tcrb_runtime_m_schema_version, 0);
   rb_define_module_function(tcrb_mFFI, "template_normalize", tcrb_runtime_m_template_normalize, 1);
   rb_define_module_function(tcrb_mFFI, "template_register", tcrb_runtime_m_template_register, 1);
+  rb_define_module_function(tcrb_mFFI, "database_url_check", tcrb_runtime_m_database_url_check, 1);
 }

@@ -79,6 +79,9 @@ typedef struct tc_cancel {
 void tc_uuid_v7(char buf[37]);
 /* True when s is a UUID in canonical 8-4-4-4-12 hex form. */
 bool tc_uuid_valid(const char *s);
+/* The number of characters (code points) in the UTF-8 text s of len bytes: every limit on text
+ * counts characters, as PostgreSQL's varchar(n) does. */
+size_t tc_utf8_chars(const char *s, size_t len);
 
 /* ---- Runtime: configuration, connection pool, logging. ----
  * config keys (all optional but database_url):
@@ -86,6 +89,10 @@ bool tc_uuid_valid(const char *s);
  *   default 5), acquire_timeout_ms (default 10000), log_level (string, default "warn").
  */
 int tc_runtime_new(json_object *config, tc_runtime_t **out, tc_error_t *err);
+/* TC_OK when libpq can parse url (a postgresql:// URL or key=value connection string), else
+ * TC_ECONFIG with a message that never repeats the URL or any part of it (libpq's own message
+ * quotes the token it could not read, which may be the password). tc_runtime_new checks this. */
+int tc_database_url_check(const char *url, tc_error_t *err);
 /* Closes every connection. No worker may be running on it. Accepts NULL. */
 void tc_runtime_free(tc_runtime_t *rt);
 /* After fork(): closes the inherited sockets without talking to the server and without touching
@@ -165,6 +172,18 @@ int tc_template_get(tc_runtime_t *rt, const char *ns, const char *name, const ch
  * ordered by namespace, name, version: [{named_task_uuid, namespace_name, name, version, description,
  * step_count, active_tasks (tasks not yet finished), registered_at, updated_at}]. */
 int tc_template_list(tc_runtime_t *rt, const char *ns, json_object **out, tc_error_t *err);
+
+/* Limits on template names, one definition each for the validator, the bindings' buffers and the
+ * columns (varchar(n) counts characters; so does every check, with tc_utf8_chars). docs/templates.md
+ * lists them. */
+#define TC_NAMESPACE_MAX 29         /* letters, digits, underscores (task_namespaces.name's CHECK) */
+#define TC_TEMPLATE_NAME_MAX 255    /* named_tasks.name */
+#define TC_TEMPLATE_VERSION_MAX 50  /* named_tasks.version */
+#define TC_STEP_NAME_MAX 128        /* workflow_steps.name, template_step_name */
+#define TC_HANDLER_METHOD_MAX 128   /* workflow_steps.handler_method */
+#define TC_BATCH_ID_MAX 32          /* a batch worker is named <worker_template>_<batch_id> */
+#define TC_BATCH_WORKER_NAME_MAX (TC_STEP_NAME_MAX - 1 - TC_BATCH_ID_MAX)
+#define TC_TEMPLATE_STEPS_MAX 1000
 
 /* ---- Client (tc_client.c): seed 000's client API; SPEC 5's response fields. ----
  * Every read and change validates its arguments (uuids, ranges, states) before the database is
@@ -336,8 +355,12 @@ void tc_obs_text_free(char *text);
 /* ---- Worker web server (tc_web.c, libmicrohttpd): the services above over HTTP GET. ----
  * options: bind_address ("127.0.0.1:8081"; IPv4 host:port, port 0 picks a free one), api_key (a
  * string: every request must carry it in api_key_header, default "X-API-Key"; also enables
- * DELETE /templates/cache and POST /templates/{ns}/{name}/{version}/refresh). Requests are answered
- * on the server's own threads. obs must outlive the server; tc_web_stop waits for open requests. */
+ * DELETE /templates/cache and POST /templates/{ns}/{name}/{version}/refresh), threads (1..64,
+ * default 4: the pool that serves every connection), max_connections (8..10000, default 256),
+ * max_connections_per_client (default 16: per client IP address), connection_timeout_seconds
+ * (1..3600, default 10: an idle connection, or one stuck inside a request, is closed). Requests are
+ * answered on the server's own threads. obs must outlive the server; tc_web_stop waits for open
+ * requests. */
 typedef struct tc_web tc_web_t;
 int tc_web_start(tc_runtime_t *rt, tc_obs_t *obs, json_object *options, tc_web_t **out, tc_error_t *err);
 int tc_web_port(tc_web_t *web);

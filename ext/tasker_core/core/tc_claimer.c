@@ -187,8 +187,9 @@ static bool wait_events(tc_worker_t *w, int timeout_ms) {
   bool notified = false;
   if (n > 1 && fds[1].revents) {
     if (!PQconsumeInput(w->conn)) {
-      tc_log(w->rt, TC_LOG_WARN, "listen_connection_lost", "LISTEN connection lost: %s",
-             PQerrorMessage(w->conn));
+      char msg[900];
+      tc_pg_scrub(w->conn, PQerrorMessage(w->conn), msg, sizeof msg);
+      tc_log(w->rt, TC_LOG_WARN, "listen_connection_lost", "LISTEN connection lost: %s", msg);
       drop_conn(w);
       return true; /* Reconnect and catch up with a claim. */
     }

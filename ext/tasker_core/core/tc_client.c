@@ -38,7 +38,7 @@ static int check_context(json_object *v, int depth, char *path, size_t cap, tc_e
   size_t base = strlen(path);
   switch (json_object_get_type(v)) {
     case json_type_string:
-      if (json_object_get_string_len(v) > TC_CONTEXT_MAX_STRING)
+      if (tc_utf8_chars(json_object_get_string(v), (size_t)json_object_get_string_len(v)) > TC_CONTEXT_MAX_STRING)
         return tc_error_set(err, TC_EINVAL, "context string at %s is longer than %d characters",
                             path, TC_CONTEXT_MAX_STRING);
       return TC_OK;
@@ -72,7 +72,7 @@ static int opt_string(json_object *req, const char *key, size_t max, tc_error_t 
   if (!v) return TC_OK;
   if (!json_object_is_type(v, json_type_string))
     return tc_error_set(err, TC_EINVAL, "%s must be a string", key);
-  if ((size_t)json_object_get_string_len(v) > max)
+  if (tc_utf8_chars(json_object_get_string(v), (size_t)json_object_get_string_len(v)) > max)
     return tc_error_set(err, TC_EINVAL, "%s is longer than %zu characters", key, max);
   return TC_OK;
 }
@@ -93,9 +93,9 @@ static int build_request(json_object *req, json_object **out, tc_error_t *err) {
   if (!name || !json_object_is_type(name, json_type_string) || json_object_get_string_len(name) == 0)
     return tc_error_set(err, TC_EINVAL, "name is required (the template name)");
   int rc;
-  if ((rc = opt_string(req, "name", 255, err)) != TC_OK) return rc;
-  if ((rc = opt_string(req, "namespace", 64, err)) != TC_OK) return rc;
-  if ((rc = opt_string(req, "version", 50, err)) != TC_OK) return rc;
+  if ((rc = opt_string(req, "name", TC_TEMPLATE_NAME_MAX, err)) != TC_OK) return rc;
+  if ((rc = opt_string(req, "namespace", TC_NAMESPACE_MAX, err)) != TC_OK) return rc;
+  if ((rc = opt_string(req, "version", TC_TEMPLATE_VERSION_MAX, err)) != TC_OK) return rc;
   if ((rc = opt_string(req, "initiator", 128, err)) != TC_OK) return rc;
   if ((rc = opt_string(req, "source_system", 128, err)) != TC_OK) return rc;
   if ((rc = opt_string(req, "reason", 128, err)) != TC_OK) return rc;

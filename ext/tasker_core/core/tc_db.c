@@ -109,6 +109,42 @@ static PGconn *connect_now(tc_pool_t *pool) {
   return conn;
 }
 
+int tc_database_url_check(const char *url, tc_error_t *err) {
+  char *errmsg = NULL;
+  PQconninfoOption *opts = url ? PQconninfoParse(url, &errmsg) : NULL;
+  if (opts) {
+    PQconninfoFree(opts);
+    return TC_OK;
+  }
+  bool oom = url && !errmsg; /* libpq gives no message only when it ran out of memory */
+  PQfreemem(errmsg);
+  if (oom) return tc_error_set(err, TC_ENOMEM, "out of memory checking database_url");
+  return tc_error_set(err, TC_ECONFIG,
+                      "database_url is not a valid PostgreSQL URL or connection string (libpq cannot parse it; "
+                      "in a URL, percent-encode %%, @, : and / in the user name and password, e.g. %% as %%25)");
+}
+
+void tc_pg_scrub(PGconn *conn, const char *msg, char *dst, size_t cap) {
+  bool oom = false;
+  char *masked = tc_redact_text(msg, &oom);
+  const char *text = masked ? masked : oom ? "(message withheld: out of memory masking it)" : msg;
+  const char *pw = conn ? PQpass(conn) : NULL;
+  size_t n = 0, pw_len = pw ? strlen(pw) : 0;
+  dst[0] = '\0';
+  for (const char *p = text; *p && n + 1 < cap;) {
+    if (pw_len >= 2 && strncmp(p, pw, pw_len) == 0) {
+      n += (size_t)snprintf(dst + n, cap - n, "%s", "***REDACTED***");
+      if (n >= cap) n = cap - 1;
+      p += pw_len;
+    } else {
+      dst[n++] = *p++;
+      dst[n] = '\0';
+    }
+  }
+  while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == ' ')) dst[--n] = '\0';
+  tc_free(masked);
+}
+
 /* Server notices and warnings (and a FATAL the server sends before closing an idle session) go
  * through the engine log instead of libpq's default, which prints them on stderr. NOTICE, INFO
  * and LOG are informational (e.g. "relation already exists, skipping" from a migration), so
@@ -132,7 +168,9 @@ static void notice_receiver(void *arg, const PGresult *res) {
     json_object_object_add(fields, "pg_severity", json_object_new_string(severity));
     if (sqlstate) json_object_object_add(fields, "sqlstate", json_object_new_string(sqlstate));
   }
-  tc_log_fields(rt, level, "pg_notice", fields, "%s", primary ? primary : PQresultErrorMessage(res));
+  char msg[900];
+  tc_pg_scrub(NULL, primary ? primary : PQresultErrorMessage(res), msg, sizeof msg);
+  tc_log_fields(rt, level, "pg_notice", fields, "%s", msg);
   json_object_put(fields);
 }
 
@@ -140,9 +178,9 @@ int tc_db_connect(tc_pool_t *pool, PGconn **out, tc_error_t *err) {
   PGconn *conn = connect_now(pool);
   if (!conn) return tc_error_set(err, TC_ENOMEM, "out of memory opening a database connection");
   if (PQstatus(conn) != CONNECTION_OK) {
-    tc_error_set(err, TC_EDB, "database connection failed: %s", PQerrorMessage(conn));
-    size_t len = err ? strlen(err->message) : 0;
-    while (err && len > 0 && err->message[len - 1] == '\n') err->message[--len] = '\0';
+    char msg[900];
+    tc_pg_scrub(conn, PQerrorMessage(conn), msg, sizeof msg);
+    tc_error_set(err, TC_EDB, "database connection failed: %s", msg);
     PQfinish(conn);
     return TC_EDB;
   }

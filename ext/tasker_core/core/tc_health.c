@@ -19,7 +19,7 @@ static json_object *check(const char *status, const char *message, double durati
 
 static const char *QUEUES_SQL =
     "SELECT coalesce(jsonb_agg(jsonb_build_object('namespace', n, 'depth', d.depth, 'oldest_age_seconds', d.age)"
-    " ORDER BY n), '[]'::jsonb) FROM unnest($1::text[]) AS n CROSS JOIN LATERAL ("
+    " ORDER BY n), '[]'::jsonb) FROM jsonb_array_elements_text($1::jsonb) AS n CROSS JOIN LATERAL ("
     " SELECT count(*) AS depth, coalesce(extract(epoch FROM (now() AT TIME ZONE 'utc') - min(s.ready_at)), 0)::float8"
     " AS age FROM tasker.workflow_steps s WHERE s.status = 'enqueued' AND s.namespace_name = n) d";
 
@@ -39,14 +39,13 @@ void tc_health_probe(tc_obs_t *o, tc_probe_t *p, bool queues) {
     snprintf(p->queue_error, sizeof p->queue_error, "database unavailable: %s", p->db_error);
     return;
   }
+  /* The namespaces travel as one JSON array, however many the worker serves. */
   json_object *ns = tc_json_get(p->status, "namespaces");
-  char lit[2048] = "{";
-  for (size_t i = 0; ns && i < json_object_array_length(ns); i++) {
-    size_t len = strlen(lit);
-    snprintf(lit + len, sizeof lit - len, "%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(ns, i)));
+  const char *params[] = {ns ? json_object_to_json_string_ext(ns, JSON_C_TO_STRING_PLAIN) : "[]"};
+  if (!params[0]) {
+    snprintf(p->queue_error, sizeof p->queue_error, "out of memory listing the worker's namespaces");
+    return;
   }
-  strncat(lit, "}", sizeof lit - strlen(lit) - 1);
-  const char *params[] = {lit};
   t0 = tc_now_ms();
   rc = tc_breaker_query_json(&o->breaker, QUEUES_SQL, 1, params, &p->queues, &err);
   p->queue_ms = (double)(tc_now_ms() - t0);

@@ -42,6 +42,17 @@ void tc_deadline(struct timespec *ts, int64_t ms_from_now);
 /* A copy of in with every secret value replaced (SPEC 6.2's rule); *paths: the dotted paths
  * (tc_redact.c). */
 int tc_redact(json_object *in, json_object **out, json_object **paths, tc_error_t *err);
+/* Redacts v itself (an object or array), appending the paths replaced to paths. names_under NULL:
+ * both rules everywhere; else secret names count only below keys called names_under (a template's
+ * "initialization": a JSON Schema property called token is no secret), shapes everywhere. */
+int tc_redact_in_place(json_object *v, const char *names_under, json_object *paths, tc_error_t *err);
+/* s with the credentials it carries masked (the userinfo of a URL, the value of a secret-named
+ * key=value pair) as a new string, or NULL when it carries none (*oom: NULL for want of memory). */
+char *tc_redact_text(const char *s, bool *oom);
+/* Writes libpq's msg into dst (cap bytes, trailing newline trimmed) with credentials masked: URL
+ * userinfo and secret-named key=value pairs (tc_redact_text) and the connection's password
+ * (PQpass(conn)) wherever it appears. Every libpq message the engine passes on goes through it. */
+void tc_pg_scrub(PGconn *conn, const char *msg, char *dst, size_t cap);
 
 /* ---- JSON helpers (tc_json.c). ---- */
 /* obj[key], borrowed; NULL when obj is NULL or has no such key. */

@@ -35,7 +35,7 @@ int tc_breaker_state(tc_breaker_t *b);
 
 /* ---- The template cache (tc_template_cache.c). Lock: mu guards all of it. ---- */
 typedef struct tc_cache_entry {
-  char key[256];      /* namespace/name/version */
+  char *ns, *name, *version; /* the key, field by field (any of them may contain '/') */
   json_object *value; /* tc_template_get's answer */
   int64_t cached_at;  /* monotonic ms */
   uint64_t access_count;

@@ -17,12 +17,15 @@ int tc_runtime_new(json_object *config, tc_runtime_t **out, tc_error_t *err) {
     return tc_error_set(err, TC_ECONFIG,
                         "config database_url is required (set TASKER_DATABASE_URL or DATABASE_URL)");
 
+  int rc = tc_database_url_check(json_object_get_string(url), err);
+  if (rc != TC_OK) return rc;
+
   int pool_size = 10, connect_timeout = 5, acquire_timeout = 10000;
   int log_level = TC_LOG_WARN;
   const tc_int_opt_t ints[] = {{"pool_size", 1, 500, &pool_size},
                                {"connect_timeout_seconds", 1, 300, &connect_timeout},
                                {"acquire_timeout_ms", 1, 600000, &acquire_timeout}};
-  int rc = tc_json_opt_ints(config, ints, TC_COUNT(ints), TC_ECONFIG, "config ", err);
+  rc = tc_json_opt_ints(config, ints, TC_COUNT(ints), TC_ECONFIG, "config ", err);
   if (rc != TC_OK) return rc;
   json_object *lvl = NULL;
   if (json_object_object_get_ex(config, "log_level", &lvl) && lvl) {

@@ -11,10 +11,8 @@
 
 #include "tc_internal.h"
 
-#define TC_MAX_STEPS 1000
-
 typedef struct {
-  char label[400]; /* "namespace/name@version" for messages */
+  char label[TC_NAMESPACE_MAX + 4 * (TC_TEMPLATE_NAME_MAX + TC_TEMPLATE_VERSION_MAX) + 3]; /* "ns/name@version" */
   tc_error_t *err;
 } ctx_t;
 
@@ -31,6 +29,11 @@ static int fail(ctx_t *c, const char *step, const char *fmt, ...) {
 }
 
 static bool is_str(json_object *v) { return v && json_object_is_type(v, json_type_string); }
+
+/* A string's length in characters, as the varchar columns count it. */
+static size_t chars(json_object *v) {
+  return tc_utf8_chars(json_object_get_string(v), (size_t)json_object_get_string_len(v));
+}
 
 /* Adds key = a copy of src's value (a new reference) to dst when src has it. */
 static int copy_key(json_object *dst, json_object *src, const char *key) {
@@ -181,7 +184,7 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
   if (!is_str(name) || json_object_get_string_len(name) == 0)
     return fail(c, fallback, "name is required and must be a string");
   const char *sname = json_object_get_string(name);
-  if (strlen(sname) > 128) return fail(c, fallback, "name is longer than 128 characters");
+  if (chars(name) > TC_STEP_NAME_MAX) return fail(c, fallback, "name is longer than %d characters", TC_STEP_NAME_MAX);
 
   json_object *handler = tc_json_get(raw, "handler");
   if (!handler || !json_object_is_type(handler, json_type_object))
@@ -192,6 +195,8 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
   json_object *method = tc_json_get(handler, "method");
   if (method && (!is_str(method) || json_object_get_string_len(method) == 0))
     return fail(c, sname, "handler.method must be a non-empty string");
+  if (method && chars(method) > TC_HANDLER_METHOD_MAX)
+    return fail(c, sname, "handler.method is longer than %d characters", TC_HANDLER_METHOD_MAX);
   json_object *init = tc_json_get(handler, "initialization");
   if (init && !json_object_is_type(init, json_type_object))
     return fail(c, sname, "handler.initialization must be a mapping");
@@ -201,6 +206,11 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
   if (type && (!is_str(type) || !one_of(json_object_get_string(type), step_types)))
     return fail(c, sname,
                 "type must be one of standard, decision, deferred_convergence, batchable, batch_worker");
+  if (type && strcmp(json_object_get_string(type), "batch_worker") == 0 && chars(name) > TC_BATCH_WORKER_NAME_MAX)
+    return fail(c, sname,
+                "a batch_worker step's name is longer than %d characters (its workers are named <name>_<batch_id>, "
+                "a batch_id has up to %d, a step name up to %d)", TC_BATCH_WORKER_NAME_MAX, TC_BATCH_ID_MAX,
+                TC_STEP_NAME_MAX);
 
   json_object *deps = tc_json_get(raw, "dependencies");
   if (!deps) deps = tc_json_get(raw, "depends_on");
@@ -253,17 +263,17 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
     json_object_object_add(h, "initialization", json_object_new_object());
   }
   json_object_object_add(step, "handler", h);
+  /* A dependency listed twice is refused by check_graph, which has the name index. */
   for (size_t i = 0; deps && i < json_object_array_length(deps); i++) {
-    const char *d = json_object_get_string(json_object_array_get_idx(deps, i));
-    for (size_t j = 0; j < json_object_array_length(dep_list); j++)
-      if (strcmp(json_object_get_string(json_object_array_get_idx(dep_list, j)), d) == 0) {
-        json_object_put(step);
-        json_object_put(dep_list);
-        json_object_put(retry);
-        json_object_put(published);
-        return fail(c, sname, "dependency '%s' is listed twice", d);
-      }
-    json_object_array_add(dep_list, json_object_new_string(d));
+    json_object *d = json_object_new_string(json_object_get_string(json_object_array_get_idx(deps, i)));
+    if (!d || json_object_array_add(dep_list, d) != 0) {
+      json_object_put(d);
+      json_object_put(step);
+      json_object_put(dep_list);
+      json_object_put(retry);
+      json_object_put(published);
+      return tc_error_set(c->err, TC_ENOMEM, "out of memory");
+    }
   }
   json_object_object_add(step, "dependencies", dep_list);
   json_object_object_add(step, "retry", retry);
@@ -276,13 +286,6 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
   return TC_OK;
 }
 
-static int find_step(json_object *steps, const char *name) {
-  for (size_t i = 0; i < json_object_array_length(steps); i++)
-    if (strcmp(json_object_get_string(tc_json_get(json_object_array_get_idx(steps, i), "name")), name) == 0)
-      return (int)i;
-  return -1;
-}
-
 static const char *step_name(json_object *steps, int i) {
   return json_object_get_string(tc_json_get(json_object_array_get_idx(steps, (size_t)i), "name"));
 }
@@ -291,35 +294,75 @@ static const char *step_type(json_object *steps, int i) {
   return json_object_get_string(tc_json_get(json_object_array_get_idx(steps, (size_t)i), "type"));
 }
 
-/* Cross-step checks: duplicates, unknown dependencies, type rules, cycles; then marks "initial". */
+static json_object *step_deps(json_object *steps, int i) {
+  return tc_json_get(json_object_array_get_idx(steps, (size_t)i), "dependencies");
+}
+
+/* The index of the step called name in the name index (a JSON object name -> position), or -1. */
+static int lookup(json_object *index, const char *name) {
+  json_object *v = NULL;
+  return json_object_object_get_ex(index, name, &v) ? json_object_get_int(v) : -1;
+}
+
+/* Cross-step checks: duplicates, unknown dependencies, type rules, cycles; then marks "initial".
+ * Linear in steps and edges: names are looked up in a hash index, each step's parents are
+ * resolved to positions once (parent[]), and Kahn's algorithm walks adjacency lists (child[]). */
 static int check_graph(ctx_t *c, json_object *steps) {
   int n = (int)json_object_array_length(steps);
+  size_t edges = 0;
+  for (int i = 0; i < n; i++) edges += json_object_array_length(step_deps(steps, i));
+  json_object *index = json_object_new_object();
   int *indegree = tc_calloc((size_t)n, sizeof(int));
   int *order = tc_calloc((size_t)n, sizeof(int));
+  int *mark = tc_calloc((size_t)n, sizeof(int));
   bool *initial = tc_calloc((size_t)n, sizeof(bool));
+  size_t *first = tc_calloc((size_t)n + 1, sizeof(size_t)); /* parents of i: parent[first[i]..first[i+1]) */
+  size_t *child_first = tc_calloc((size_t)n + 1, sizeof(size_t));
+  int *parent = tc_calloc(edges ? edges : 1, sizeof(int));
+  int *child = tc_calloc(edges ? edges : 1, sizeof(int));
   int rc = TC_OK;
-  if (!indegree || !order || !initial) {
+  if (!index || !indegree || !order || !mark || !initial || !first || !child_first || !parent || !child) {
     rc = tc_error_set(c->err, TC_ENOMEM, "out of memory");
     goto done;
   }
+  for (int i = 0; i < n; i++) {
+    const char *name = step_name(steps, i);
+    if (lookup(index, name) >= 0) {
+      rc = fail(c, name, "step name is used more than once");
+      goto done;
+    }
+    json_object *pos = json_object_new_int(i);
+    if (!pos || json_object_object_add(index, name, pos) != 0) {
+      json_object_put(pos);
+      rc = tc_error_set(c->err, TC_ENOMEM, "out of memory");
+      goto done;
+    }
+    mark[i] = -1;
+  }
+  size_t e = 0;
   for (int i = 0; i < n && rc == TC_OK; i++) {
     const char *name = step_name(steps, i);
-    if (find_step(steps, name) != i) {
-      rc = fail(c, name, "step name is used more than once");
-      break;
-    }
-    json_object *deps = tc_json_get(json_object_array_get_idx(steps, (size_t)i), "dependencies");
+    json_object *deps = step_deps(steps, i);
+    first[i] = e;
     indegree[i] = (int)json_object_array_length(deps);
     for (size_t d = 0; d < json_object_array_length(deps); d++) {
       const char *dep = json_object_get_string(json_object_array_get_idx(deps, d));
-      if (strcmp(dep, name) == 0) {
+      int p = lookup(index, dep);
+      if (p == i) {
         rc = fail(c, name, "a step cannot depend on itself");
         break;
       }
-      if (find_step(steps, dep) < 0) {
+      if (p < 0) {
         rc = fail(c, name, "dependency '%s' is not a step of this template", dep);
         break;
       }
+      if (mark[p] == i) {
+        rc = fail(c, name, "dependency '%s' is listed twice", dep);
+        break;
+      }
+      mark[p] = i;
+      parent[e++] = p;
+      child_first[p + 1]++;
     }
     const char *type = step_type(steps, i);
     if (rc == TC_OK && strcmp(type, "decision") == 0 && indegree[i] == 0)
@@ -327,7 +370,7 @@ static int check_graph(ctx_t *c, json_object *steps) {
     if (rc == TC_OK && strcmp(type, "batchable") == 0) {
       json_object *batch = tc_json_get(json_object_array_get_idx(steps, (size_t)i), "batch_config");
       json_object *wt = tc_json_get(batch, "worker_template");
-      int w = is_str(wt) ? find_step(steps, json_object_get_string(wt)) : -1;
+      int w = is_str(wt) ? lookup(index, json_object_get_string(wt)) : -1;
       if (!is_str(wt))
         rc = fail(c, name, "a batchable step needs batch_config.worker_template");
       else if (w < 0 || strcmp(step_type(steps, w), "batch_worker") != 0)
@@ -336,6 +379,13 @@ static int check_graph(ctx_t *c, json_object *steps) {
     }
   }
   if (rc != TC_OK) goto done;
+  first[n] = e;
+
+  /* Adjacency lists: the children of p are child[child_first[p]..child_first[p+1]). */
+  for (int p = 0; p < n; p++) child_first[p + 1] += child_first[p];
+  for (int p = 0; p < n; p++) mark[p] = (int)child_first[p]; /* next free slot of p's list */
+  for (int i = 0; i < n; i++)
+    for (size_t k = first[i]; k < first[i + 1]; k++) child[mark[parent[k]]++] = i;
 
   /* Kahn's algorithm: a topological order, or the steps left over form a cycle. */
   int head = 0, tail = 0;
@@ -343,14 +393,8 @@ static int check_graph(ctx_t *c, json_object *steps) {
     if (indegree[i] == 0) order[tail++] = i;
   while (head < tail) {
     int cur = order[head++];
-    const char *cur_name = step_name(steps, cur);
-    for (int j = 0; j < n; j++) {
-      json_object *deps = tc_json_get(json_object_array_get_idx(steps, (size_t)j), "dependencies");
-      for (size_t d = 0; d < json_object_array_length(deps); d++)
-        if (strcmp(json_object_get_string(json_object_array_get_idx(deps, d)), cur_name) == 0 &&
-            --indegree[j] == 0)
-          order[tail++] = j;
-    }
+    for (size_t k = child_first[cur]; k < child_first[cur + 1]; k++)
+      if (--indegree[child[k]] == 0) order[tail++] = child[k];
   }
   if (tail < n) {
     char cycle[600] = "";
@@ -369,19 +413,28 @@ static int check_graph(ctx_t *c, json_object *steps) {
     int i = order[k];
     const char *type = step_type(steps, i);
     bool init = strcmp(type, "batch_worker") != 0 && strcmp(type, "deferred_convergence") != 0;
-    json_object *deps = tc_json_get(json_object_array_get_idx(steps, (size_t)i), "dependencies");
-    for (size_t d = 0; init && d < json_object_array_length(deps); d++) {
-      int p = find_step(steps, json_object_get_string(json_object_array_get_idx(deps, d)));
+    for (size_t d = first[i]; init && d < first[i + 1]; d++) {
+      int p = parent[d];
       if (!initial[p] || strcmp(step_type(steps, p), "decision") == 0) init = false;
     }
     initial[i] = init;
-    json_object_object_add(json_object_array_get_idx(steps, (size_t)i), "initial",
-                           json_object_new_boolean(init));
+    json_object *flag = json_object_new_boolean(init);
+    if (!flag || json_object_object_add(json_object_array_get_idx(steps, (size_t)i), "initial", flag) != 0) {
+      json_object_put(flag);
+      rc = tc_error_set(c->err, TC_ENOMEM, "out of memory");
+      goto done;
+    }
   }
 done:
+  json_object_put(index);
   tc_free(indegree);
   tc_free(order);
+  tc_free(mark);
   tc_free(initial);
+  tc_free(first);
+  tc_free(child_first);
+  tc_free(parent);
+  tc_free(child);
   return rc;
 }
 
@@ -395,13 +448,15 @@ int tc_template_normalize(json_object *raw, json_object **out, tc_error_t *err) 
   snprintf(c.label, sizeof c.label, "%s/%s@%s", is_str(ns) ? json_object_get_string(ns) : "?",
            is_str(name) ? json_object_get_string(name) : "?",
            is_str(version) ? json_object_get_string(version) : "?");
-  if (!is_str(name) || json_object_get_string_len(name) == 0 || json_object_get_string_len(name) > 255)
-    return fail(&c, NULL, "name is required (a string of 1 to 255 characters)");
-  if (!is_str(ns) || !valid_identifier(json_object_get_string(ns), 29))
+  if (!is_str(name) || json_object_get_string_len(name) == 0 || chars(name) > TC_TEMPLATE_NAME_MAX)
+    return fail(&c, NULL, "name is required (a string of 1 to %d characters)", TC_TEMPLATE_NAME_MAX);
+  if (!is_str(ns) || !valid_identifier(json_object_get_string(ns), TC_NAMESPACE_MAX))
     return fail(&c, NULL,
-                "namespace_name is required: up to 29 letters, digits or underscores, not starting with a digit");
-  if (!is_str(version) || json_object_get_string_len(version) == 0 || json_object_get_string_len(version) > 50)
-    return fail(&c, NULL, "version is required (a string of 1 to 50 characters, quote it in YAML)");
+                "namespace_name is required: up to %d letters, digits or underscores, not starting with a digit",
+                TC_NAMESPACE_MAX);
+  if (!is_str(version) || json_object_get_string_len(version) == 0 || chars(version) > TC_TEMPLATE_VERSION_MAX)
+    return fail(&c, NULL, "version is required (a string of 1 to %d characters, quote it in YAML)",
+                TC_TEMPLATE_VERSION_MAX);
   json_object *desc = tc_json_get(raw, "description");
   if (desc && !is_str(desc) && !json_object_is_type(desc, json_type_null))
     return fail(&c, NULL, "description must be a string");
@@ -414,8 +469,8 @@ int tc_template_normalize(json_object *raw, json_object **out, tc_error_t *err) 
   json_object *raw_steps = tc_json_get(raw, "steps");
   if (!raw_steps || !json_object_is_type(raw_steps, json_type_array) || json_object_array_length(raw_steps) == 0)
     return fail(&c, NULL, "steps is required and must be a non-empty list");
-  if (json_object_array_length(raw_steps) > TC_MAX_STEPS)
-    return fail(&c, NULL, "a template may have at most %d steps", TC_MAX_STEPS);
+  if (json_object_array_length(raw_steps) > TC_TEMPLATE_STEPS_MAX)
+    return fail(&c, NULL, "a template may have at most %d steps", TC_TEMPLATE_STEPS_MAX);
 
   json_object *tpl = json_object_new_object();
   json_object *steps = json_object_new_array();

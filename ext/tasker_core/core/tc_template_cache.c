@@ -21,9 +21,21 @@ int tc_template_cache_init(tc_template_cache_t *c) {
   return 0;
 }
 
+static void entry_clear(tc_cache_entry_t *e) {
+  json_object_put(e->value);
+  tc_free(e->ns);
+  tc_free(e->name);
+  tc_free(e->version);
+  memset(e, 0, sizeof *e);
+}
+
+static bool entry_is(const tc_cache_entry_t *e, const char *ns, const char *name, const char *version) {
+  return strcmp(e->ns, ns) == 0 && strcmp(e->name, name) == 0 && strcmp(e->version, version) == 0;
+}
+
 void tc_template_cache_destroy(tc_template_cache_t *c) {
   if (!c->entries) return;
-  for (int i = 0; i < c->n; i++) json_object_put(c->entries[i].value);
+  for (int i = 0; i < c->n; i++) entry_clear(&c->entries[i]);
   tc_free(c->entries);
   c->entries = NULL;
   pthread_mutex_destroy(&c->mu);
@@ -80,26 +92,23 @@ static const char *arg_str(json_object *args, const char *key) {
 }
 
 static int template_args(json_object *args, const char **ns, const char **name, const char **version,
-                         char key[256], tc_error_t *err) {
+                         tc_error_t *err) {
   *ns = arg_str(args, "namespace");
   *name = arg_str(args, "name");
   *version = arg_str(args, "version");
   if (!*ns || !**ns) return tc_error_set(err, TC_EINVAL, "namespace is required");
   if (!*name || !**name) return tc_error_set(err, TC_EINVAL, "name is required");
   if (!*version || !**version) return tc_error_set(err, TC_EINVAL, "version is required");
-  if (strlen(*ns) + strlen(*name) + strlen(*version) + 3 > 255)
-    return tc_error_set(err, TC_EINVAL, "namespace, name and version are too long");
-  snprintf(key, 256, "%s/%s/%s", *ns, *name, *version);
   return TC_OK;
 }
 
 /* Looks the template up in the cache, else reads it and caches it. *entry_out: a new reference;
  * *cached: whether it came from the cache; *age_ms, *accesses of the entry. */
-static int cache_fetch(tc_obs_t *o, const char *ns, const char *name, const char *version, const char *key,
-                       json_object **out, bool *cached, int64_t *age_ms, uint64_t *accesses, tc_error_t *err) {
+static int cache_fetch(tc_obs_t *o, const char *ns, const char *name, const char *version, json_object **out,
+                       bool *cached, int64_t *age_ms, uint64_t *accesses, tc_error_t *err) {
   pthread_mutex_lock(&o->cache.mu);
   for (int i = 0; i < o->cache.n; i++) {
-    if (strcmp(o->cache.entries[i].key, key) == 0) {
+    if (entry_is(&o->cache.entries[i], ns, name, version)) {
       o->cache.hits++;
       o->cache.entries[i].access_count++;
       *out = json_object_get(o->cache.entries[i].value);
@@ -115,23 +124,29 @@ static int cache_fetch(tc_obs_t *o, const char *ns, const char *name, const char
   json_object *value = NULL;
   int rc = tc_template_get(o->rt, ns, name, version, &value, err);
   if (rc != TC_OK) return rc;
-  pthread_mutex_lock(&o->cache.mu);
-  int slot = -1;
-  for (int i = 0; i < o->cache.n; i++)
-    if (strcmp(o->cache.entries[i].key, key) == 0) slot = i; /* another thread cached it meanwhile */
-  if (slot < 0 && o->cache.n == TC_TEMPLATE_CACHE_MAX) {
-    slot = 0;
-    for (int i = 1; i < o->cache.n; i++)
-      if (o->cache.entries[i].cached_at < o->cache.entries[slot].cached_at) slot = i;
-    o->cache.evictions++;
+  /* The key's copies are made before the lock; without memory the answer is simply not cached. */
+  tc_cache_entry_t fresh = {.ns = tc_strdup(ns), .name = tc_strdup(name), .version = tc_strdup(version)};
+  if (!fresh.ns || !fresh.name || !fresh.version) {
+    entry_clear(&fresh);
+  } else {
+    fresh.value = json_object_get(value);
+    fresh.cached_at = tc_now_ms();
+    fresh.access_count = 1;
+    pthread_mutex_lock(&o->cache.mu);
+    int slot = -1;
+    for (int i = 0; i < o->cache.n; i++)
+      if (entry_is(&o->cache.entries[i], ns, name, version)) slot = i; /* another thread cached it meanwhile */
+    if (slot < 0 && o->cache.n == TC_TEMPLATE_CACHE_MAX) {
+      slot = 0;
+      for (int i = 1; i < o->cache.n; i++)
+        if (o->cache.entries[i].cached_at < o->cache.entries[slot].cached_at) slot = i;
+      o->cache.evictions++;
+    }
+    if (slot < 0) slot = o->cache.n++;
+    else entry_clear(&o->cache.entries[slot]);
+    o->cache.entries[slot] = fresh;
+    pthread_mutex_unlock(&o->cache.mu);
   }
-  if (slot < 0) slot = o->cache.n++;
-  else json_object_put(o->cache.entries[slot].value);
-  snprintf(o->cache.entries[slot].key, sizeof o->cache.entries[slot].key, "%s", key);
-  o->cache.entries[slot].value = json_object_get(value);
-  o->cache.entries[slot].cached_at = tc_now_ms();
-  o->cache.entries[slot].access_count = 1;
-  pthread_mutex_unlock(&o->cache.mu);
   *out = value;
   *cached = false;
   *age_ms = 0;
@@ -157,13 +172,12 @@ static json_object *handler_metadata(json_object *tpl) {
 
 json_object *tc_template_cache_get(tc_obs_t *o, json_object *args, tc_error_t *err) {
   const char *ns, *name, *version;
-  char key[256];
-  if (template_args(args, &ns, &name, &version, key, err) != TC_OK) return NULL;
+  if (template_args(args, &ns, &name, &version, err) != TC_OK) return NULL;
   json_object *tpl = NULL;
   bool cached = false;
   int64_t age = 0;
   uint64_t accesses = 0;
-  if (cache_fetch(o, ns, name, version, key, &tpl, &cached, &age, &accesses, err) != TC_OK) return NULL;
+  if (cache_fetch(o, ns, name, version, &tpl, &cached, &age, &accesses, err) != TC_OK) return NULL;
   json_object *j = json_object_new_object(), *t = json_object_new_object();
   if (!j || !t) {
     json_object_put(j);
@@ -172,7 +186,22 @@ json_object *tc_template_cache_get(tc_obs_t *o, json_object *args, tc_error_t *e
     tc_error_set(err, TC_ENOMEM, "out of memory");
     return NULL;
   }
-  json_object_object_add(t, "template", json_object_get(tc_json_get(tpl, "configuration")));
+  /* handler.initialization carries credentials (API keys, tokens, URLs with passwords): the
+   * answer gets a redacted copy, the cache and the handlers keep the real values. */
+  json_object *cfg = tc_json_get(tpl, "configuration");
+  json_object *shown = NULL, *paths = json_object_new_array();
+  if (!paths || (cfg && json_object_deep_copy(cfg, &shown, NULL) != 0) ||
+      tc_redact_in_place(shown, "initialization", paths, err) != TC_OK) {
+    json_object_put(paths);
+    json_object_put(shown);
+    json_object_put(j);
+    json_object_put(t);
+    json_object_put(tpl);
+    if (err && err->code == TC_OK) tc_error_set(err, TC_ENOMEM, "out of memory");
+    return NULL;
+  }
+  json_object_put(paths);
+  json_object_object_add(t, "template", shown);
   json_object_object_add(t, "environment", json_object_new_string(o->environment));
   json_object_object_add(t, "resolved_at", tc_obs_timestamp());
   json_object_object_add(j, "template", t);
@@ -195,13 +224,12 @@ static bool callable_name(const char *s) {
 
 json_object *tc_template_cache_validate(tc_obs_t *o, json_object *args, tc_error_t *err) {
   const char *ns, *name, *version;
-  char key[256];
-  if (template_args(args, &ns, &name, &version, key, err) != TC_OK) return NULL;
+  if (template_args(args, &ns, &name, &version, err) != TC_OK) return NULL;
   json_object *tpl = NULL;
   bool cached;
   int64_t age;
   uint64_t accesses;
-  if (cache_fetch(o, ns, name, version, key, &tpl, &cached, &age, &accesses, err) != TC_OK) return NULL;
+  if (cache_fetch(o, ns, name, version, &tpl, &cached, &age, &accesses, err) != TC_OK) return NULL;
   json_object *errors = json_object_new_array(), *handlers = json_object_new_array(), *caps = json_object_new_array();
   json_object *j = json_object_new_object();
   if (!errors || !handlers || !caps || !j) {
@@ -314,8 +342,7 @@ static json_object *cache_operation(tc_obs_t *o, const char *op, bool success, c
 json_object *tc_template_cache_clear(tc_obs_t *o) {
   pthread_mutex_lock(&o->cache.mu);
   int n = o->cache.n;
-  for (int i = 0; i < n; i++) json_object_put(o->cache.entries[i].value);
-  memset(o->cache.entries, 0, (size_t)n * sizeof *o->cache.entries);
+  for (int i = 0; i < n; i++) entry_clear(&o->cache.entries[i]);
   o->cache.n = 0;
   o->cache.evictions += (uint64_t)n;
   tc_obs_now_iso(o->cache.last_maintenance);
@@ -327,13 +354,12 @@ json_object *tc_template_cache_clear(tc_obs_t *o) {
 
 json_object *tc_template_cache_refresh(tc_obs_t *o, json_object *args) {
   const char *ns, *name, *version;
-  char key[256];
   tc_error_t e = {0};
-  if (template_args(args, &ns, &name, &version, key, &e) != TC_OK) return cache_operation(o, "refresh", false, e.message);
+  if (template_args(args, &ns, &name, &version, &e) != TC_OK) return cache_operation(o, "refresh", false, e.message);
   pthread_mutex_lock(&o->cache.mu);
   for (int i = 0; i < o->cache.n; i++) {
-    if (strcmp(o->cache.entries[i].key, key) == 0) {
-      json_object_put(o->cache.entries[i].value);
+    if (entry_is(&o->cache.entries[i], ns, name, version)) {
+      entry_clear(&o->cache.entries[i]);
       o->cache.entries[i] = o->cache.entries[--o->cache.n];
       memset(&o->cache.entries[o->cache.n], 0, sizeof o->cache.entries[0]);
       o->cache.evictions++;
@@ -346,11 +372,11 @@ json_object *tc_template_cache_refresh(tc_obs_t *o, json_object *args) {
   bool cached;
   int64_t age;
   uint64_t accesses;
-  if (cache_fetch(o, ns, name, version, key, &tpl, &cached, &age, &accesses, &e) != TC_OK)
+  if (cache_fetch(o, ns, name, version, &tpl, &cached, &age, &accesses, &e) != TC_OK)
     return cache_operation(o, "refresh", false, e.message);
   json_object_put(tpl);
-  char msg[320];
-  snprintf(msg, sizeof msg, "template %s reloaded from the database", key);
+  char msg[400];
+  snprintf(msg, sizeof msg, "template %.29s/%.255s@%.50s reloaded from the database", ns, name, version);
   return cache_operation(o, "refresh", true, msg);
 }
 

@@ -71,19 +71,19 @@ static int code_for_sqlstate(const char *state) {
 int tc_error_from_pg(tc_error_t *err, PGconn *conn, PGresult *res, const char *what) {
   const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-  const char *msg = primary ? primary : (conn ? PQerrorMessage(conn) : "no connection");
+  const char *raw = primary ? primary : (conn ? PQerrorMessage(conn) : "no connection");
+  char msg[900];
+  tc_pg_scrub(conn, raw, msg, sizeof msg); /* also trims libpq's trailing newline */
   return tc_error_from_state(err, state, what, msg);
 }
 
-int tc_error_from_state(tc_error_t *err, const char *state, const char *what, const char *msg) {
-  if (!msg) msg = "unknown error";
+int tc_error_from_state(tc_error_t *err, const char *state, const char *what, const char *raw) {
   int code = code_for_sqlstate(state);
   if (err) {
+    char msg[900];
+    /* Credentials in URLs or key=value pairs are masked, and a trailing newline trimmed. */
+    tc_pg_scrub(NULL, raw ? raw : "unknown error", msg, sizeof msg);
     tc_error_set(err, code, "%s: %s", what, msg);
-    /* Trim libpq's trailing newline. */
-    size_t len = strlen(err->message);
-    while (len > 0 && (err->message[len - 1] == '\n' || err->message[len - 1] == ' '))
-      err->message[--len] = '\0';
     if (state) snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state);
   }
   return code;
@@ -148,4 +148,11 @@ bool tc_uuid_valid(const char *s) {
     }
   }
   return true;
+}
+
+size_t tc_utf8_chars(const char *s, size_t len) {
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++)
+    if (((unsigned char)s[i] & 0xC0) != 0x80) n++; /* every byte but a continuation byte starts one */
+  return n;
 }

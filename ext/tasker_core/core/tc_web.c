@@ -1,7 +1,8 @@
 /*
  * tc_web.c - the worker's optional HTTP server on libmicrohttpd: the observability services
- * (tc_observe.c) over GET routes, answered from the server's own threads (one per connection), so
- * /health answers while the host language is busy. Bodies are the services' text, unchanged.
+ * (tc_observe.c) over GET routes, answered from the server's own bounded pool of threads, so
+ * /health answers while the host language is busy, and while one client holds many connections
+ * (a per-client limit and an idle timeout). Bodies are the services' text, unchanged.
  *
  * Routes: GET /health, /health/ready (503 when not ready), /health/live, /health/detailed,
  * /metrics (Prometheus text), /metrics/worker, /metrics/events, /templates, /templates/cache/stats,
@@ -87,26 +88,30 @@ static enum MHD_Result answer(tc_web_t *web, struct MHD_Connection *c, const cha
   return ret;
 }
 
-/* Splits path (after the leading slash) into at most 6 segments; returns the count, -1 if more. */
-static int split(const char *path, char seg[6][128]) {
-  int n = 0;
+/* Splits path (after the leading slash) into at most 6 segments, pointers into buf (a copy of the
+ * path the caller frees); returns the count, -1 if more, -2 when out of memory. No fixed segment
+ * size: a template name may be as long as the template validator allows. */
+static int split(const char *path, char **buf, const char *seg[6]) {
   const char *p = path;
   if (*p == '/') p++;
-  while (*p) {
-    const char *slash = strchr(p, '/');
-    size_t len = slash ? (size_t)(slash - p) : strlen(p);
-    if (n == 6 || len >= 128) return -1;
-    memcpy(seg[n], p, len);
-    seg[n][len] = '\0';
-    n++;
+  *buf = tc_strdup(p);
+  if (!*buf) return -2;
+  int n = 0;
+  char *q = *buf;
+  while (*q) {
+    char *slash = strchr(q, '/');
+    if (n == 6) return -1;
+    seg[n++] = q;
     if (!slash) break;
-    p = slash + 1;
-    if (!*p) break; /* a trailing slash names the same resource */
+    *slash = '\0';
+    q = slash + 1;
+    /* a trailing slash names the same resource */
   }
+  for (int i = n; i < 6; i++) seg[i] = "";
   return n;
 }
 
-static json_object *template_args(char seg[6][128]) {
+static json_object *template_args(const char *seg[6]) {
   json_object *a = json_object_new_object();
   if (!a) return NULL;
   json_object_object_add(a, "namespace", json_object_new_string(seg[1]));
@@ -125,6 +130,9 @@ static bool authorized(tc_web_t *web, struct MHD_Connection *c) {
   return diff == 0;
 }
 
+static enum MHD_Result route(tc_web_t *web, struct MHD_Connection *c, const char *url, const char *method,
+                             bool is_get, const char *seg[6], int n);
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_size, void **state) {
   tc_web_t *web = cls;
@@ -140,8 +148,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return MHD_YES;
   }
   bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-  char seg[6][128];
-  int n = split(url, seg);
+  const char *seg[6] = {"", "", "", "", "", ""};
+  char *path = NULL;
+  int n = split(url, &path, seg);
+  if (n == -2) return send_error(c, 500, "internal_error", "out of memory", NULL);
+  enum MHD_Result ret = route(web, c, url, method, is_get, seg, n);
+  tc_free(path);
+  return ret;
+}
+
+/* Answers the request for url, split into n segments. */
+static enum MHD_Result route(tc_web_t *web, struct MHD_Connection *c, const char *url, const char *method,
+                             bool is_get, const char *seg[6], int n) {
   const char *service = NULL;
   const char *allow = "GET, HEAD";
   const char *mutation = NULL; /* the method a cache mutation takes, when it is this route */
@@ -229,8 +247,22 @@ int tc_web_start(tc_runtime_t *rt, tc_obs_t *obs, json_object *options, tc_web_t
   if (hdr && (!json_object_is_type(hdr, json_type_string) || json_object_get_string_len(hdr) == 0 ||
               json_object_get_string_len(hdr) >= 64))
     return tc_error_set(err, TC_ECONFIG, "web.api_key_header must be a header name");
+  /* A bounded pool of threads serves every connection (an idle one costs no thread), one client
+   * holds at most max_connections_per_client of them, and a connection idle (or stuck inside a
+   * request) for connection_timeout_seconds is closed: one client cannot starve the others, probes
+   * included. */
+  int threads = 4, max_connections = 256, per_client = 16, idle_timeout = 10;
+  const tc_int_opt_t ints[] = {{"threads", 1, 64, &threads},
+                               {"max_connections", 8, 10000, &max_connections},
+                               {"max_connections_per_client", 1, 10000, &per_client},
+                               {"connection_timeout_seconds", 1, 3600, &idle_timeout}};
+  int rc = tc_json_opt_ints(options, ints, TC_COUNT(ints), TC_ECONFIG, "web option ", err);
+  if (rc != TC_OK) return rc;
+  if (per_client > max_connections)
+    return tc_error_set(err, TC_ECONFIG, "web option max_connections_per_client (%d) exceeds max_connections (%d)",
+                        per_client, max_connections);
   struct sockaddr_in sa;
-  int rc = parse_bind(bind_s, &sa, err);
+  rc = parse_bind(bind_s, &sa, err);
   if (rc != TC_OK) return rc;
   tc_web_t *web = tc_calloc(1, sizeof *web);
   if (!web) return tc_error_set(err, TC_ENOMEM, "out of memory starting the web server");
@@ -244,10 +276,11 @@ int tc_web_start(tc_runtime_t *rt, tc_obs_t *obs, json_object *options, tc_web_t
       return tc_error_set(err, TC_ENOMEM, "out of memory starting the web server");
     }
   }
-  web->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, 0,
-                                 NULL, NULL, handle, web, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned int)30, MHD_OPTION_END);
+  web->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, handle, web,
+                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+                                 (unsigned int)threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_connections,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)per_client,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)idle_timeout, MHD_OPTION_END);
   if (!web->daemon) {
     tc_free(web->api_key);
     tc_free(web);

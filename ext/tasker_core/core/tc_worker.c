@@ -24,7 +24,7 @@ static int parse_mode(const char *s, tc_mode_t *mode) {
 
 static bool valid_namespace(const char *s) {
   size_t n = strlen(s);
-  if (n == 0 || n > 29 || (s[0] >= '0' && s[0] <= '9')) return false;
+  if (n == 0 || n > TC_NAMESPACE_MAX || (s[0] >= '0' && s[0] <= '9')) return false;
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
     if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) return false;

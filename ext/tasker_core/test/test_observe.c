@@ -38,6 +38,33 @@ void test_redact(const char *url) {
   json_object_put(in);
   json_object_put(out);
   json_object_put(paths);
+  /* By shape, under any key. */
+  static const char *const cases[][2] = {
+      {"postgres://u:pw@h/db", "postgres://***REDACTED***@h/db"},
+      {"see https://tok@git.example/x and http://plain.example/y", "see https://***REDACTED***@git.example/x and http://plain.example/y"},
+      {"host=h password=p%w dbname=x", "host=h password=***REDACTED*** dbname=x"},
+      {"redis://h:1/0?token=abc&db=1", "redis://h:1/0?token=***REDACTED***&db=1"},
+      {"Key (name)=(x) already exists", NULL},
+      {"mailto:someone@example.com a=b", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    bool oom = true;
+    char *masked = tc_redact_text(cases[i][0], &oom);
+    CHECK(!oom, "out of memory");
+    CHECK(cases[i][1] ? masked && strcmp(masked, cases[i][1]) == 0 : masked == NULL, "%s -> %s", cases[i][0],
+          masked ? masked : "(unchanged)");
+    tc_free(masked);
+  }
+  /* libpq's messages lose the connection's password wherever it appears, and their newline. */
+  PGconn *conn = PQconnectdb("postgresql://app:pw-s3cret@127.0.0.1:1/db?connect_timeout=1");
+  char msg[128];
+  tc_pg_scrub(conn, "could not read \"pw-s3cret\" from postgres://app:pw-s3cret@h/db\n", msg, sizeof msg);
+  CHECK(strcmp(msg, "could not read \"***REDACTED***\" from postgres://***REDACTED***@h/db") == 0, "%s", msg);
+  PQfinish(conn);
+  tc_error_t bad = {0};
+  CHECK(tc_database_url_check("postgresql://app:s3c%ret@h/db", &bad) == TC_ECONFIG && !strstr(bad.message, "s3c"),
+        "%s", bad.message);
+  CHECK(tc_database_url_check("postgresql://app:s3c%25ret@h/db", &bad) == TC_OK, "a valid URL was refused");
 }
 
 /* Sends one HTTP request to 127.0.0.1:port and returns the response (static buffer). */

@@ -91,13 +91,24 @@ module TaskerCore
                                "attempt" => context.retry_count + 1, "handler" => event["handler_callable"] } }
       end
 
+      # A declaration's publisher: one registered under that name (DomainEvents.register_publisher),
+      # or a subclass of BasePublisher by its class name. Nothing else is instantiated (File,
+      # Tempfile, ...): anything else is a TemplateError naming it.
       def publisher_for(name)
         return DEFAULT_PUBLISHER if name.nil? || name.to_s.empty?
 
-        klass = DomainEvents.publishers[name.to_s] || Object.const_get(name.to_s)
-        klass.is_a?(Class) ? klass.new : klass
+        registered = DomainEvents.publishers[name.to_s]
+        return registered.is_a?(Class) ? registered.new : registered if registered
+
+        klass = name.to_s.match?(/\A(::)?[A-Z]\w*(::[A-Z]\w*)*\z/) ? Object.const_get(name.to_s) : nil
+        return klass.new if klass.is_a?(Class) && klass < BasePublisher
+
+        raise Errors::TemplateError, "publishes_events publisher '#{name}' is not a publisher: name a subclass of " \
+                                     "TaskerCore::DomainEvents::BasePublisher or one registered with " \
+                                     "TaskerCore::DomainEvents.register_publisher"
       rescue NameError
-        raise Errors::ConfigurationError, "publisher #{name} is neither registered nor a class"
+        raise Errors::TemplateError, "publishes_events publisher '#{name}' is not a publisher: it is not registered " \
+                                     "and names no loaded class"
       end
 
       def valid_payload?(name, payload, schema)

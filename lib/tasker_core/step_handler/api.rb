@@ -62,12 +62,31 @@ module TaskerCore
       def request(verb, path, params: {}, body: nil, headers: {})
         uri = build_uri(path, params)
         req = verb.new(uri)
-        self.class.default_headers.merge(config.fetch("headers", {})).merge(headers).each { |k, v| req[k.to_s] = v.to_s }
+        configured_headers.merge(headers).each { |k, v| req[k.to_s] = v.to_s }
         if body
           req["Content-Type"] ||= "application/json"
           req.body = body.is_a?(String) ? body : JSON.generate(PlainData.call(body))
         end
         classify(perform(uri, req), verb, uri)
+      end
+
+      ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/.freeze
+
+      # The class's default headers and handler.initialization's headers, with ${VAR} and
+      # ${VAR:-default} read from the environment now, at each request (the configuration keeps the
+      # reference, so a secret is never stored expanded and a rotated one is used at once). Headers
+      # passed to a request are sent as given: they may carry task data.
+      def configured_headers
+        self.class.default_headers.merge(config.fetch("headers", {})).to_h do |name, value|
+          expanded = value.to_s.gsub(ENV_REFERENCE) do
+            ENV.fetch(Regexp.last_match(1)) do
+              Regexp.last_match(2) or
+                raise Errors::ConfigurationError, "#{self.class.name}: header #{name} needs the environment variable " \
+                                                  "#{Regexp.last_match(1)} (or a default: ${#{Regexp.last_match(1)}:-value})"
+            end
+          end
+          [name, expanded]
+        end
       end
 
       def build_uri(path, params)

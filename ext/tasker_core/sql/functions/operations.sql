@@ -260,6 +260,9 @@ BEGIN
     RAISE EXCEPTION 'resolution_status must be pending, manually_resolved, permanently_failed or cancelled (got %)',
       v_status USING ERRCODE = 'TK422';
   END IF;
+  IF length(p_changes->>'resolved_by') > 255 THEN
+    RAISE EXCEPTION 'resolved_by is longer than 255 characters' USING ERRCODE = 'TK422';
+  END IF;
   UPDATE tasker.tasks_dlq
   SET resolution_status = coalesce(v_status, resolution_status::text)::tasker.dlq_resolution_status,
       resolution_notes = coalesce(p_changes->>'resolution_notes', resolution_notes),
