@@ -23,12 +23,8 @@ module TaskerCore
           context = StepContext.new(event)
           handler = handler_class.new(config: context.step_config)
           StepHandlerCallResult.from(handler.public_send(event["handler_method"] || "call", context))
-        rescue Errors::RetryableError => e
-          from_exception(e, retryable: true, retry_after: e.retry_after)
-        rescue Errors::PermanentError => e
-          from_exception(e, retryable: false)
         rescue StandardError, ScriptError => e
-          from_exception(e, retryable: true, error_type: "UnexpectedError")
+          failure_for(e)
         end
       elapsed_ms = ((Process.clock_gettime(Process::CLOCK_MONOTONIC) - clock) * 1000).round
       timing = { "execution_time_ms" => elapsed_ms, "started_at" => started_at.iso8601(6),
@@ -36,6 +32,19 @@ module TaskerCore
                  "worker_hostname" => hostname, "handler_version" => version_of(handler_class),
                  "custom" => { "handler_class" => handler_class&.name || event["handler_callable"] } }
       DomainEvents::Builder.attach(envelope(event, outcome, timing), event, context)
+    end
+
+    # The failure an exception raised by a handler stands for: a RetryableError (TimeoutError,
+    # NetworkError) is retryable after its retry_after; a PermanentError (ValidationError,
+    # NotFoundError, ConfigurationError, TemplateError) is not; anything else, the engine's own
+    # errors included (a DatabaseError while the database is away), is an unexpected, retryable
+    # failure.
+    def failure_for(error)
+      case error
+      when Errors::RetryableError then from_exception(error, retryable: true, retry_after: error.retry_after)
+      when Errors::PermanentError then from_exception(error, retryable: false)
+      else from_exception(error, retryable: true, error_type: "UnexpectedError")
+      end
     end
 
     def from_exception(error, retryable:, retry_after: nil, error_type: nil)

@@ -22,6 +22,11 @@ module ExecutorSpec
   class HashFailure < TaskerCore::StepHandler::Base
     def call(_context) = { success: false, message: "nope", retryable: true }
   end
+
+  # A handler whose own database call fails while the database is away.
+  class Outage < TaskerCore::StepHandler::Base
+    def call(_context) = raise(TaskerCore::Errors::DatabaseError, "database connection failed: server closed the connection")
+  end
 end
 
 RSpec.describe TaskerCore::StepExecutor do
@@ -59,5 +64,17 @@ RSpec.describe TaskerCore::StepExecutor do
     env = run("Nope::Missing")
     expect(env["error"]).to include("error_type" => "PermanentError", "retryable" => false)
     expect(env["error"]["message"]).to include("Nope::Missing")
+  end
+
+  it "fails retryably when a handler hits a database outage (engine errors are no verdict on the step)" do
+    %w[DatabaseError StateError FFIError WorkerStoppedError].each do |name|
+      expect(TaskerCore::Errors.const_get(name).ancestors).to include(TaskerCore::Errors::EngineError)
+      expect(TaskerCore::Errors.const_get(name).ancestors).not_to include(TaskerCore::Errors::PermanentError)
+    end
+    env = run("ExecutorSpec::Outage")
+    expect(env["error"]).to include("retryable" => true, "exception_class" => "TaskerCore::Errors::DatabaseError")
+    require "tasker_core/testing"
+    context = TaskerCore::Testing.build_test_context
+    expect(TaskerCore::Testing.call_handler(ExecutorSpec::Outage, context).retryable).to be(true)
   end
 end
