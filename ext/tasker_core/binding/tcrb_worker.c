@@ -191,6 +191,14 @@ static VALUE tcrb_worker_m_abandon_step(VALUE self, VALUE claim_token) {
   return Qnil;
 }
 
+/* FFI.worker_handler_threads(delta, lost) -> nil: a handler thread started (+1) or ended (-1; lost
+ * when the worker was still running). Nothing without a worker (a thread ending after the drop). */
+static VALUE tcrb_worker_m_handler_threads(VALUE self, VALUE delta, VALUE lost) {
+  if (!g_worker) return Qnil;
+  tc_worker_handler_threads(g_worker, NUM2INT(delta), RTEST(lost));
+  return Qnil;
+}
+
 static VALUE stop_body(VALUE w) {
   rb_thread_call_without_gvl(stop_nogvl, (void *)w, RUBY_UBF_IO, NULL);
   return Qtrue;
@@ -252,4 +260,5 @@ void tcrb_worker_init(void) {
   rb_define_module_function(tcrb_mFFI, "abandon_step", tcrb_worker_m_abandon_step, 1);
   rb_define_module_function(tcrb_mFFI, "checkpoint_step", tcrb_worker_m_checkpoint_step, 3);
   rb_define_module_function(tcrb_mFFI, "worker_status", tcrb_worker_m_status, 0);
+  rb_define_module_function(tcrb_mFFI, "worker_handler_threads", tcrb_worker_m_handler_threads, 2);
 }

@@ -280,8 +280,14 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
 int tc_worker_checkpoint_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
                               json_object *checkpoint, json_object **out, tc_error_t *err);
 /* Frees the slot of a step whose result could not be submitted (tc_worker_complete_step kept
- * returning TC_EDB): the claim is no longer kept alive and the step runs again after it expires. */
+ * returning TC_EDB, or the host's handler thread ended without a result): the claim is no longer
+ * kept alive and the step runs again after it expires. Only a claim still in flight counts: a
+ * second call, or one for a claim already completed or requeued, changes nothing. */
 void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token);
+/* The host declares its handler threads: delta +1 when it starts one, -1 when one ends; lost when
+ * it ended while the worker was running. Once declared, the worker's status reports
+ * handler_threads and handler_threads_lost, and readiness requires one thread per slot. */
+void tc_worker_handler_threads(tc_worker_t *w, int delta, bool lost);
 /* Stops claiming, wakes every waiter with TC_ESTOPPED, joins the claimer thread and gives claimed
  * but unstarted steps back to the queue. Idempotent. */
 void tc_worker_stop(tc_worker_t *w);
