@@ -303,9 +303,15 @@ module TaskerCore
     def submit(event, envelope)
       deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + (2 * @options["visibility_timeout_seconds"])
       delay = 0.05
+      substituted = false
       begin
         FFI.complete_step(event["step_uuid"], event["claim_token"], envelope)
       rescue Errors::ValidationError => e
+        # A result that cannot be stored (not plain data, too large, refused by the database as bad
+        # data) is replaced once by a permanent failure that says why.
+        raise if substituted
+
+        substituted = true
         envelope = StepExecutor.unstorable(event, e.message)
         retry
       rescue Errors::DatabaseError, Errors::TimeoutError => e

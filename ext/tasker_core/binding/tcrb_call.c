@@ -3,6 +3,8 @@
  */
 #include <string.h>
 
+#include <ruby/encoding.h>
+
 #include "tcrb.h"
 
 /* Engine calls running without the GVL right now; shutdown waits for zero. Read and written
@@ -63,6 +65,13 @@ void tcrb_copy_string(VALUE v, const char *what, char *buf, size_t cap) {
   if ((size_t)RSTRING_LEN(v) >= cap || memchr(RSTRING_PTR(v), '\0', (size_t)RSTRING_LEN(v))) {
     char msg[200];
     snprintf(msg, sizeof msg, "%s is not valid (too long or contains NUL)", what);
+    tcrb_raise_validation(msg);
+  }
+  rb_encoding *enc = rb_enc_get(v);
+  bool utf8_like = enc == rb_utf8_encoding() || enc == rb_usascii_encoding();
+  if (!rb_enc_str_asciionly_p(v) && (!utf8_like || rb_enc_str_coderange(v) == ENC_CODERANGE_BROKEN)) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s is not valid UTF-8 text", what);
     tcrb_raise_validation(msg);
   }
   memcpy(buf, RSTRING_PTR(v), (size_t)RSTRING_LEN(v));

@@ -270,8 +270,9 @@ void tc_worker_requeue(tc_worker_t *w, json_object *ev);
  * claim_on_complete (default true) the same round trip claims the next step of the worker's
  * namespaces into the freed slot: when next_steps holds an event, the caller owns it as if
  * tc_worker_next_step had returned it. Works after tc_worker_stop too, so running
- * handlers can finish. On TC_EDB / TC_ETIMEDOUT the step stays claimed (and its claim alive):
- * retry the call, or give up with tc_worker_abandon_step. */
+ * handlers can finish. On TC_EDB / TC_ETIMEDOUT, and on TC_EINVAL (a result refused, e.g. too
+ * large, or by the database as bad data), the step stays claimed (and its claim alive): retry the
+ * call (with another result after TC_EINVAL), or give up with tc_worker_abandon_step. */
 int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
                             json_object *result, json_object **out, tc_error_t *err);
 /* Saves a checkpoint ({cursor, items_processed, accumulated_results}) of a step handed out by

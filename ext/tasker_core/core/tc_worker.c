@@ -223,9 +223,10 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
   }
   bool applied = rc == TC_OK && json_object_get_boolean(tc_json_get(res, "applied"));
   bool success = result && json_object_get_boolean(tc_json_get(result, "success"));
-  /* A database failure leaves the step claimed by us: the caller may retry the submission (its
-   * claim stays alive through the heartbeat) or give it up with tc_worker_abandon_step. */
-  bool retry_later = rc == TC_EDB || rc == TC_ETIMEDOUT;
+  /* A database failure, or a result the database refused (TC_EINVAL: nothing of it was applied),
+   * leaves the step claimed by us: the caller may retry the submission, with another result (its
+   * claim stays alive through the heartbeat), or give it up with tc_worker_abandon_step. */
+  bool retry_later = rc == TC_EDB || rc == TC_ETIMEDOUT || rc == TC_EINVAL;
   pthread_mutex_lock(&w->mu);
   if (!retry_later) {
     if (claim_token) track_locked(w, claim_token, false);
