@@ -64,6 +64,8 @@ VALUE tcrb_call_run(tcrb_call_t *call);
 tc_runtime_t *tcrb_runtime(void);
 /* Copies a Ruby String argument (UUIDs and names) into buf or raises ValidationError. */
 void tcrb_copy_string(VALUE v, const char *what, char *buf, size_t cap);
+/* tcrb_copy_string for a UUID argument, lower-cased (the engine's canonical text). */
+void tcrb_copy_uuid(VALUE v, const char *what, char *buf, size_t cap);
 
 void tcrb_runtime_init(void);
 void tcrb_client_init(void);

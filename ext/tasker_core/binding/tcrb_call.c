@@ -77,3 +77,10 @@ void tcrb_copy_string(VALUE v, const char *what, char *buf, size_t cap) {
   memcpy(buf, RSTRING_PTR(v), (size_t)RSTRING_LEN(v));
   buf[RSTRING_LEN(v)] = '\0';
 }
+
+void tcrb_copy_uuid(VALUE v, const char *what, char *buf, size_t cap) {
+  tcrb_copy_string(v, what, buf, cap);
+  /* UUIDs are compared and used as channel names in their canonical, lower-case text. */
+  for (char *p = buf; *p; p++)
+    if (*p >= 'A' && *p <= 'F') *p = (char)(*p - 'A' + 'a');
+}

@@ -53,7 +53,7 @@ static int get_task_fn(tcrb_call_t *call) {
 
 static VALUE tcrb_client_m_get_task(VALUE self, VALUE task_uuid) {
   tcrb_call_t call = {.fn = get_task_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
   return tcrb_call_run(&call);
 }
 
@@ -64,7 +64,7 @@ static int list_steps_fn(tcrb_call_t *call) {
 
 static VALUE tcrb_client_m_list_task_steps(VALUE self, VALUE task_uuid) {
   tcrb_call_t call = {.fn = list_steps_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
   return tcrb_call_run(&call);
 }
 
@@ -178,7 +178,7 @@ static int cancel_fn(tcrb_call_t *call) {
 /* FFI.client_cancel_task(task_uuid) -> {"cancelled" => true, ...} */
 static VALUE tcrb_client_m_cancel_task(VALUE self, VALUE task_uuid) {
   tcrb_call_t call = {.fn = cancel_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
   return tcrb_call_run(&call);
 }
 
@@ -189,8 +189,8 @@ static int get_step_fn(tcrb_call_t *call) {
 /* FFI.client_get_step(task_uuid, step_uuid) -> the step */
 static VALUE tcrb_client_m_get_step(VALUE self, VALUE task_uuid, VALUE step_uuid) {
   tcrb_call_t call = {.fn = get_step_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
-  tcrb_copy_string(step_uuid, "step_uuid", call.s2, sizeof call.s2);
+  tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(step_uuid, "step_uuid", call.s2, sizeof call.s2);
   return tcrb_call_run(&call);
 }
 
@@ -201,8 +201,8 @@ static int audit_fn(tcrb_call_t *call) {
 /* FFI.client_get_step_audit_history(task_uuid, step_uuid) -> Array of entries, newest first */
 static VALUE tcrb_client_m_get_step_audit_history(VALUE self, VALUE task_uuid, VALUE step_uuid) {
   tcrb_call_t call = {.fn = audit_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
-  tcrb_copy_string(step_uuid, "step_uuid", call.s2, sizeof call.s2);
+  tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(step_uuid, "step_uuid", call.s2, sizeof call.s2);
   return tcrb_call_run(&call);
 }
 

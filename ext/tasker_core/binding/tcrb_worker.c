@@ -158,8 +158,8 @@ static void complete_abandon(tcrb_call_t *call) {
 static VALUE tcrb_worker_m_complete_step(VALUE self, VALUE step_uuid, VALUE claim_token, VALUE result) {
   tc_worker_t *w = current_worker();
   tcrb_call_t call = {.fn = complete_fn, .on_abandon = complete_abandon, .worker = w};
-  tcrb_copy_string(step_uuid, "step_uuid", call.s1, sizeof call.s1);
-  tcrb_copy_string(claim_token, "claim_token", call.s2, sizeof call.s2);
+  tcrb_copy_uuid(step_uuid, "step_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(claim_token, "claim_token", call.s2, sizeof call.s2);
   if (!RB_TYPE_P(result, T_HASH)) tcrb_raise_validation("the step result must be a Hash");
   char msg[700];
   if (tcrb_value_to_json(result, "result", &call.in, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
@@ -174,8 +174,8 @@ static int checkpoint_fn(tcrb_call_t *call) {
 static VALUE tcrb_worker_m_checkpoint_step(VALUE self, VALUE step_uuid, VALUE claim_token, VALUE checkpoint) {
   tc_worker_t *w = current_worker();
   tcrb_call_t call = {.fn = checkpoint_fn, .worker = w};
-  tcrb_copy_string(step_uuid, "step_uuid", call.s1, sizeof call.s1);
-  tcrb_copy_string(claim_token, "claim_token", call.s2, sizeof call.s2);
+  tcrb_copy_uuid(step_uuid, "step_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(claim_token, "claim_token", call.s2, sizeof call.s2);
   if (!RB_TYPE_P(checkpoint, T_HASH)) tcrb_raise_validation("the checkpoint must be a Hash");
   char msg[700];
   if (tcrb_value_to_json(checkpoint, "checkpoint", &call.in, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
@@ -186,7 +186,7 @@ static VALUE tcrb_worker_m_checkpoint_step(VALUE self, VALUE step_uuid, VALUE cl
 static VALUE tcrb_worker_m_abandon_step(VALUE self, VALUE claim_token) {
   tc_worker_t *w = current_worker();
   char token[80];
-  tcrb_copy_string(claim_token, "claim_token", token, sizeof token);
+  tcrb_copy_uuid(claim_token, "claim_token", token, sizeof token);
   tc_worker_abandon_step(w, token);
   return Qnil;
 }

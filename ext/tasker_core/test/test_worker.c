@@ -141,6 +141,11 @@ void test_worker(const char *url) {
   char wstatus[32] = "";
   rc = tc_task_wait(rt, task_uuid, 1000, NULL, wstatus, &err);
   CHECK(rc == TC_OK && strcmp(wstatus, "complete") == 0, "wait: %s %s", tc_err_name(rc), wstatus);
+  char loud[37];
+  for (int i = 0; i < 37; i++) loud[i] = (char)(task_uuid[i] >= 'a' && task_uuid[i] <= 'f' ? task_uuid[i] - 32 : task_uuid[i]);
+  wstatus[0] = '\0';
+  rc = tc_task_wait(rt, loud, 1000, NULL, wstatus, &err);
+  CHECK(rc == TC_OK && strcmp(wstatus, "complete") == 0, "wait with an upper-case uuid: %s %s", tc_err_name(rc), wstatus);
   rc = tc_task_wait(rt, "01a20000-0000-7000-8000-000000000003", 100, NULL, wstatus, &err);
   CHECK(rc == TC_ENOTFOUND, "wait on an unknown task: %s", tc_err_name(rc));
 
