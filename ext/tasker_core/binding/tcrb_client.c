@@ -218,6 +218,10 @@ void tcrb_client_init(void) {
   rb_define_module_function(tcrb_mFFI, "client_create_task", tcrb_client_m_create_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_create_tasks", tcrb_client_m_create_tasks, 1);
   rb_define_const(tcrb_mFFI, "CREATE_TASKS_MAX", INT2NUM(TC_CLIENT_CREATE_TASKS_MAX));
+  rb_define_const(tcrb_mFFI, "TAGS_MAX", INT2NUM(TC_CLIENT_TAGS_MAX));
+  rb_define_const(tcrb_mFFI, "TAG_MAX_BYTES", INT2NUM(TC_CLIENT_TAG_MAX_BYTES));
+  rb_define_const(tcrb_mFFI, "REQUEST_MAX_BYTES", INT2NUM(TC_CLIENT_REQUEST_MAX_BYTES));
+  rb_define_const(tcrb_mFFI, "STEP_RESULT_MAX_BYTES", INT2NUM(TC_STEP_RESULT_MAX_BYTES));
   rb_define_module_function(tcrb_mFFI, "client_get_task", tcrb_client_m_get_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_list_tasks", tcrb_client_m_list_tasks, -1);
   rb_define_module_function(tcrb_mFFI, "client_count_tasks", tcrb_client_m_count_tasks, 2);

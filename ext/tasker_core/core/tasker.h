@@ -170,6 +170,12 @@ int tc_template_list(tc_runtime_t *rt, const char *ns, json_object **out, tc_err
  * Every read and change validates its arguments (uuids, ranges, states) before the database is
  * asked; unknown tasks and steps are TC_ENOTFOUND naming the uuid. Timestamps are naive ISO-8601
  * UTC strings. */
+/* A task request's tags: at most this many, each at most TC_CLIENT_TAG_MAX_BYTES bytes. Every
+ * claimed step's event carries them, so the context and the tags share one budget:
+ * TC_CLIENT_REQUEST_MAX_BYTES serialized, together. */
+#define TC_CLIENT_TAGS_MAX 100
+#define TC_CLIENT_TAG_MAX_BYTES 128
+#define TC_CLIENT_REQUEST_MAX_BYTES (1024 * 1024)
 /* request: {name, namespace, version, context, initiator, source_system, reason, tags, priority,
  * correlation_id, parent_correlation_id, idempotency_key, requested_at}. *out: the task as
  * tc_client_get_task returns it, plus "created" (false: a task with the same identity existed and is
@@ -265,6 +271,10 @@ void tc_cancel_fire(tc_cancel_t *cancel);
 /* Puts a step event handed out by tc_worker_next_step back at the head of the queue when its
  * handler never started (the waiting thread was interrupted). Takes ownership of ev. */
 void tc_worker_requeue(tc_worker_t *w, json_object *ev);
+/* The largest step result envelope (serialized) the engine stores: every descendant's step event
+ * carries it. A larger one is refused with TC_EINVAL naming its size (the step stays claimed). The
+ * same limit holds for a checkpoint and for an operator's complete_manually result. */
+#define TC_STEP_RESULT_MAX_BYTES (1024 * 1024)
 /* Applies the result envelope of a step handed out by tc_worker_next_step; *out:
  * {applied, step_status, task_status, enqueued, next_steps}. With the worker option
  * claim_on_complete (default true) the same round trip claims the next step of the worker's

@@ -269,9 +269,15 @@ int tc_worker_checkpoint_step(tc_worker_t *w, const char *step_uuid, const char 
   if (rc != TC_OK) return rc;
   if (!checkpoint || !json_object_is_type(checkpoint, json_type_object))
     return tc_error_set(err, TC_EINVAL, "the checkpoint must be an object");
+  const char *text = tc_json_str(checkpoint);
+  if (!text) return tc_error_set(err, TC_ENOMEM, "out of memory serializing the checkpoint");
+  size_t bytes = strlen(text);
+  if (bytes > TC_STEP_RESULT_MAX_BYTES)
+    return tc_error_set(err, TC_EINVAL, "the checkpoint is %zu bytes serialized; the limit is %d", bytes,
+                        TC_STEP_RESULT_MAX_BYTES);
   char vis[16];
   snprintf(vis, sizeof vis, "%d", w->visibility_s);
-  const char *params[] = {step_uuid, claim_token, w->worker_uuid, tc_json_str(checkpoint), vis};
+  const char *params[] = {step_uuid, claim_token, w->worker_uuid, text, vis};
   return tc_rt_query_json(w->rt, "SELECT tasker.checkpoint_step($1::uuid, $2::uuid, $3::uuid, $4::jsonb, $5::integer)",
                           5, params, out, err);
 }
