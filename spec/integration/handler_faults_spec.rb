@@ -124,4 +124,18 @@ RSpec.describe "handlers that end with something other than a StandardError" do
     expect(errors.flatten).to eq(%w[SystemStackError NoMemoryError])
     expect { TaskerCore::Worker.stop(timeout: 5) }.not_to raise_error
   end
+
+  it "keeps delivering lifecycle events past a subscriber that overflows its stack" do
+    seen = Queue.new
+    overflowing = Class.new { def deeper(n) = deeper(n + 1) + 1 }.new
+    TaskerCore::Events.subscribe("*") { |_e| overflowing.deeper(0) }
+    TaskerCore::Events.subscribe("workflow.task_completed") { |e| seen << e[:task_uuid] }
+    start_worker
+    task, = run("exhausting")
+    expect(task["status"]).to eq("complete")
+    expect(sleep_until { !seen.empty? } && seen.pop).to eq(task["task_uuid"])
+    expect(captured_log).to include("SystemStackError")
+  ensure
+    TaskerCore::Events.reset!
+  end
 end
