@@ -3,6 +3,15 @@
 require "spec_helper"
 
 module HostileTextSpec
+  # Fails retryably on its first attempt, succeeds on the second.
+  class Flaky < TaskerCore::StepHandler::Base
+    def call(context)
+      return success({ "attempt" => 2 }) if context.retry_count.positive?
+
+      raise TaskerCore::Errors::RetryableError.new("busy", retry_after: 1)
+    end
+  end
+
   # Returns a result with a Hash key that is not valid UTF-8 (the value is fine).
   class BadKey < TaskerCore::StepHandler::Base
     def call(context)
@@ -12,7 +21,7 @@ module HostileTextSpec
   end
 end
 
-RSpec.describe "text that is not valid UTF-8" do
+RSpec.describe "hostile text in requests and results" do
   let(:broken) { "caf\xE9".dup.force_encoding(Encoding::UTF_8) }
 
   before do
@@ -52,5 +61,25 @@ RSpec.describe "text that is not valid UTF-8" do
     expect(step.dig("results", "error")).to include("error_type" => "StepCompletionError", "retryable" => false)
     expect(step.dig("results", "error", "message")).to include("result.result.ok has a key that is not valid UTF-8")
     expect(SpecSupport::Ledger.entries.size).to eq(1)
+  end
+
+  it "retries a failure whose backoff hint is no number with the step's backoff instead of refusing the result" do
+    TaskerCore::FFI.template_register(
+      "name" => "hint", "namespace_name" => "hostile", "version" => "1.0.0", "identity_strategy" => "always_unique",
+      "steps" => [{ "name" => "only", "handler" => { "callable" => "HostileTextSpec::Flaky" },
+                    "retry" => { "max_attempts" => 3, "backoff" => "none" } }]
+    )
+    # A result as another binding (or a careless wrapper) might send it.
+    TaskerCore.config.wrap_handlers do |&run|
+      envelope = run.call
+      envelope.dig("orchestration_metadata", "backoff_hint")&.store("delay_seconds", "soon")
+      envelope
+    end
+    TaskerCore::Worker.start(namespaces: ["hostile"], concurrency: 2)
+    uuid = TaskerCore::Client.create_task(name: "hint", namespace: "hostile", context: {})["task_uuid"]
+    expect(wait_for_task(uuid, timeout: 20)["status"]).to eq("complete")
+    expect(steps_by_name(uuid)["only"]["attempts"]).to eq(2)
+  ensure
+    TaskerCore.config.wrap_handlers
   end
 end
