@@ -88,6 +88,26 @@ RSpec.describe "handlers that end with something other than a StandardError" do
     expect { TaskerCore::Worker.stop(timeout: 5) }.not_to raise_error
   end
 
+  it "survives an exception that escapes the handler run (here from config.around_handler): claim given up, thread replaced" do
+    failed = false
+    TaskerCore.config.wrap_handlers do |&run|
+      unless failed
+        failed = true
+        raise NoMemoryError, "failed to allocate memory"
+      end
+      run.call
+    end
+    worker = start_worker(visibility_timeout_seconds: 2)
+    task, step = run("exhausting")
+    expect(task["status"]).to eq("complete")
+    expect(step["attempts"]).to eq(3) # the given-up claim counted as an attempt once it expired
+    expect(worker.status).to include("handler_threads" => 2, "handler_threads_lost" => 1)
+    expect(captured_log).to include("tasker handler thread died: NoMemoryError: failed to allocate memory")
+    expect { TaskerCore::Worker.stop(timeout: 5) }.not_to raise_error
+  ensure
+    TaskerCore.config.wrap_handlers
+  end
+
   it "is not ready while a lost handler thread could not be replaced" do
     worker = start_worker
     uuid = TaskerCore::Client.create_task(name: "blocking", namespace: "faults", context: {})["task_uuid"]
