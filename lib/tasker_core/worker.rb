@@ -12,6 +12,7 @@ module TaskerCore
   #   TaskerCore::Worker.stop(timeout: 30)
   class Worker
     NEXT_STEP_WAIT_SECONDS = 0.5
+    RESPAWN_PAUSE_SECONDS = 1.0
     DEFAULT_WEB_BIND_ADDRESS = "127.0.0.1:8081"
 
     class << self
@@ -65,6 +66,7 @@ module TaskerCore
       @logger = logger || TaskerCore.config.logger
       @threads = []
       @threads_lock = Mutex.new
+      @lost_at = {}
       @errors = []
       @running = false
     end
@@ -198,13 +200,14 @@ module TaskerCore
     # with @threads_lock held. A thread that ends while the worker runs (an exception that escaped,
     # Thread#kill) is replaced at once; nil when no thread could be created (the engine's count
     # stays short, so the worker is not ready).
-    def spawn_handler_thread(index)
+    def spawn_handler_thread(index, pause: 0)
       FFI.worker_handler_threads(1, false)
       Thread.new do
         Thread.current.name = "tasker-handler-#{index}"
         # run_loop logs the error that ends the thread; Ruby's own report would print it again.
         Thread.current.report_on_exception = false
         begin
+          sleep(pause) if pause.positive?
           run_loop
         ensure
           handler_thread_ended(index)
@@ -222,8 +225,12 @@ module TaskerCore
         FFI.worker_handler_threads(-1, lost)
         next unless lost
 
+        # A slot whose threads keep dying at once waits a second before each new one.
+        now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        pause = @lost_at[index] && now - @lost_at[index] < RESPAWN_PAUSE_SECONDS ? RESPAWN_PAUSE_SECONDS : 0
+        @lost_at[index] = now
         @logger.error("tasker handler thread #{index} ended while the worker runs; starting a new one")
-        @threads[index] = spawn_handler_thread(index)
+        @threads[index] = spawn_handler_thread(index, pause: pause)
       end
     rescue Exception => e # rubocop:disable Lint/RescueException
       @logger.error("tasker could not replace handler thread #{index}: #{e.class}: #{e.message}")
