@@ -60,6 +60,9 @@ module TaskerCore
       when Errors::PermanentError then from_exception(error, retryable: false)
       else from_exception(error, retryable: true, error_type: "UnexpectedError")
       end
+    rescue StandardError => e # the exception's own message, context or backtrace raised
+      StepHandlerCallResult.error(message: "#{error.class.name} (reading it raised #{e.class.name})",
+                                  error_type: "UnexpectedError", retryable: true, exception_class: error.class.name)
     end
 
     def from_exception(error, retryable:, retry_after: nil, error_type: nil)
@@ -142,6 +145,8 @@ module TaskerCore
 
     def version_of(klass)
       klass.respond_to?(:handler_version) ? klass.handler_version : nil
+    rescue StandardError
+      nil
     end
   end
 end

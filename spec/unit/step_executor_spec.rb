@@ -53,6 +53,16 @@ module ExecutorSpec
     def depth(context) = depth(context) + 1
   end
 
+  # An exception whose message raises, from a handler whose version raises.
+  class Unreadable < TaskerCore::StepHandler::Base
+    def self.handler_version = raise("no version")
+
+    def call(_context)
+      error = Class.new(StandardError) { def message = raise(ArgumentError, "no message") }
+      raise error
+    end
+  end
+
   # A handler whose own database call fails while the database is away.
   class Outage < TaskerCore::StepHandler::Base
     def call(_context) = raise(TaskerCore::Errors::DatabaseError, "database connection failed: server closed the connection")
@@ -116,6 +126,13 @@ RSpec.describe TaskerCore::StepExecutor do
     expect(env["error"]["message"]).to include("could not be built", "metadata must be a Hash")
     # A Set is left for the engine, which refuses it naming the path (a permanent failure).
     expect(run("ExecutorSpec::SetResult")).to include("success" => true, "result" => Set[1, 2])
+  end
+
+  it "still builds an envelope when the exception's message or the handler's version raises" do
+    env = run("ExecutorSpec::Unreadable")
+    expect(env["error"]).to include("retryable" => true, "error_type" => "UnexpectedError")
+    expect(env["error"]["message"]).to include("reading it raised ArgumentError")
+    expect(env["metadata"]["handler_version"]).to be_nil
   end
 
   it "clamps retry_after to a finite maximum and ignores one that is no number" do
