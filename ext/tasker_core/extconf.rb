@@ -67,6 +67,9 @@ File.open("Makefile", "a") do |mk|
   mk.puts "tc_migrations.h: $(srcdir)/gen_migrations.rb $(wildcard $(srcdir)/sql/migrations/*.sql) $(wildcard $(srcdir)/sql/functions/*.sql)"
   mk.puts "\t$(RUBY) $(srcdir)/gen_migrations.rb $(srcdir)/sql tc_migrations.h"
   mk.puts "tc_migrate.o: tc_migrations.h"
+  # mkmf tracks no headers: an object compiled against an older struct layout would be linked
+  # with the new ones. Every object depends on every header of the engine.
+  mk.puts "$(OBJS): $(wildcard $(srcdir)/core/*.h) $(wildcard $(srcdir)/binding/*.h)"
   if ENV["TASKER_SANITIZE"] == "address"
     # Ruby raises with longjmp over the binding's frames, which AddressSanitizer cannot see: their
     # stale redzones would be reported later in Ruby's own code. Only the core is instrumented.

@@ -3,6 +3,12 @@
 module TaskerCore
   # Every error the gem raises, and the errors step handlers raise to steer retries.
   #
+  # Two families: the step verdicts (PermanentError and RetryableError, with their subclasses),
+  # which tell the engine what to do with a step, and EngineError (DatabaseError, StateError,
+  # FFIError), which says that the engine itself could not do something and is no verdict on a
+  # step: raised inside a handler (its database went away) it fails the step retryably, like any
+  # unexpected exception.
+  #
   # Errors raised by the C engine carry #code (e.g. "TC_ENOTFOUND") and, when PostgreSQL raised,
   # #sqlstate.
   module Errors
@@ -56,12 +62,14 @@ module TaskerCore
     class ConfigurationError < PermanentError; end
     # A task template failed validation; the message names the template and the step.
     class TemplateError < ConfigurationError; end
+    # The engine could not do what was asked: not a verdict on the step that was running.
+    class EngineError < Error; end
     # The database is unreachable or a statement failed.
-    class DatabaseError < PermanentError; end
+    class DatabaseError < EngineError; end
     # A failure inside the native extension that has no more specific class.
-    class FFIError < PermanentError; end
+    class FFIError < EngineError; end
     # The operation is not allowed in the object's current state (e.g. cancelling a finished task).
-    class StateError < PermanentError; end
+    class StateError < EngineError; end
     # The worker is stopping or was never started.
     class WorkerStoppedError < FFIError; end
 

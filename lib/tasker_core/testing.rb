@@ -93,12 +93,8 @@ module TaskerCore
     def call_handler(handler, context)
       instance = handler.is_a?(Class) ? handler.new(config: context.step_config) : handler
       StepHandlerCallResult.from(instance.call(context))
-    rescue Errors::RetryableError => e
-      StepExecutor.from_exception(e, retryable: true, retry_after: e.retry_after)
-    rescue Errors::PermanentError => e
-      StepExecutor.from_exception(e, retryable: false)
     rescue StandardError => e
-      StepExecutor.from_exception(e, retryable: true, error_type: "UnexpectedError")
+      StepExecutor.failure_for(e)
     end
 
     # Runs a whole workflow against the real engine and database, inline: registers the templates

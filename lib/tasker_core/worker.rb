@@ -12,6 +12,7 @@ module TaskerCore
   #   TaskerCore::Worker.stop(timeout: 30)
   class Worker
     NEXT_STEP_WAIT_SECONDS = 0.5
+    RESPAWN_PAUSE_SECONDS = 1.0
     DEFAULT_WEB_BIND_ADDRESS = "127.0.0.1:8081"
 
     class << self
@@ -64,6 +65,8 @@ module TaskerCore
       @web = web_options(PlainData.call(web || {}))
       @logger = logger || TaskerCore.config.logger
       @threads = []
+      @threads_lock = Mutex.new
+      @lost_at = {}
       @errors = []
       @running = false
     end
@@ -81,7 +84,7 @@ module TaskerCore
       @worker_id = "worker_#{@status['worker_uuid']}"
       @pid = Process.pid
       @running = true
-      @threads = Array.new(@concurrency) { |i| spawn_handler_thread(i) }
+      @threads_lock.synchronize { @threads = Array.new(@concurrency) { |i| spawn_handler_thread(i) } }
       self
     end
 
@@ -98,16 +101,24 @@ module TaskerCore
     def stop(timeout: 30)
       return self unless running?
 
-      @running = false
+      threads = @threads_lock.synchronize do
+        @running = false
+        @threads.dup
+      end
       FFI.worker_stop
       deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
-      @threads.each do |thread|
+      threads.each do |thread|
+        next unless thread
+
         remaining = deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
         thread.join([remaining, 0].max) || thread.kill.join
       end
-      @threads.clear
+      @threads_lock.synchronize { @threads.clear }
       self
     end
+
+    # The handler threads serving now (a thread that died is replaced by a new one).
+    def threads = @threads_lock.synchronize { @threads.dup }
 
     private
 
@@ -189,13 +200,44 @@ module TaskerCore
       { "environment" => config.environment.to_s, "config" => shown }.merge(@observability)
     end
 
-    def spawn_handler_thread(index)
+    # A handler thread for slot index, counted by the engine (readiness wants one per slot). Called
+    # with @threads_lock held. A thread that ends while the worker runs (an exception that escaped,
+    # Thread#kill) is replaced at once; nil when no thread could be created (the engine's count
+    # stays short, so the worker is not ready).
+    def spawn_handler_thread(index, pause: 0)
+      FFI.worker_handler_threads(1, false)
       Thread.new do
         Thread.current.name = "tasker-handler-#{index}"
         # run_loop logs the error that ends the thread; Ruby's own report would print it again.
         Thread.current.report_on_exception = false
-        run_loop
+        begin
+          sleep(pause) if pause.positive?
+          run_loop
+        ensure
+          handler_thread_ended(index)
+        end
       end
+    rescue ThreadError, NoMemoryError => e
+      FFI.worker_handler_threads(-1, true)
+      @logger.error("tasker could not start handler thread #{index}: #{e.class}: #{e.message}")
+      nil
+    end
+
+    def handler_thread_ended(index)
+      @threads_lock.synchronize do
+        lost = @running && @threads[index].equal?(Thread.current)
+        FFI.worker_handler_threads(-1, lost)
+        next unless lost
+
+        # A slot whose threads keep dying at once waits a second before each new one.
+        now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        pause = @lost_at[index] && now - @lost_at[index] < RESPAWN_PAUSE_SECONDS ? RESPAWN_PAUSE_SECONDS : 0
+        @lost_at[index] = now
+        @logger.error("tasker handler thread #{index} ended while the worker runs; starting a new one")
+        @threads[index] = spawn_handler_thread(index, pause: pause)
+      end
+    rescue Exception => e # rubocop:disable Lint/RescueException
+      @logger.error("tasker could not replace handler thread #{index}: #{e.class}: #{e.message}")
     end
 
     def run_loop
@@ -206,9 +248,9 @@ module TaskerCore
         execute(event) if event
       end
     rescue Exception => e # rubocop:disable Lint/RescueException
+      # The thread ends (handler_thread_ended replaces it); Worker#stop must not raise this again.
       @errors << e
       @logger.error("tasker handler thread died: #{e.class}: #{e.message}") unless e.is_a?(Interrupt)
-      raise
     end
 
     # Runs the handler; a checkpoint is saved and the handler runs again at once with it, in the
@@ -217,26 +259,42 @@ module TaskerCore
     def execute(event)
       carried = [] # events published by runs that yielded a checkpoint: they go with the result
       while event
-        envelope = TaskerCore.config.around_handler { StepExecutor.call(event, worker_id: @worker_id) }
-        checkpoint = envelope[StepExecutor::CHECKPOINT_KEY]
-        if checkpoint
-          carried.concat(envelope["domain_events"] || [])
-          event = save_checkpoint(event, checkpoint)
-          carried.clear unless event
-          next
+        settled = false # whether this event's claim was completed, saved as a checkpoint or given up
+        begin
+          envelope = TaskerCore.config.around_handler { StepExecutor.call(event, worker_id: @worker_id) }
+          checkpoint = envelope[StepExecutor::CHECKPOINT_KEY]
+          if checkpoint
+            carried.concat(envelope["domain_events"] || [])
+            following = save_checkpoint(event, checkpoint)
+            settled = true
+            event = following
+            carried.clear unless event
+            next
+          end
+          envelope["domain_events"] = carried + (envelope["domain_events"] || []) unless carried.empty?
+          carried = []
+          answer = submit(event, envelope)
+          settled = true
+          DomainEvents.dispatch_fast(envelope, answer) if envelope["domain_events"]
+          event = answer && answer["next_steps"]&.first
+        ensure
+          # Whatever ended this run early (an exception of the engine or of config.around_handler,
+          # Thread#kill), the claim is given up, so the step runs again once it expires instead of
+          # being kept alive by the heartbeat with nobody working on it.
+          give_up(event) unless settled
         end
-        envelope["domain_events"] = carried + (envelope["domain_events"] || []) unless carried.empty?
-        carried = []
-        answer = submit(event, envelope)
-        DomainEvents.dispatch_fast(envelope, answer) if envelope["domain_events"]
-        event = answer && answer["next_steps"]&.first
       end
     rescue StandardError => e
-      # An engine error (not a handler's: those become results). Give the claim up so the step runs
-      # again once it expires, and keep this thread serving.
+      # An engine error (not a handler's: those become results); the claim was given up above, and
+      # this thread keeps serving.
       @errors << e
       @logger.error("tasker could not run step #{event && event['step_uuid']}: #{e.class}: #{e.message}")
+    end
+
+    def give_up(event)
       FFI.abandon_step(event["claim_token"]) if event
+    rescue StandardError => e
+      @logger.error("tasker could not give up the claim of step #{event['step_uuid']}: #{e.class}: #{e.message}")
     end
 
     def save_checkpoint(event, checkpoint)
@@ -256,9 +314,15 @@ module TaskerCore
     def submit(event, envelope)
       deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + (2 * @options["visibility_timeout_seconds"])
       delay = 0.05
+      substituted = false
       begin
         FFI.complete_step(event["step_uuid"], event["claim_token"], envelope)
       rescue Errors::ValidationError => e
+        # A result that cannot be stored (not plain data, too large, refused by the database as bad
+        # data) is replaced once by a permanent failure that says why.
+        raise if substituted
+
+        substituted = true
         envelope = StepExecutor.unstorable(event, e.message)
         retry
       rescue Errors::DatabaseError, Errors::TimeoutError => e

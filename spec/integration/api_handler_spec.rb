@@ -27,6 +27,8 @@ RSpec.describe TaskerCore::StepHandler::Api do
       "/items/2" => [[429, { "Retry-After" => "1" }, "{}"], [200, {}, '{"id":2}']],
       "/items/3" => [503, {}, '{"error":"down"}'],
       "/items/4" => [422, {}, '{"error":"bad id"}'],
+      "/items/5" => [[503, {}, "\xE2\x82\xAC down \xFF\xFE".b * 100], [200, {}, '{"id":5}']],
+      "/items/6" => [503, { "Retry-After" => "9" * 400 }, "{}"],
       "/orders" => [201, {}, '{"order_id":"o-1"}']
     )
   end
@@ -75,6 +77,23 @@ RSpec.describe TaskerCore::StepHandler::Api do
     expect(task["status"]).to eq("error")
     expect(step["attempts"]).to eq(2)
     expect(step.dig("results", "error")).to include("error_type" => "RetryableError", "error_code" => "HTTP_503")
+  end
+
+  it "keeps a 5xx with a body that is not UTF-8 retryable, storing the body's start as valid UTF-8" do
+    task, step = run("ApiSpec::FetchItem", 5)
+    expect(task["status"]).to eq("complete")
+    expect(step["attempts"]).to eq(2)
+    body = psql_value("SELECT metadata->'error'->'context'->>'body' FROM tasker.workflow_step_transitions " \
+                      "WHERE workflow_step_uuid = '#{step['step_uuid']}' AND to_state = 'waiting_for_retry'")
+    expect(body).to start_with("\u20AC down \uFFFD\uFFFD\u20AC down")
+    expect(body.bytesize).to be <= 500
+  end
+
+  it "clamps a Retry-After of hundreds of digits to the engine's maximum" do
+    require "tasker_core/testing"
+    context = TaskerCore::Testing.build_test_context({ "id" => 6 }, step_config: { "base_url" => stub.url })
+    result = TaskerCore::Testing.call_handler(ApiSpec::FetchItem, context)
+    expect(result).to have_attributes(retryable: true, error_code: "HTTP_503", retry_after: 3600.0)
   end
 
   it "fails permanently on a 4xx such as 422 or 404" do

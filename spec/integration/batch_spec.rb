@@ -55,6 +55,27 @@ RSpec.describe "batch processing" do
     expect(steps["analyze_csv"].dig("results", "error", "message")).to include("worker_template_name must be process_csv_batch")
   end
 
+  it "fails the batchable step permanently on repeated batch_ids or a worker_count that is no number" do
+    stub_const("CsvBatch::AnalyzeCsvHandler", Class.new(TaskerCore::StepHandler::Batchable) do
+      def call(context)
+        configs = [{ "batch_id" => "001" }, { "batch_id" => "001" }]
+        return batch_success(worker_template_name: "process_csv_batch", cursor_configs: configs) if context.retry_count.zero? && !File.basename(context.get_input("csv_path")).start_with?("raw")
+
+        success({ "batch_processing_outcome" => { "type" => "create_batches", "worker_template_name" => "process_csv_batch",
+                                                  "worker_count" => "five", "cursor_configs" => [{ "batch_id" => "001" }] } })
+      end
+    end)
+    [["dup.csv", "batch_id 001 more than once"], ["raw.csv", "worker_count five does not match"]].each do |file, message|
+      task, steps = run_csv(CsvBatch.write_products(File.join(dir, file), 10))
+      expect(task["status"]).to eq("error")
+      expect(steps["analyze_csv"]["attempts"]).to eq(1)
+      expect(steps["analyze_csv"].dig("results", "error")).to include("error_code" => "INVALID_BATCH_OUTCOME", "retryable" => false)
+      expect(steps["analyze_csv"].dig("results", "error", "message")).to include(message)
+      expect(steps.keys).to eq(["analyze_csv"])
+      expect(task["total_steps"]).to eq(1)
+    end
+  end
+
   it "lets the aggregator run with a failed worker's failure under continue_on_failure" do
     stub_const("CsvBatch::ProcessCsvBatchHandler", Class.new(CsvBatch::ProcessCsvBatchHandler) do
       def call(context)

@@ -32,6 +32,30 @@ RSpec.describe "TaskerCore::Client.wait_for_task" do
     expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be_between(0.25, 5)
   end
 
+  it "wakes for a task named by its upper-case uuid, and the other calls take it too" do
+    uuid = create
+    loud = uuid.upcase
+    waiter = Thread.new { client.wait_for_task_status(loud, timeout: 20) }
+    sleep_until { waiter.status == "sleep" }
+    TaskerCore::Worker.start(namespaces: ["math"], concurrency: 2)
+    expect(waiter.value).to eq("complete")
+    expect(client.get_task(loud).task_uuid).to eq(uuid)
+    expect(client.wait_for_task(loud, timeout: 1).status).to eq("complete")
+  end
+
+  it "re-reads the status now and then, so a notification it missed cannot make it wait until its timeout" do
+    uuid = create # no worker: the status changes behind the engine's back, without a notification
+    waiter = Thread.new do
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      [client.wait_for_task_status(uuid, timeout: 30), Process.clock_gettime(Process::CLOCK_MONOTONIC) - started]
+    end
+    sleep_until { waiter.status == "sleep" }
+    psql("SET session_replication_role = replica; UPDATE tasker.tasks SET status = 'cancelled' WHERE task_uuid = '#{uuid}'")
+    status, waited = waiter.value
+    expect(status).to eq("cancelled")
+    expect(waited).to be < 20
+  end
+
   describe "wait_for_task_status" do
     it "returns the terminal state as a String without reading the task, or nil on timeout" do
       uuid = create

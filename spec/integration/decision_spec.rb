@@ -84,6 +84,36 @@ RSpec.describe "decision points" do
       end
     end
 
+    it "refuses a decision that names a step twice, in Ruby and in the engine, and counts only created steps" do
+      stub_const("BadChoice", Class.new(TaskerCore::StepHandler::Decision) do
+        def call(context)
+          names = context.get_input("choice")
+          # raw: the outcome as a handler might build it by hand, past decision_success's check
+          return success({ "decision_point_outcome" => { "type" => "create_steps", "step_names" => names } }) if context.get_input("raw")
+
+          decision_success(steps: names)
+        end
+      end)
+      [false, true].each do |raw|
+        uuid = TaskerCore::Client.create_task(name: "bad_routing", namespace: "approvals",
+                                              context: { choice: %w[left left], raw: raw })["task_uuid"]
+        expect(wait_for_task(uuid)["status"]).to eq("error")
+        choose = steps_by_name(uuid)["choose"]
+        expect(choose["attempts"]).to eq(1)
+        expect(choose.dig("results", "error")).to include("error_code" => "INVALID_DECISION_OUTCOME", "retryable" => false)
+        expect(choose.dig("results", "error", "message")).to match(/left more than once/)
+        expect(steps_by_name(uuid).keys).to match_array(%w[start choose])
+      end
+
+      # A valid choice: the task's counters grow by exactly the steps created.
+      uuid = TaskerCore::Client.create_task(name: "bad_routing", namespace: "approvals",
+                                            context: { choice: %w[left right], raw: true })["task_uuid"]
+      expect(wait_for_task(uuid)["status"]).to eq("complete")
+      counts = psql("SELECT t.total_steps, (SELECT count(*) FROM tasker.workflow_steps s WHERE s.task_uuid = t.task_uuid) " \
+                    "FROM tasker.tasks t WHERE t.task_uuid = '#{uuid}'").first
+      expect(counts).to eq(%w[4 4])
+    end
+
     it "continues without branches on no_branches" do
       stub_const("BadChoice", Class.new(TaskerCore::StepHandler::Decision) do
         def call(_context) = decision_no_branches(result_data: { "why" => "nothing to do" })

@@ -4,7 +4,7 @@ module SpecSupport
   module Waiting
     TERMINAL = %w[complete error cancelled resolved_manually].freeze
 
-    # Waits (LISTEN, no polling) until the task reaches a terminal state; fails after timeout seconds.
+    # Waits (LISTEN; a status re-read every 2 s) until the task reaches a terminal state; fails after timeout seconds.
     def wait_for_task(task_uuid, timeout: 15)
       task = TaskerCore::Client.wait_for_task(task_uuid, timeout: timeout)
       raise "task #{task_uuid} still #{TaskerCore::Client.get_task(task_uuid)['status']} after #{timeout}s" unless task

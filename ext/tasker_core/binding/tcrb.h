@@ -73,6 +73,8 @@ void tcrb_check_string(VALUE v, const char *what);
  * bounded by the core's checks, not by the binding); raises as tcrb_check_string, NULL when out of
  * memory (never raises then, so a caller can release what it holds). */
 json_object *tcrb_string_json(VALUE v, const char *what);
+/* tcrb_copy_string for a UUID argument, lower-cased (the engine's canonical text). */
+void tcrb_copy_uuid(VALUE v, const char *what, char *buf, size_t cap);
 
 void tcrb_runtime_init(void);
 void tcrb_client_init(void);

@@ -4,6 +4,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include <ruby/encoding.h>
+
 #include "tcrb.h"
 
 /* Engine calls running without the GVL right now; shutdown waits for zero. Read and written
@@ -66,6 +68,13 @@ void tcrb_copy_string(VALUE v, const char *what, char *buf, size_t cap) {
     snprintf(msg, sizeof msg, "%s is not valid (too long or contains NUL)", what);
     tcrb_raise_validation(msg);
   }
+  rb_encoding *enc = rb_enc_get(v);
+  bool utf8_like = enc == rb_utf8_encoding() || enc == rb_usascii_encoding();
+  if (!rb_enc_str_asciionly_p(v) && (!utf8_like || rb_enc_str_coderange(v) == ENC_CODERANGE_BROKEN)) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s is not valid UTF-8 text", what);
+    tcrb_raise_validation(msg);
+  }
   memcpy(buf, RSTRING_PTR(v), (size_t)RSTRING_LEN(v));
   buf[RSTRING_LEN(v)] = '\0';
 }
@@ -86,4 +95,11 @@ void tcrb_check_string(VALUE v, const char *what) {
 json_object *tcrb_string_json(VALUE v, const char *what) {
   tcrb_check_string(v, what);
   return json_object_new_string_len(RSTRING_PTR(v), (int)RSTRING_LEN(v));
+}
+
+void tcrb_copy_uuid(VALUE v, const char *what, char *buf, size_t cap) {
+  tcrb_copy_string(v, what, buf, cap);
+  /* UUIDs are compared and used as channel names in their canonical, lower-case text. */
+  for (char *p = buf; *p; p++)
+    if (*p >= 'A' && *p <= 'F') *p = (char)(*p - 'A' + 'a');
 }

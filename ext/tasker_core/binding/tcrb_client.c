@@ -160,7 +160,7 @@ static int get_task_fn(tcrb_call_t *call) {
 
 static VALUE tcrb_client_m_get_task(VALUE self, VALUE task_uuid) {
   tcrb_call_t call = {.fn = get_task_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
   return tcrb_call_run(&call);
 }
 
@@ -171,7 +171,7 @@ static int list_steps_fn(tcrb_call_t *call) {
 
 static VALUE tcrb_client_m_list_task_steps(VALUE self, VALUE task_uuid) {
   tcrb_call_t call = {.fn = list_steps_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
   return tcrb_call_run(&call);
 }
 
@@ -285,7 +285,7 @@ static int cancel_fn(tcrb_call_t *call) {
 /* FFI.client_cancel_task(task_uuid) -> {"cancelled" => true, ...} */
 static VALUE tcrb_client_m_cancel_task(VALUE self, VALUE task_uuid) {
   tcrb_call_t call = {.fn = cancel_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
   return tcrb_call_run(&call);
 }
 
@@ -296,8 +296,8 @@ static int get_step_fn(tcrb_call_t *call) {
 /* FFI.client_get_step(task_uuid, step_uuid) -> the step */
 static VALUE tcrb_client_m_get_step(VALUE self, VALUE task_uuid, VALUE step_uuid) {
   tcrb_call_t call = {.fn = get_step_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
-  tcrb_copy_string(step_uuid, "step_uuid", call.s2, sizeof call.s2);
+  tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(step_uuid, "step_uuid", call.s2, sizeof call.s2);
   return tcrb_call_run(&call);
 }
 
@@ -308,8 +308,8 @@ static int audit_fn(tcrb_call_t *call) {
 /* FFI.client_get_step_audit_history(task_uuid, step_uuid) -> Array of entries, newest first */
 static VALUE tcrb_client_m_get_step_audit_history(VALUE self, VALUE task_uuid, VALUE step_uuid) {
   tcrb_call_t call = {.fn = audit_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
-  tcrb_copy_string(step_uuid, "step_uuid", call.s2, sizeof call.s2);
+  tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(step_uuid, "step_uuid", call.s2, sizeof call.s2);
   return tcrb_call_run(&call);
 }
 
@@ -330,6 +330,10 @@ void tcrb_client_init(void) {
   rb_define_module_function(tcrb_mFFI, "client_create_task_answer", tcrb_client_m_create_task_answer, 1);
   rb_define_module_function(tcrb_mFFI, "client_create_tasks_answer", tcrb_client_m_create_tasks_answer, 2);
   rb_define_module_function(tcrb_mFFI, "client_statement_error", tcrb_client_m_statement_error, 2);
+  rb_define_const(tcrb_mFFI, "TAGS_MAX", INT2NUM(TC_CLIENT_TAGS_MAX));
+  rb_define_const(tcrb_mFFI, "TAG_MAX_BYTES", INT2NUM(TC_CLIENT_TAG_MAX_BYTES));
+  rb_define_const(tcrb_mFFI, "REQUEST_MAX_BYTES", INT2NUM(TC_CLIENT_REQUEST_MAX_BYTES));
+  rb_define_const(tcrb_mFFI, "STEP_RESULT_MAX_BYTES", INT2NUM(TC_STEP_RESULT_MAX_BYTES));
   rb_define_module_function(tcrb_mFFI, "client_get_task", tcrb_client_m_get_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_list_tasks", tcrb_client_m_list_tasks, -1);
   rb_define_module_function(tcrb_mFFI, "client_count_tasks", tcrb_client_m_count_tasks, 2);

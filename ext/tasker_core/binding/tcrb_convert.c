@@ -71,22 +71,31 @@ static size_t path_push(conv_t *c, const char *fmt, const char *seg, long idx) {
   return len;
 }
 
-static json_object *convert_string(VALUE str, conv_t *c) {
+/* Whether str is text PostgreSQL can store: UTF-8 (or ASCII) without NUL; the message names a Hash
+ * key (key) or a value. */
+static bool storable_text(VALUE str, conv_t *c, bool key) {
   rb_encoding *enc = rb_enc_get(str);
   bool utf8_like = enc == rb_utf8_encoding() || enc == rb_usascii_encoding() ||
                    (enc == rb_ascii8bit_encoding() && rb_enc_str_asciionly_p(str));
   if (!utf8_like && !rb_enc_str_asciionly_p(str)) {
-    conv_fail(c, "is a String in %s; only UTF-8 text can be stored", rb_enc_name(enc));
-    return NULL;
+    conv_fail(c, key ? "has a key that is a String in %s; only UTF-8 text can be stored"
+                     : "is a String in %s; only UTF-8 text can be stored", rb_enc_name(enc));
+    return false;
   }
   if (rb_enc_str_coderange(str) == ENC_CODERANGE_BROKEN) {
-    conv_fail(c, "is not valid UTF-8%s", "");
-    return NULL;
+    conv_fail(c, key ? "has a key that is not valid UTF-8%s" : "is not valid UTF-8%s", "");
+    return false;
   }
   if (memchr(RSTRING_PTR(str), '\0', (size_t)RSTRING_LEN(str))) {
-    conv_fail(c, "contains a NUL character, which PostgreSQL cannot store%s", "");
-    return NULL;
+    conv_fail(c, key ? "has a key containing a NUL character, which PostgreSQL cannot store%s"
+                     : "contains a NUL character, which PostgreSQL cannot store%s", "");
+    return false;
   }
+  return true;
+}
+
+static json_object *convert_string(VALUE str, conv_t *c) {
+  if (!storable_text(str, c, false)) return NULL;
   json_object *o = json_object_new_string_len(RSTRING_PTR(str), (int)RSTRING_LEN(str));
   if (!o) conv_fail(c, "could not be allocated%s", "");
   return o;
@@ -103,19 +112,20 @@ static int hash_entry(VALUE key, VALUE val, VALUE arg) {
     conv_fail(c, "has a key of class %s; keys must be Strings or Symbols", rb_obj_classname(key));
     return ST_STOP;
   }
+  /* A key is text like a value (checked before it joins the path of messages). */
+  if (!storable_text(name, c, true)) return ST_STOP;
   char keybuf[200];
   long klen = RSTRING_LEN(name) < (long)sizeof keybuf - 1 ? RSTRING_LEN(name) : (long)sizeof keybuf - 1;
+  /* A key cut short for the path ends on a whole character. */
+  while (klen < RSTRING_LEN(name) && klen > 0 && ((unsigned char)RSTRING_PTR(name)[klen] & 0xC0) == 0x80) klen--;
   memcpy(keybuf, RSTRING_PTR(name), (size_t)klen);
   keybuf[klen] = '\0';
   size_t mark = path_push(c, ".%s", keybuf, 0);
   json_object *child = convert(val, c);
   if (!c->failed) {
-    /* The key may contain NUL-free bytes only up to its length; json-c copies it. */
+    /* json-c copies the key, which holds no NUL (checked above). */
     VALUE zkey = rb_str_new(RSTRING_PTR(name), RSTRING_LEN(name));
-    if (memchr(RSTRING_PTR(zkey), '\0', (size_t)RSTRING_LEN(zkey))) {
-      json_object_put(child);
-      conv_fail(c, "has a key containing a NUL character%s", "");
-    } else if (json_object_object_add(it->obj, StringValueCStr(zkey), child) != 0) {
+    if (json_object_object_add(it->obj, StringValueCStr(zkey), child) != 0) {
       json_object_put(child);
       conv_fail(c, "could not be allocated%s", "");
     }

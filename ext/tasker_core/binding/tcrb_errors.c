@@ -8,6 +8,13 @@ static VALUE error_class(const char *name) {
   return rb_const_get(errors, rb_intern(name));
 }
 
+/* An error message as a Ruby String: UTF-8 (the engine's messages are), any broken bytes replaced. */
+static VALUE message_string(const char *msg) {
+  VALUE str = rb_utf8_str_new_cstr(msg);
+  VALUE scrubbed = rb_str_scrub(str, Qnil);
+  return NIL_P(scrubbed) ? str : scrubbed;
+}
+
 static const char *class_for_code(int code) {
   switch (code) {
     case TC_EINVAL: return "ValidationError";
@@ -25,7 +32,7 @@ static const char *class_for_code(int code) {
 VALUE tcrb_error_new(const tc_error_t *err) {
   if (err->code == TC_ENOMEM) return rb_exc_new_cstr(rb_eNoMemError, err->message);
   VALUE klass = error_class(class_for_code(err->code));
-  VALUE exc = rb_exc_new_cstr(klass, err->message);
+  VALUE exc = rb_exc_new_str(klass, message_string(err->message));
   rb_iv_set(exc, "@code", rb_str_new_cstr(tc_err_name(err->code)));
   rb_iv_set(exc, "@sqlstate", err->sqlstate[0] ? rb_str_new_cstr(err->sqlstate) : Qnil);
   return exc;
@@ -34,7 +41,7 @@ VALUE tcrb_error_new(const tc_error_t *err) {
 void tcrb_raise(const tc_error_t *err) { rb_exc_raise(tcrb_error_new(err)); }
 
 void tcrb_raise_validation(const char *msg) {
-  rb_exc_raise(rb_exc_new_cstr(error_class("ValidationError"), msg));
+  rb_exc_raise(rb_exc_new_str(error_class("ValidationError"), message_string(msg)));
 }
 
-void tcrb_raise_class(const char *name, const char *msg) { rb_raise(error_class(name), "%s", msg); }
+void tcrb_raise_class(const char *name, const char *msg) { rb_exc_raise(rb_exc_new_str(error_class(name), message_string(msg))); }

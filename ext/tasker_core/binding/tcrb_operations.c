@@ -25,8 +25,8 @@ static int operate_fn(tcrb_call_t *call) {
 /* FFI.client_update_step(task_uuid, step_uuid, action_type, details_hash) -> Hash */
 static VALUE tcrb_ops_m_update_step(VALUE self, VALUE task_uuid, VALUE step_uuid, VALUE action, VALUE details) {
   tcrb_call_t call = {.fn = operate_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
-  tcrb_copy_string(step_uuid, "step_uuid", call.s2, sizeof call.s2);
+  tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(step_uuid, "step_uuid", call.s2, sizeof call.s2);
   char action_buf[64];
   tcrb_copy_string(action, "action_type", action_buf, sizeof action_buf);
   json_object *payload = hash_arg(details, "details");
@@ -57,7 +57,7 @@ static int dlq_list_fn(tcrb_call_t *call) {
 /* FFI.dlq_list(task_uuid_or_nil, resolution_status_or_nil, limit, offset) -> Array */
 static VALUE tcrb_ops_m_dlq_list(VALUE self, VALUE task_uuid, VALUE status, VALUE limit, VALUE offset) {
   tcrb_call_t call = {.fn = dlq_list_fn, .rt = tcrb_runtime()};
-  if (!NIL_P(task_uuid)) tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  if (!NIL_P(task_uuid)) tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
   if (!NIL_P(status)) tcrb_copy_string(status, "resolution_status", call.s2, sizeof call.s2);
   if (!RB_INTEGER_TYPE_P(limit) || !RB_INTEGER_TYPE_P(offset)) tcrb_raise_validation("limit and offset must be Integers");
   long l = NUM2LONG(limit), o = NUM2LONG(offset);
@@ -73,7 +73,7 @@ static int dlq_update_fn(tcrb_call_t *call) { return tc_dlq_update(call->rt, cal
 /* FFI.dlq_update(dlq_entry_uuid, changes_hash) -> Hash */
 static VALUE tcrb_ops_m_dlq_update(VALUE self, VALUE entry, VALUE changes) {
   tcrb_call_t call = {.fn = dlq_update_fn, .rt = tcrb_runtime()};
-  tcrb_copy_string(entry, "dlq_entry_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(entry, "dlq_entry_uuid", call.s1, sizeof call.s1);
   call.in = hash_arg(changes, "changes");
   return tcrb_call_run(&call);
 }
@@ -94,7 +94,7 @@ static VALUE wait_convert(tcrb_call_t *call) { return call->s2[0] ? rb_str_new_c
 /* FFI.wait_for_task(task_uuid, timeout_seconds) -> the terminal status, or nil on timeout */
 static VALUE tcrb_ops_m_wait_for_task(VALUE self, VALUE task_uuid, VALUE timeout) {
   tcrb_call_t call = {.fn = wait_fn, .convert = wait_convert, .rt = tcrb_runtime(), .ubf = wait_ubf};
-  tcrb_copy_string(task_uuid, "task_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(task_uuid, "task_uuid", call.s1, sizeof call.s1);
   double seconds = NUM2DBL(timeout);
   if (!(seconds >= 0 && seconds <= 86400)) tcrb_raise_validation("timeout must be between 0 and 86400 seconds");
   call.timeout_ms = (int)(seconds * 1000);

@@ -158,8 +158,8 @@ static void complete_abandon(tcrb_call_t *call) {
 static VALUE tcrb_worker_m_complete_step(VALUE self, VALUE step_uuid, VALUE claim_token, VALUE result) {
   tc_worker_t *w = current_worker();
   tcrb_call_t call = {.fn = complete_fn, .on_abandon = complete_abandon, .worker = w};
-  tcrb_copy_string(step_uuid, "step_uuid", call.s1, sizeof call.s1);
-  tcrb_copy_string(claim_token, "claim_token", call.s2, sizeof call.s2);
+  tcrb_copy_uuid(step_uuid, "step_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(claim_token, "claim_token", call.s2, sizeof call.s2);
   if (!RB_TYPE_P(result, T_HASH)) tcrb_raise_validation("the step result must be a Hash");
   char msg[700];
   if (tcrb_value_to_json(result, "result", &call.in, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
@@ -174,8 +174,8 @@ static int checkpoint_fn(tcrb_call_t *call) {
 static VALUE tcrb_worker_m_checkpoint_step(VALUE self, VALUE step_uuid, VALUE claim_token, VALUE checkpoint) {
   tc_worker_t *w = current_worker();
   tcrb_call_t call = {.fn = checkpoint_fn, .worker = w};
-  tcrb_copy_string(step_uuid, "step_uuid", call.s1, sizeof call.s1);
-  tcrb_copy_string(claim_token, "claim_token", call.s2, sizeof call.s2);
+  tcrb_copy_uuid(step_uuid, "step_uuid", call.s1, sizeof call.s1);
+  tcrb_copy_uuid(claim_token, "claim_token", call.s2, sizeof call.s2);
   if (!RB_TYPE_P(checkpoint, T_HASH)) tcrb_raise_validation("the checkpoint must be a Hash");
   char msg[700];
   if (tcrb_value_to_json(checkpoint, "checkpoint", &call.in, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
@@ -186,8 +186,16 @@ static VALUE tcrb_worker_m_checkpoint_step(VALUE self, VALUE step_uuid, VALUE cl
 static VALUE tcrb_worker_m_abandon_step(VALUE self, VALUE claim_token) {
   tc_worker_t *w = current_worker();
   char token[80];
-  tcrb_copy_string(claim_token, "claim_token", token, sizeof token);
+  tcrb_copy_uuid(claim_token, "claim_token", token, sizeof token);
   tc_worker_abandon_step(w, token);
+  return Qnil;
+}
+
+/* FFI.worker_handler_threads(delta, lost) -> nil: a handler thread started (+1) or ended (-1; lost
+ * when the worker was still running). Nothing without a worker (a thread ending after the drop). */
+static VALUE tcrb_worker_m_handler_threads(VALUE self, VALUE delta, VALUE lost) {
+  if (!g_worker) return Qnil;
+  tc_worker_handler_threads(g_worker, NUM2INT(delta), RTEST(lost));
   return Qnil;
 }
 
@@ -252,4 +260,5 @@ void tcrb_worker_init(void) {
   rb_define_module_function(tcrb_mFFI, "abandon_step", tcrb_worker_m_abandon_step, 1);
   rb_define_module_function(tcrb_mFFI, "checkpoint_step", tcrb_worker_m_checkpoint_step, 3);
   rb_define_module_function(tcrb_mFFI, "worker_status", tcrb_worker_m_status, 0);
+  rb_define_module_function(tcrb_mFFI, "worker_handler_threads", tcrb_worker_m_handler_threads, 2);
 }

@@ -189,6 +189,12 @@ int tc_template_list(tc_runtime_t *rt, const char *ns, json_object **out, tc_err
  * Every read and change validates its arguments (uuids, ranges, states) before the database is
  * asked; unknown tasks and steps are TC_ENOTFOUND naming the uuid. Timestamps are naive ISO-8601
  * UTC strings. */
+/* A task request's tags: at most this many, each at most TC_CLIENT_TAG_MAX_BYTES bytes. Every
+ * claimed step's event carries them, so the context and the tags share one budget:
+ * TC_CLIENT_REQUEST_MAX_BYTES serialized, together. */
+#define TC_CLIENT_TAGS_MAX 100
+#define TC_CLIENT_TAG_MAX_BYTES 128
+#define TC_CLIENT_REQUEST_MAX_BYTES (1024 * 1024)
 /* request: {name, namespace, version, context, initiator, source_system, reason, tags, priority,
  * correlation_id, parent_correlation_id, idempotency_key, requested_at}. *out: the task as
  * tc_client_get_task returns it, plus "created" (false: a task with the same identity existed and is
@@ -306,13 +312,18 @@ void tc_cancel_fire(tc_cancel_t *cancel);
 /* Puts a step event handed out by tc_worker_next_step back at the head of the queue when its
  * handler never started (the waiting thread was interrupted). Takes ownership of ev. */
 void tc_worker_requeue(tc_worker_t *w, json_object *ev);
+/* The largest step result envelope (serialized) the engine stores: every descendant's step event
+ * carries it. A larger one is refused with TC_EINVAL naming its size (the step stays claimed). The
+ * same limit holds for a checkpoint and for an operator's complete_manually result. */
+#define TC_STEP_RESULT_MAX_BYTES (1024 * 1024)
 /* Applies the result envelope of a step handed out by tc_worker_next_step; *out:
  * {applied, step_status, task_status, enqueued, next_steps}. With the worker option
  * claim_on_complete (default true) the same round trip claims the next step of the worker's
  * namespaces into the freed slot: when next_steps holds an event, the caller owns it as if
  * tc_worker_next_step had returned it. Works after tc_worker_stop too, so running
- * handlers can finish. On TC_EDB / TC_ETIMEDOUT the step stays claimed (and its claim alive):
- * retry the call, or give up with tc_worker_abandon_step. */
+ * handlers can finish. On TC_EDB / TC_ETIMEDOUT, and on TC_EINVAL (a result refused, e.g. too
+ * large, or by the database as bad data), the step stays claimed (and its claim alive): retry the
+ * call (with another result after TC_EINVAL), or give up with tc_worker_abandon_step. */
 int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
                             json_object *result, json_object **out, tc_error_t *err);
 /* Saves a checkpoint ({cursor, items_processed, accumulated_results}) of a step handed out by
@@ -321,8 +332,14 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
 int tc_worker_checkpoint_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
                               json_object *checkpoint, json_object **out, tc_error_t *err);
 /* Frees the slot of a step whose result could not be submitted (tc_worker_complete_step kept
- * returning TC_EDB): the claim is no longer kept alive and the step runs again after it expires. */
+ * returning TC_EDB, or the host's handler thread ended without a result): the claim is no longer
+ * kept alive and the step runs again after it expires. Only a claim still in flight counts: a
+ * second call, or one for a claim already completed or requeued, changes nothing. */
 void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token);
+/* The host declares its handler threads: delta +1 when it starts one, -1 when one ends; lost when
+ * it ended while the worker was running. Once declared, the worker's status reports
+ * handler_threads and handler_threads_lost, and readiness requires one thread per slot. */
+void tc_worker_handler_threads(tc_worker_t *w, int delta, bool lost);
 /* Stops claiming, wakes every waiter with TC_ESTOPPED, joins the claimer thread and gives claimed
  * but unstarted steps back to the queue. Idempotent. */
 void tc_worker_stop(tc_worker_t *w);

@@ -8,8 +8,8 @@
 
 #include "tc_internal.h"
 
-/* SPEC 1.2 limits on a task's context. */
-#define TC_CONTEXT_MAX_BYTES (1024 * 1024)
+/* SPEC 1.2 limits on a task's context (its bytes share TC_CLIENT_REQUEST_MAX_BYTES with the tags). */
+#define TC_CONTEXT_MAX_BYTES TC_CLIENT_REQUEST_MAX_BYTES
 #define TC_CONTEXT_MAX_DEPTH 10
 #define TC_CONTEXT_MAX_KEYS 1000
 #define TC_CONTEXT_MAX_STRING 10000
@@ -108,7 +108,9 @@ static int build_request(json_object *req, json_object **out, tc_error_t *err) {
     return tc_error_set(err, TC_EINVAL, "context must be an object (a Hash), got %s",
                         json_type_to_name(json_object_get_type(context)));
   if (context) {
-    size_t bytes = strlen(tc_json_str(context));
+    const char *text = tc_json_str(context);
+    if (!text) return tc_error_set(err, TC_ENOMEM, "out of memory serializing the context");
+    size_t bytes = strlen(text);
     if (bytes > TC_CONTEXT_MAX_BYTES)
       return tc_error_set(err, TC_EINVAL, "context is %zu bytes serialized; the limit is %d", bytes,
                           TC_CONTEXT_MAX_BYTES);
@@ -116,12 +118,26 @@ static int build_request(json_object *req, json_object **out, tc_error_t *err) {
     if ((rc = check_context(context, 1, path, sizeof path, err)) != TC_OK) return rc;
   }
   json_object *tags = tc_json_get(req, "tags");
-  if (tags) {
+  if (tags && !json_object_is_type(tags, json_type_null)) {
     if (!json_object_is_type(tags, json_type_array))
       return tc_error_set(err, TC_EINVAL, "tags must be a list of strings");
-    for (size_t i = 0; i < json_object_array_length(tags); i++)
-      if (!json_object_is_type(json_object_array_get_idx(tags, i), json_type_string))
+    size_t n = json_object_array_length(tags);
+    if (n > TC_CLIENT_TAGS_MAX)
+      return tc_error_set(err, TC_EINVAL, "tags has %zu entries; the limit is %d", n, TC_CLIENT_TAGS_MAX);
+    for (size_t i = 0; i < n; i++) {
+      json_object *tag = json_object_array_get_idx(tags, i);
+      if (!json_object_is_type(tag, json_type_string))
         return tc_error_set(err, TC_EINVAL, "tags must be a list of strings (item %zu is not)", i);
+      if (json_object_get_string_len(tag) > TC_CLIENT_TAG_MAX_BYTES)
+        return tc_error_set(err, TC_EINVAL, "tags[%zu] is %d bytes; the limit is %d", i, json_object_get_string_len(tag),
+                            TC_CLIENT_TAG_MAX_BYTES);
+    }
+    const char *tags_text = tc_json_str(tags), *context_text = context ? tc_json_str(context) : "";
+    if (!tags_text || !context_text) return tc_error_set(err, TC_ENOMEM, "out of memory serializing the request");
+    size_t bytes = strlen(tags_text) + strlen(context_text);
+    if (bytes > TC_CLIENT_REQUEST_MAX_BYTES)
+      return tc_error_set(err, TC_EINVAL, "context and tags are %zu bytes serialized; the limit is %d for both", bytes,
+                          TC_CLIENT_REQUEST_MAX_BYTES);
   }
   json_object *priority = tc_json_get(req, "priority");
   if (priority && !json_object_is_type(priority, json_type_null) &&

@@ -213,6 +213,10 @@ int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_
   tc_flush_item_t item = {.step_uuid = step_uuid, .claim_token = claim_token,
                           .result_text = tc_json_str(result), .claim_next = claim_next};
   if (!item.result_text) return tc_error_set(err, TC_ENOMEM, "out of memory serializing the step result");
+  size_t bytes = strlen(item.result_text);
+  if (bytes > TC_STEP_RESULT_MAX_BYTES)
+    return tc_error_set(err, TC_EINVAL, "the step result is %zu bytes serialized; the limit is %d", bytes,
+                        TC_STEP_RESULT_MAX_BYTES);
   pthread_mutex_lock(&f->mu);
   if (f->tail) f->tail->link = &item;
   else f->head = &item;

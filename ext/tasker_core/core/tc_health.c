@@ -74,11 +74,20 @@ static json_object *check_command_processor(tc_probe_t *p) {
   char tick_s[48] = "not yet", beat_s[48] = "none yet";
   if (tick_ms >= 0) snprintf(tick_s, sizeof tick_s, "%lld ms ago", (long long)tick_ms);
   if (beat_ms >= 0) snprintf(beat_s, sizeof beat_s, "%lld ms ago", (long long)beat_ms);
+  /* A host that declares its handler threads (the Ruby binding does) needs one per slot: a worker
+   * that lost threads and could not replace them runs fewer steps than it claims room for. */
+  json_object *threads = tc_json_get(st, "handler_threads");
+  int slots = json_object_get_int(tc_json_get(st, "concurrency"));
+  char threads_s[96] = "";
+  if (threads)
+    snprintf(threads_s, sizeof threads_s, ", %d of %d handler threads (%lld lost)", json_object_get_int(threads), slots,
+             (long long)json_object_get_int64(tc_json_get(st, "handler_threads_lost")));
   snprintf(msg, sizeof msg,
-           "claimer thread %s, last active %s, last claim heartbeat %s, %d queued, %d in flight, database %s",
+           "claimer thread %s, last active %s, last claim heartbeat %s, %d queued, %d in flight%s, database %s",
            alive ? "running" : "stopped", tick_s, beat_s, json_object_get_int(tc_json_get(st, "queued")),
-           json_object_get_int(tc_json_get(st, "in_flight")), p->db_ok ? "connected" : "unreachable");
+           json_object_get_int(tc_json_get(st, "in_flight")), threads_s, p->db_ok ? "connected" : "unreachable");
   if (!alive) return check("unhealthy", msg, 0);
+  if (threads && json_object_get_int(threads) < slots) return check("unhealthy", msg, 0);
   /* The claimer turns at least once a second (plus one database round trip); heartbeats are due
    * every visibility/3. Twice those and more means the thread is stuck. */
   int64_t turn_limit = 30000 + 2 * json_object_get_int64(tc_json_get(st, "poll_interval_ms"));

@@ -19,7 +19,18 @@ int tc_step_operate(tc_runtime_t *rt, const char *task_uuid, const char *step_uu
                         action ? action : "(nil)");
   if (payload && !json_object_is_type(payload, json_type_object))
     return tc_error_set(err, TC_EINVAL, "the action's details must be an object");
-  const char *params[] = {task_uuid, step_uuid, action, payload ? tc_json_str(payload) : "{}"};
+  json_object *result = tc_json_get(payload, "result");
+  if (result) {
+    const char *text = tc_json_str(result);
+    if (!text) return tc_error_set(err, TC_ENOMEM, "out of memory serializing the result");
+    size_t bytes = strlen(text);
+    if (bytes > TC_STEP_RESULT_MAX_BYTES)
+      return tc_error_set(err, TC_EINVAL, "result is %zu bytes serialized; the limit is %d", bytes,
+                          TC_STEP_RESULT_MAX_BYTES);
+  }
+  const char *details = payload ? tc_json_str(payload) : "{}";
+  if (!details) return tc_error_set(err, TC_ENOMEM, "out of memory serializing the action's details");
+  const char *params[] = {task_uuid, step_uuid, action, details};
   return tc_rt_query_json(rt, "SELECT tasker.operate_step($1::uuid, $2::uuid, $3, $4::jsonb)", 4, params, out, err);
 }
 

@@ -11,6 +11,8 @@
 
 #include "tc_internal.h"
 
+#define TC_MAX_STALE_MINUTES 525600 /* a year, as the worker's staleness_threshold_minutes */
+
 typedef struct {
   char label[TC_NAMESPACE_MAX + 4 * (TC_TEMPLATE_NAME_MAX + TC_TEMPLATE_VERSION_MAX) + 3]; /* "ns/name@version" */
   tc_error_t *err;
@@ -229,6 +231,14 @@ static int normalize_step(ctx_t *c, json_object *raw, int index, json_object **o
   json_object *batch = tc_json_get(raw, "batch_config");
   if (batch && !json_object_is_type(batch, json_type_object))
     return fail(c, sname, "batch_config must be a mapping");
+  /* What the engine's SQL reads of batch_config (batches.sql). */
+  static const char *const failure_strategies[] = {"continue_on_failure", "fail_fast", "isolate", NULL};
+  json_object *strategy = batch ? tc_json_get(batch, "failure_strategy") : NULL;
+  if (strategy && (!is_str(strategy) || !one_of(json_object_get_string(strategy), failure_strategies)))
+    return fail(c, sname, "batch_config.failure_strategy must be one of continue_on_failure, fail_fast, isolate");
+  json_object *cursor_field = batch ? tc_json_get(batch, "cursor_field") : NULL;
+  if (cursor_field && (!is_str(cursor_field) || json_object_get_string_len(cursor_field) == 0))
+    return fail(c, sname, "batch_config.cursor_field must be a non-empty string");
 
   json_object *retry = NULL;
   int rc = normalize_retry(c, sname, tc_json_get(raw, "retry"), &retry);
@@ -466,6 +476,17 @@ int tc_template_normalize(json_object *raw, json_object **out, tc_error_t *err) 
   json_object *schema = tc_json_get(raw, "input_schema");
   if (schema && !json_object_is_type(schema, json_type_object))
     return fail(&c, NULL, "input_schema must be a mapping (a JSON Schema)");
+  /* lifecycle is stored as given, but the staleness detector casts max_steps_in_process_minutes
+   * (operations.sql): a value it cannot use is refused here, naming the field. */
+  json_object *lifecycle = tc_json_get(raw, "lifecycle");
+  if (lifecycle && !json_object_is_type(lifecycle, json_type_object) && !json_object_is_type(lifecycle, json_type_null))
+    return fail(&c, NULL, "lifecycle must be a mapping");
+  json_object *max_minutes = lifecycle ? tc_json_get(lifecycle, "max_steps_in_process_minutes") : NULL;
+  if (max_minutes && !json_object_is_type(max_minutes, json_type_null) &&
+      (!json_object_is_type(max_minutes, json_type_int) || json_object_get_int64(max_minutes) < 1 ||
+       json_object_get_int64(max_minutes) > TC_MAX_STALE_MINUTES))
+    return fail(&c, NULL, "lifecycle.max_steps_in_process_minutes must be an integer between 1 and %d (got %s)",
+                TC_MAX_STALE_MINUTES, tc_json_str(max_minutes));
   json_object *raw_steps = tc_json_get(raw, "steps");
   if (!raw_steps || !json_object_is_type(raw_steps, json_type_array) || json_object_array_length(raw_steps) == 0)
     return fail(&c, NULL, "steps is required and must be a non-empty list");

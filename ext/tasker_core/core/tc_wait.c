@@ -2,11 +2,16 @@
  * tc_wait.c - waiting for a task to finish without polling: LISTEN on the task's own channel,
  * which a trigger notifies when the task reaches a terminal state.
  */
+#include <ctype.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "tc_internal.h"
+
+/* A wait reads the task's status again this often, so a notification it missed (a connection
+ * that dropped it, a trigger disabled during a restore) cannot make it wait until its timeout. */
+#define TC_WAIT_REREAD_MS 2000
 
 bool tc_task_state_terminal(const char *status) {
   return status && (strcmp(status, "complete") == 0 || strcmp(status, "error") == 0 ||
@@ -44,6 +49,7 @@ static int wait_on(PGconn *conn, void *arg, tc_error_t *err) {
   /* LISTEN first, then read: a task finishing in between still leaves a notification. */
   if (rc == TC_OK) rc = read_status(conn, task_uuid, status, 32, err);
   int64_t deadline = tc_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+  int64_t reread_at = tc_now_ms() + TC_WAIT_REREAD_MS;
   while (rc == TC_OK && !tc_task_state_terminal(status)) {
     if (cancel && cancel->fired) {
       rc = tc_error_set(err, TC_ECANCELED, "the wait was cancelled");
@@ -66,6 +72,11 @@ static int wait_on(PGconn *conn, void *arg, tc_error_t *err) {
       PQfreemem(early);
     }
     if (got) continue;
+    if (tc_now_ms() >= reread_at) {
+      rc = read_status(conn, task_uuid, status, 32, err);
+      reread_at = tc_now_ms() + TC_WAIT_REREAD_MS;
+      continue;
+    }
     struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
     int r = poll(&pfd, 1, (int)(left < 100 ? left : 100)); /* Slices of 100 ms notice a cancel. */
     if (r < 0) continue;
@@ -95,13 +106,18 @@ int tc_task_wait(tc_runtime_t *rt, const char *task_uuid, int timeout_ms, tc_can
                  tc_error_t *err) {
   int rc = tc_uuid_require(task_uuid, "task_uuid", err);
   if (rc != TC_OK) return rc;
+  /* The trigger notifies the channel of the uuid's canonical (lower-case) text. */
+  char uuid[37];
+  for (int i = 0; i < 37; i++) uuid[i] = (char)tolower((unsigned char)task_uuid[i]);
   char channel[64] = "tasker_task_";
-  for (const char *p = task_uuid; *p; p++)
-    if (*p != '-') strncat(channel, p, 1);
+  size_t len = strlen(channel);
+  for (const char *p = uuid; *p && len + 1 < sizeof channel; p++)
+    if (*p != '-') channel[len++] = *p;
+  channel[len] = '\0';
   char listen[96], unlisten[96];
   snprintf(listen, sizeof listen, "LISTEN \"%s\"", channel);
   snprintf(unlisten, sizeof unlisten, "UNLISTEN \"%s\"", channel);
 
-  wait_args_t a = {task_uuid, channel, listen, unlisten, timeout_ms, cancel, status};
+  wait_args_t a = {uuid, channel, listen, unlisten, timeout_ms, cancel, status};
   return tc_rt_with_conn(rt, wait_on, &a, err);
 }

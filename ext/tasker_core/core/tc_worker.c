@@ -112,19 +112,21 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
   return TC_OK;
 }
 
-/* Remembers (token != NULL) or forgets the claim token of an in-flight step. Caller holds w->mu. */
-static void track_locked(tc_worker_t *w, const char *token, bool add) {
-  if (!token) return;
+/* Remembers (add) or forgets the claim token of an in-flight step; false when there was no free
+ * slot to remember it in, or no such token to forget. Caller holds w->mu. */
+static bool track_locked(tc_worker_t *w, const char *token, bool add) {
+  if (!token) return false;
   for (int i = 0; i < w->capacity; i++) {
     if (add && w->flight_tokens[i][0] == '\0') {
       snprintf(w->flight_tokens[i], sizeof w->flight_tokens[i], "%s", token);
-      return;
+      return true;
     }
-    if (!add && strcmp(w->flight_tokens[i], token) == 0) {
+    if (!add && w->flight_tokens[i][0] != '\0' && strcmp(w->flight_tokens[i], token) == 0) {
       w->flight_tokens[i][0] = '\0';
-      return;
+      return true;
     }
   }
+  return false;
 }
 
 int tc_worker_start(tc_worker_t *w, tc_error_t *err) {
@@ -223,9 +225,10 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
   }
   bool applied = rc == TC_OK && json_object_get_boolean(tc_json_get(res, "applied"));
   bool success = result && json_object_get_boolean(tc_json_get(result, "success"));
-  /* A database failure leaves the step claimed by us: the caller may retry the submission (its
-   * claim stays alive through the heartbeat) or give it up with tc_worker_abandon_step. */
-  bool retry_later = rc == TC_EDB || rc == TC_ETIMEDOUT;
+  /* A database failure, or a result the database refused (TC_EINVAL: nothing of it was applied),
+   * leaves the step claimed by us: the caller may retry the submission, with another result (its
+   * claim stays alive through the heartbeat), or give it up with tc_worker_abandon_step. */
+  bool retry_later = rc == TC_EDB || rc == TC_ETIMEDOUT || rc == TC_EINVAL;
   pthread_mutex_lock(&w->mu);
   if (!retry_later) {
     if (claim_token) track_locked(w, claim_token, false);
@@ -295,9 +298,15 @@ int tc_worker_checkpoint_step(tc_worker_t *w, const char *step_uuid, const char 
   if (rc != TC_OK) return rc;
   if (!checkpoint || !json_object_is_type(checkpoint, json_type_object))
     return tc_error_set(err, TC_EINVAL, "the checkpoint must be an object");
+  const char *text = tc_json_str(checkpoint);
+  if (!text) return tc_error_set(err, TC_ENOMEM, "out of memory serializing the checkpoint");
+  size_t bytes = strlen(text);
+  if (bytes > TC_STEP_RESULT_MAX_BYTES)
+    return tc_error_set(err, TC_EINVAL, "the checkpoint is %zu bytes serialized; the limit is %d", bytes,
+                        TC_STEP_RESULT_MAX_BYTES);
   char vis[16];
   snprintf(vis, sizeof vis, "%d", w->visibility_s);
-  const char *params[] = {step_uuid, claim_token, w->worker_uuid, tc_json_str(checkpoint), vis};
+  const char *params[] = {step_uuid, claim_token, w->worker_uuid, text, vis};
   json_object *res = NULL;
   rc = tc_rt_query_json(w->rt, "SELECT tasker.checkpoint_step($1::uuid, $2::uuid, $3::uuid, $4::jsonb, $5::integer)",
                         5, params, &res, err);
@@ -321,13 +330,28 @@ int tc_worker_checkpoint_step(tc_worker_t *w, const char *step_uuid, const char 
 
 void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token) {
   pthread_mutex_lock(&w->mu);
-  if (w->in_flight > 0) w->in_flight--;
-  track_locked(w, claim_token, false);
+  bool in_flight = track_locked(w, claim_token, false);
+  if (in_flight && w->in_flight > 0) w->in_flight--;
   pthread_mutex_unlock(&w->mu);
+  if (!in_flight) return; /* completed, requeued or abandoned already */
   tc_metrics_forget(w->metrics, claim_token);
   tc_claimer_wake(w);
   tc_log(w->rt, TC_LOG_WARN, "step_abandoned",
          "gave up submitting the result of claim %s; the step runs again when its claim expires", claim_token);
+}
+
+void tc_worker_handler_threads(tc_worker_t *w, int delta, bool lost) {
+  if (!w) return;
+  pthread_mutex_lock(&w->mu);
+  w->handler_threads_declared = true;
+  w->handler_threads += delta;
+  if (w->handler_threads < 0) w->handler_threads = 0;
+  if (lost) w->handler_threads_lost++;
+  long long lost_total = w->handler_threads_lost;
+  pthread_mutex_unlock(&w->mu);
+  if (lost)
+    tc_log(w->rt, TC_LOG_WARN, "handler_thread_lost", "worker %s lost a handler thread (%lld so far)", w->worker_uuid,
+           lost_total);
 }
 
 /* Gives claimed but never started steps back to the queue at once. */
@@ -408,6 +432,10 @@ int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err) {
   json_object_object_add(s, "released_total", json_object_new_int64(w->released_total));
   json_object_object_add(s, "claim_queries", json_object_new_int64(w->claim_queries));
   json_object_object_add(s, "notifications", json_object_new_int64(w->notifications));
+  if (w->handler_threads_declared) {
+    json_object_object_add(s, "handler_threads", json_object_new_int(w->handler_threads));
+    json_object_object_add(s, "handler_threads_lost", json_object_new_int64(w->handler_threads_lost));
+  }
   bool claimer_alive = w->thread_started && w->started && !w->stopping;
   pthread_mutex_unlock(&w->mu);
   long long flushes = 0, flushed = 0;

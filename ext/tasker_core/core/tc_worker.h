@@ -56,6 +56,9 @@ struct tc_worker {
   bool listen_connected;
   long long claimed_total, completed_total, failed_total, stale_total, released_total;
   long long claim_queries, notifications;
+  bool handler_threads_declared; /* the host counts its handler threads (tc_worker_handler_threads) */
+  int handler_threads;        /* the host's handler threads now */
+  long long handler_threads_lost; /* handler threads that ended while the worker ran */
   tc_metrics_t *metrics;      /* counters and histograms per namespace (tc_metrics.c) */
   tc_flusher_t *flusher;      /* group commit of the handler threads' results (tc_flush.c) */
   tc_step_defs_t *step_defs;  /* template step definitions for the step events (tc_step_event.c) */

@@ -54,5 +54,17 @@ void test_session_options(const char *url) {
   CHECK(out && strcmp(str(out, "timeout"), "4321ms") == 0, "statement_timeout is %s",
         out ? str(out, "timeout") : "?");
   json_object_put(out);
+
+  /* Every data exception (SQLSTATE class 22) is bad input, not a database failure. */
+  const char *bad_data[][2] = {{"SELECT to_jsonb(1 / 0)", "22012"},
+                               {"SELECT to_jsonb(convert_from('\\xff'::bytea, 'UTF8'))", "22021"},
+                               {"SELECT to_jsonb('45m'::text::integer)", "22P02"}};
+  for (size_t i = 0; i < sizeof bad_data / sizeof bad_data[0]; i++) {
+    out = NULL;
+    rc = tc_rt_query_json(rt, bad_data[i][0], 0, NULL, &out, &err);
+    CHECK(rc == TC_EINVAL && strcmp(err.sqlstate, bad_data[i][1]) == 0, "%s: %s (%s) %s", bad_data[i][0],
+          tc_err_name(rc), err.sqlstate, err.message);
+    json_object_put(out);
+  }
   tc_runtime_free(rt);
 }

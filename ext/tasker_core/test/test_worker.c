@@ -141,6 +141,11 @@ void test_worker(const char *url) {
   char wstatus[32] = "";
   rc = tc_task_wait(rt, task_uuid, 1000, NULL, wstatus, &err);
   CHECK(rc == TC_OK && strcmp(wstatus, "complete") == 0, "wait: %s %s", tc_err_name(rc), wstatus);
+  char loud[37];
+  for (int i = 0; i < 37; i++) loud[i] = (char)(task_uuid[i] >= 'a' && task_uuid[i] <= 'f' ? task_uuid[i] - 32 : task_uuid[i]);
+  wstatus[0] = '\0';
+  rc = tc_task_wait(rt, loud, 1000, NULL, wstatus, &err);
+  CHECK(rc == TC_OK && strcmp(wstatus, "complete") == 0, "wait with an upper-case uuid: %s %s", tc_err_name(rc), wstatus);
   rc = tc_task_wait(rt, "01a20000-0000-7000-8000-000000000003", 100, NULL, wstatus, &err);
   CHECK(rc == TC_ENOTFOUND, "wait on an unknown task: %s", tc_err_name(rc));
 
@@ -164,6 +169,23 @@ void test_worker(const char *url) {
   json_object_put(op);
   rc = tc_dlq_list(rt, NULL, NULL, 0, 0, &op, &err);
   CHECK(rc == TC_EINVAL, "limit 0 accepted");
+
+  /* The host's handler threads: not reported until the host counts them, then with the lost ones;
+   * abandoning a claim that is not in flight changes nothing. */
+  json_object *st = NULL;
+  tc_worker_status(w, &st, &err);
+  CHECK(st && json_object_object_get(st, "handler_threads") == NULL, "handler_threads before any was declared");
+  json_object_put(st);
+  tc_worker_handler_threads(w, 2, false);
+  tc_worker_handler_threads(w, -1, true);
+  tc_worker_abandon_step(w, "01a20000-0000-7000-8000-000000000004");
+  st = NULL;
+  tc_worker_status(w, &st, &err);
+  CHECK(st && json_object_get_int(json_object_object_get(st, "handler_threads")) == 1 &&
+            json_object_get_int(json_object_object_get(st, "handler_threads_lost")) == 1 &&
+            json_object_get_int(json_object_object_get(st, "in_flight")) == 0,
+        "handler threads: %s", json_object_to_json_string(st));
+  json_object_put(st);
 
   /* A cancelled wait returns TC_ECANCELED promptly. */
   waiter_t waiter = {.worker = w};

@@ -170,7 +170,7 @@ module TaskerCore
 
             begin
               subscriber.call(event)
-            rescue StandardError, ScriptError => e
+            rescue StandardError, ScriptError, SystemStackError, NoMemoryError => e # the dispatcher lives on
               errors += 1
               label = subscriber.class.name || "anonymous subscriber"
               TaskerCore.config.logger&.error("tasker domain event subscriber #{label} failed on #{event.event_name}: " \

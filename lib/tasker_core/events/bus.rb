@@ -137,7 +137,7 @@ module TaskerCore
             calls += 1
             begin
               subscriber.call(event)
-            rescue StandardError, ScriptError => e
+            rescue StandardError, ScriptError, SystemStackError, NoMemoryError => e # the dispatcher lives on
               count_error(subscriber, name, e)
             end
           end

@@ -33,6 +33,8 @@ module TaskerCore
       end
 
       PERMANENT_STATUSES = [400, 401, 403, 404, 422].freeze
+      # How much of an error response's body its error context keeps (as valid UTF-8 text).
+      BODY_KEPT_BYTES = 500
 
       class << self
         attr_writer :base_url, :default_headers
@@ -112,7 +114,7 @@ module TaskerCore
         return response if status < 400
 
         what = "#{verb::METHOD} #{uri} answered #{status}"
-        context = { "status_code" => status, "body" => response.body.to_s[0, 500] }
+        context = { "status_code" => status, "body" => kept_body(response.body) }
         if status == 429 || status >= 500
           raise Errors::RetryableError.new(what, retry_after: retry_after(raw["Retry-After"]), context: context,
                                                  error_code: "HTTP_#{status}")
@@ -122,12 +124,23 @@ module TaskerCore
         raise Errors::PermanentError.new(what, context: context, error_code: "HTTP_#{status}")
       end
 
-      # Retry-After is either seconds or an HTTP date.
+      # The start of an error body as text the engine can store: any bytes scrubbed to valid UTF-8
+      # first (a binary or mislabelled body must not turn a retryable failure into an unstorable
+      # one), then cut to BODY_KEPT_BYTES on a character boundary.
+      def kept_body(body)
+        text = PlainData.text(body.to_s.byteslice(0, BODY_KEPT_BYTES * 4))
+        text.byteslice(0, BODY_KEPT_BYTES).scrub("")
+      end
+
+      # Retry-After is either seconds or an HTTP date; the delay is at most the engine's maximum
+      # (StepExecutor::MAX_RETRY_AFTER_SECONDS), however many digits the server sent.
       def retry_after(value)
         return nil if value.nil? || value.strip.empty?
-        return Float(value) if value.strip.match?(/\A\d+(\.\d+)?\z/)
 
-        [Time.httpdate(value) - Time.now, 0].max
+        seconds = if value.strip.match?(/\A\d+(\.\d+)?\z/) then Float(value.strip)
+                  else [Time.httpdate(value.strip) - Time.now, 0].max
+                  end
+        [seconds, StepExecutor::MAX_RETRY_AFTER_SECONDS.to_f].min
       rescue ArgumentError
         nil
       end

@@ -24,12 +24,28 @@ module TaskerCore
 
       # The batchable step's result: create one worker per cursor config.
       def batch_success(worker_template_name:, cursor_configs:, total_items: nil, result_data: {}, metadata: {})
+        check_cursor_configs(cursor_configs)
         outcome = { "type" => "create_batches", "worker_template_name" => worker_template_name.to_s,
                     "worker_count" => cursor_configs.size, "total_items" => total_items,
                     "cursor_configs" => PlainData.call(cursor_configs) }
         success(PlainData.call(result_data).merge("batch_processing_outcome" => outcome,
                                                   "worker_count" => cursor_configs.size, "total_items" => total_items),
                 metadata: metadata)
+      end
+
+      # The engine creates one worker per config, named by its batch_id: a list of Hashes with
+      # distinct batch_ids (the engine checks their form too).
+      def check_cursor_configs(cursor_configs)
+        unless cursor_configs.is_a?(Array) && cursor_configs.all? { |c| c.is_a?(Hash) }
+          raise Errors::PermanentError.new("batch_success needs cursor_configs, a list of Hashes", error_code: "INVALID_BATCH_OUTCOME")
+        end
+
+        ids = cursor_configs.map { |c| (c["batch_id"] || c[:batch_id]).to_s }
+        repeated = ids.select { |id| ids.count(id) > 1 }.uniq
+        return if repeated.empty?
+
+        raise Errors::PermanentError.new("batch_success names batch_id #{repeated.join(', ')} more than once",
+                                         error_code: "INVALID_BATCH_OUTCOME")
       end
 
       # Nothing to process: one placeholder worker runs as a no-op so the convergence still runs.

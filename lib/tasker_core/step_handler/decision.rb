@@ -15,6 +15,12 @@ module TaskerCore
                                            error_code: "INVALID_DECISION_OUTCOME")
         end
 
+        repeated = names.select { |n| names.count(n) > 1 }.uniq
+        unless repeated.empty?
+          raise Errors::PermanentError.new("decision_success names #{repeated.join(', ')} more than once",
+                                           error_code: "INVALID_DECISION_OUTCOME")
+        end
+
         outcome = { "type" => "create_steps", "step_names" => names }
         success(PlainData.call(result_data).merge("decision_point_outcome" => outcome),
                 metadata: decision_metadata(metadata, "create_steps", names.size))

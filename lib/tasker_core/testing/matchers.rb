@@ -99,12 +99,8 @@ module TaskerCore
           if actual.is_a?(Proc)
             begin
               actual = StepHandlerCallResult.from(actual.call)
-            rescue Errors::RetryableError => e
-              actual = StepExecutor.from_exception(e, retryable: true, retry_after: e.retry_after)
-            rescue Errors::PermanentError => e
-              actual = StepExecutor.from_exception(e, retryable: false)
             rescue StandardError => e
-              actual = StepExecutor.from_exception(e, retryable: true, error_type: "UnexpectedError")
+              actual = StepExecutor.failure_for(e)
             end
           end
           @actual_description = actual.inspect[0, 200]

@@ -32,7 +32,12 @@ BEGIN
   IF jsonb_array_length(v_configs) > 1000 THEN
     RETURN format('%s batches requested; at most 1000 workers per batchable step', jsonb_array_length(v_configs));
   END IF;
-  IF (v_outcome->>'worker_count') IS NOT NULL AND (v_outcome->>'worker_count')::integer <> jsonb_array_length(v_configs) THEN
+  -- worker_count is optional; when given it is a number equal to the number of configs (never cast
+  -- before its type is known: text from a handler must not raise here).
+  IF (CASE jsonb_typeof(v_outcome->'worker_count')
+        WHEN 'number' THEN (v_outcome->>'worker_count')::numeric <> jsonb_array_length(v_configs)
+        WHEN 'null' THEN false
+        ELSE v_outcome ? 'worker_count' END) THEN
     RETURN format('worker_count %s does not match the %s cursor_configs', v_outcome->>'worker_count', jsonb_array_length(v_configs));
   END IF;
   IF EXISTS (SELECT 1 FROM jsonb_array_elements(v_configs) c
@@ -69,7 +74,6 @@ BEGIN
 
   SELECT jsonb_agg(jsonb_build_object('uuid', tasker.uuid_v7(), 'config', c, 'ord', ord)) INTO v_workers
   FROM jsonb_array_elements(v_configs) WITH ORDINALITY AS x(c, ord);
-  v_count := jsonb_array_length(v_workers);
 
   INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name, step_type,
     position, namespace_name, handler_callable, handler_method, status, retryable, max_attempts, priority,
@@ -87,6 +91,8 @@ BEGIN
            '__template_step_name', v_template->>'name'),
          1, p_now, p_now
   FROM jsonb_array_elements(v_workers) AS w;
+  -- The task's counters (and each convergence step's pending parents) count the rows created.
+  GET DIAGNOSTICS v_count = ROW_COUNT;
 
   INSERT INTO tasker.workflow_step_edges (task_uuid, from_step_uuid, to_step_uuid, name)
   SELECT p_step.task_uuid, p_step.workflow_step_uuid, (w->>'uuid')::uuid, 'batch_dependency'
@@ -159,6 +165,7 @@ DECLARE
   v_frontier text[] := p_from;
   v_more text[];
   v_new jsonb;
+  v_created integer;
   v_total integer := 0;
 BEGIN
   SELECT nt.configuration->'steps', t.namespace_name, t.priority INTO v_steps, v_ns, v_priority
@@ -190,6 +197,7 @@ BEGIN
             WHERE w.status NOT IN ('complete', 'resolved_manually')),
            coalesce(n->'def'->'handler'->'initialization', '{}'::jsonb), 1, p_now, p_now
     FROM jsonb_array_elements(v_new) AS n;
+    GET DIAGNOSTICS v_created = ROW_COUNT;
 
     INSERT INTO tasker.workflow_step_edges (task_uuid, from_step_uuid, to_step_uuid, name)
     SELECT p_task, parent.workflow_step_uuid, (n->>'uuid')::uuid, 'provides'
@@ -201,7 +209,7 @@ BEGIN
       event, sort_key, created_at)
     SELECT (n->>'uuid')::uuid, p_task, NULL, 'pending', 'initialize', 1, p_now FROM jsonb_array_elements(v_new) AS n;
 
-    v_total := v_total + array_length(v_more, 1);
+    v_total := v_total + v_created;
     v_frontier := v_more;
   END LOOP;
   IF v_total > 0 THEN

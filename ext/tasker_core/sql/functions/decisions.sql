@@ -23,6 +23,14 @@ BEGIN
   IF v_names IS NULL OR jsonb_typeof(v_names) <> 'array' OR jsonb_array_length(v_names) = 0 THEN
     RETURN 'decision_point_outcome.step_names must be a non-empty list of step names';
   END IF;
+  IF EXISTS (SELECT 1 FROM jsonb_array_elements(v_names) x WHERE jsonb_typeof(x) <> 'string') THEN
+    RETURN 'decision_point_outcome.step_names must be a list of step names (strings)';
+  END IF;
+  SELECT string_agg(DISTINCT n, ', ') INTO v_name
+  FROM (SELECT n FROM jsonb_array_elements_text(v_names) AS n GROUP BY n HAVING count(*) > 1) dup;
+  IF v_name IS NOT NULL THEN
+    RETURN format('decision step %s chose %s more than once', p_step.name, v_name);
+  END IF;
   IF jsonb_array_length(v_names) > 100 THEN
     RETURN format('decision step %s requested %s steps; max_steps_per_decision is 100', p_step.name, jsonb_array_length(v_names));
   END IF;
@@ -62,7 +70,7 @@ BEGIN
   SELECT nt.configuration->'steps' INTO v_steps
   FROM tasker.tasks t JOIN tasker.named_tasks nt USING (named_task_uuid) WHERE t.task_uuid = p_step.task_uuid;
   SELECT array_agg(template_step_name) INTO v_existing FROM tasker.workflow_steps WHERE task_uuid = p_step.task_uuid;
-  SELECT array_agg(n) INTO v_created
+  SELECT array_agg(DISTINCT n) INTO v_created
   FROM jsonb_array_elements_text(v_outcome->'step_names') AS n WHERE NOT n = ANY (v_existing);
   v_created := coalesce(v_created, '{}');
 
@@ -104,6 +112,8 @@ BEGIN
                           AND w.template_step_name = dep AND w.status NOT IN ('complete', 'resolved_manually'))),
          coalesce(n->'def'->'handler'->'initialization', '{}'::jsonb), 1, p_now, p_now
   FROM jsonb_array_elements(v_new) AS n;
+  -- The task's counters grow by the rows created, never by the names asked for.
+  GET DIAGNOSTICS v_count = ROW_COUNT;
 
   INSERT INTO tasker.workflow_step_edges (task_uuid, from_step_uuid, to_step_uuid, name)
   SELECT p_step.task_uuid, parent.workflow_step_uuid, (n->>'uuid')::uuid, 'provides'

@@ -197,13 +197,17 @@ DECLARE
   v_snapshot jsonb;
 BEGIN
   FOR r IN
-    SELECT t.*, nt.name AS task_name,
-           coalesce((nt.configuration->'lifecycle'->>'max_steps_in_process_minutes')::integer,
-                    p_threshold_minutes) AS threshold,
+    SELECT t.*, nt.name AS task_name, lim.threshold,
            extract(epoch FROM v_now - t.updated_at) / 60 AS idle_minutes
     FROM tasker.tasks t JOIN tasker.named_tasks nt USING (named_task_uuid)
+    -- The threshold of the template; one stored before registration validated it that is no
+    -- whole number of minutes is ignored rather than cast (which would stop the detector).
+    CROSS JOIN LATERAL (
+      SELECT coalesce(CASE WHEN (nt.configuration->'lifecycle'->>'max_steps_in_process_minutes') ~ '^[0-9]{1,6}$'
+                           THEN (nt.configuration->'lifecycle'->>'max_steps_in_process_minutes')::integer END,
+                      p_threshold_minutes) AS threshold) lim
     WHERE t.status = 'steps_in_process'
-      AND (t.updated_at < v_now - make_interval(mins => coalesce((nt.configuration->'lifecycle'->>'max_steps_in_process_minutes')::integer, p_threshold_minutes))
+      AND (t.updated_at < v_now - make_interval(mins => lim.threshold)
            OR t.created_at < v_now - make_interval(hours => p_max_lifetime_hours))
       AND NOT EXISTS (SELECT 1 FROM tasker.workflow_steps s WHERE s.task_uuid = t.task_uuid
                         AND ((s.status = 'in_progress' AND s.claim_expires_at > v_now)

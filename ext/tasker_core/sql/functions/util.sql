@@ -16,7 +16,9 @@ $$;
 CREATE OR REPLACE FUNCTION tasker.retry_delay_ms(p_attempts integer, p_retry jsonb, p_result jsonb)
 RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-  v_hint numeric := (p_result->'orchestration_metadata'->'backoff_hint'->>'delay_seconds')::numeric;
+  -- The hint comes from the result: read only when it is a JSON number (never cast blindly).
+  v_hint numeric := CASE WHEN jsonb_typeof(p_result->'orchestration_metadata'->'backoff_hint'->'delay_seconds') = 'number'
+                         THEN (p_result->'orchestration_metadata'->'backoff_hint'->>'delay_seconds')::numeric END;
   v_header text := p_result->'orchestration_metadata'->'headers'->>'retry-after';
   v_policy text := coalesce(p_retry->>'backoff', 'exponential');
   v_base numeric := coalesce((p_retry->>'backoff_base_ms')::numeric, 1000);
