@@ -31,6 +31,33 @@ RSpec.describe "the claim across namespaces and with a backlog" do
     expect(claim(%w[math resilience], 5)).to eq([])
   end
 
+  it "fails only the step whose event cannot be built, and claims the others" do
+    # A stand-in for an event too large to build (its ancestors' results past jsonb's limit).
+    psql(<<~SQL)
+      ALTER FUNCTION tasker.step_event(tasker.workflow_steps) RENAME TO step_event_real;
+      CREATE FUNCTION tasker.step_event(s tasker.workflow_steps) RETURNS json LANGUAGE plpgsql STABLE AS $$
+      BEGIN
+        IF (SELECT t.context->>'tag' FROM tasker.tasks t WHERE t.task_uuid = s.task_uuid) = 'poison' THEN
+          RAISE EXCEPTION 'total size of jsonb object elements exceeds the maximum' USING ERRCODE = '54000';
+        END IF;
+        RETURN tasker.step_event_real(s);
+      END $$;
+    SQL
+    begin
+      good = create("diamond_workflow", "math", 5, "good")
+      bad = create("diamond_workflow", "math", 9, "poison")
+      expect(claim(%w[math], 5)).to eq([good["task_uuid"]])
+      status, message = psql("SELECT status, results->'error'->>'message' FROM tasker.workflow_steps " \
+                             "WHERE task_uuid = '#{bad['task_uuid']}' AND name = 'diamond_start'").first
+      expect(status).to eq("error")
+      expect(message).to include("the step event could not be built", "exceeds the maximum")
+      expect(psql_value("SELECT status FROM tasker.tasks WHERE task_uuid = '#{bad['task_uuid']}'")).to eq("error")
+    ensure
+      psql("DROP FUNCTION tasker.step_event(tasker.workflow_steps); " \
+           "ALTER FUNCTION tasker.step_event_real(tasker.workflow_steps) RENAME TO step_event")
+    end
+  end
+
   it "claims by priority, oldest first within a priority, from a backlog of one namespace" do
     tasks = Array.new(30) { |i| create("diamond_workflow", "math", i % 3, "b#{i}") }
     claimed = claim(%w[math], 12)
