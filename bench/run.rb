@@ -340,7 +340,7 @@ module Bench
                                              create_pg_stat_statements
 
       tasks = 50
-      writes_before = table_writes
+      writes_before = settled_table_writes # earlier phases' counts reported first
       top = count_statements(tasks, "top")
       writes = settled_table_writes.zip(writes_before).map { |now, before| now - before }
       all = count_statements(tasks, "all")
@@ -360,12 +360,14 @@ module Bench
     end
 
     # table_writes once every backend has reported: a busy backend reports its counts at most once a
-    # second, an idle one within ten seconds; the counts are read until they stop moving.
+    # second, an idle one only after ten seconds, so the counts are read for at least eleven seconds
+    # and until they stop moving.
     def settled_table_writes
+      started = Probe.now
       last = table_writes
       stable = 0
-      deadline = Probe.now + 15
-      while stable < 3 && Probe.now < deadline
+      deadline = started + 25
+      while (stable < 3 || Probe.now < started + 11) && Probe.now < deadline
         sleep 1
         now = table_writes
         stable = now == last ? stable + 1 : 0
