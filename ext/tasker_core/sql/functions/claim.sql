@@ -13,8 +13,12 @@ CREATE OR REPLACE FUNCTION tasker.claim_steps(p_worker uuid, p_namespaces text[]
                                               p_visibility_seconds integer) RETURNS SETOF json
 LANGUAGE plpgsql
 -- Generic plans, cached for the session: with an array of namespaces PostgreSQL would otherwise
--- judge a fresh custom plan cheaper and plan the claim again on every call.
+-- judge a fresh custom plan cheaper and plan the claim again on every call. A generic plan does not
+-- know the limit, and may then prefer a bitmap scan of every enqueued step of the namespace and a
+-- sort (hundreds of pages per claim with a backlog, seen with auto_explain) to the claim index's
+-- own order, which stops after p_limit rows: bitmap scans are off for the claim.
 SET plan_cache_mode = force_generic_plan
+SET enable_bitmapscan = off
 AS $$
 DECLARE
   -- The clock, not the transaction's start: a flush claims after its completion, whose children's
