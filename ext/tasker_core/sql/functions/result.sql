@@ -357,8 +357,12 @@ BEGIN
           enqueue_seq = CASE WHEN c.pending_parents = k.n AND c.status = 'pending'
                              THEN c.transition_seq + 1 ELSE c.enqueue_seq END,
           updated_at = v_now
+      -- The children through one probe of the edges per finished step (OFFSET 0 keeps the subquery
+      -- lateral: joined, the planner may scan every edge of the table into a hash).
       FROM (SELECT e.to_step_uuid, count(*)::integer AS n
-            FROM done d JOIN tasker.workflow_step_edges e ON e.from_step_uuid = d.workflow_step_uuid
+            FROM done d CROSS JOIN LATERAL (
+              SELECT x.to_step_uuid FROM tasker.workflow_step_edges x
+              WHERE x.from_step_uuid = d.workflow_step_uuid OFFSET 0) e
             GROUP BY e.to_step_uuid) k
       WHERE c.workflow_step_uuid = k.to_step_uuid
       RETURNING c.workflow_step_uuid, c.task_uuid, c.namespace_name,
