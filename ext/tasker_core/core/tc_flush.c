@@ -4,7 +4,9 @@
  * Handler threads submit results here instead of each running its own transaction. The first
  * submitter that finds no flush in progress becomes the leader: it takes every waiting result (up
  * to max_batch) and sends them, with a claim of the next step for each submitter that asked for
- * one, in one round trip and one transaction (tasker.flush) on the flusher's own connection. The
+ * one, in one round trip and one transaction (tasker.flush) on the flusher's own connection. A
+ * submitter whose step's only child became ready with this result gets that child handed over
+ * (tasker.complete_results: no enqueue, no claim of the queue), the others a step of the claim. The
  * others wait; whoever still waits when the flush ends leads the next one. A lone result therefore
  * goes at once, from its own thread, and under load the results that arrive during one flush
  * share the next one: there is no timer.
@@ -132,8 +134,8 @@ static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
   bool ok = append(&text, &len, &cap, "[");
   for (int i = 0; ok && i < n; i++) {
     char head[160];
-    snprintf(head, sizeof head, "%s{\"step_uuid\":\"%s\",\"claim_token\":\"%s\",\"result\":", i ? "," : "",
-             batch[i]->step_uuid, batch[i]->claim_token);
+    snprintf(head, sizeof head, "%s{\"step_uuid\":\"%s\",\"claim_token\":\"%s\",%s\"result\":", i ? "," : "",
+             batch[i]->step_uuid, batch[i]->claim_token, batch[i]->claim_next ? "\"next\":true," : "");
     ok = append(&text, &len, &cap, head) && append(&text, &len, &cap, batch[i]->result_text) &&
          append(&text, &len, &cap, "}");
     if (batch[i]->claim_next) claims++;
@@ -153,13 +155,15 @@ static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
     }
   }
   tc_free(text);
-  json_object *outcomes = NULL, *next = NULL;
+  json_object *outcomes = NULL, *next = NULL, *handed_over = NULL;
   if (rc == TC_OK && (!json_object_object_get_ex(res, "outcomes", &outcomes) ||
                       !json_object_is_type(outcomes, json_type_array) ||
                       (int)json_object_array_length(outcomes) != n ||
-                      !json_object_object_get_ex(res, "next_steps", &next)))
+                      !json_object_object_get_ex(res, "next_steps", &next) ||
+                      !json_object_object_get_ex(res, "handed", &handed_over) ||
+                      !json_object_is_type(handed_over, json_type_array)))
     rc = tc_error_set(&err, TC_EDB, "tasker.flush answered without an outcome for each result");
-  int handed = 0;
+  int taken = 0;
   for (int i = 0; i < n; i++) {
     tc_flush_item_t *item = batch[i];
     item->rc = rc;
@@ -168,8 +172,13 @@ static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
       continue;
     }
     item->outcome = json_object_get(json_object_array_get_idx(outcomes, (size_t)i));
-    if (item->claim_next && next && handed < (int)json_object_array_length(next))
-      item->next = json_object_get(json_object_array_get_idx(next, (size_t)handed++));
+    /* A step handed over by the completion (the finished step's only child), else one of the claim's. */
+    json_object_object_del(item->outcome, "next_step");
+    json_object *mine = json_object_array_get_idx(handed_over, (size_t)i);
+    if (item->claim_next && mine && json_object_is_type(mine, json_type_array))
+      item->next = json_object_get(mine);
+    else if (item->claim_next && next && taken < (int)json_object_array_length(next))
+      item->next = json_object_get(json_object_array_get_idx(next, (size_t)taken++));
   }
   /* Every submitter that asked got one step at most; more cannot have been claimed. */
   json_object_put(res);

@@ -8,7 +8,8 @@
 -- use its order), taking the first p_limit of each, then the best p_limit of those, so it costs
 -- the same with an empty queue and with a backlog. Rows locked there but not claimed stay locked
 -- only until the transaction ends. A step whose event cannot be built (its ancestors' results
--- exceed what one value may hold) fails for good, naming why; the others are claimed as usual.
+-- exceed what one value may hold) fails for good, naming why; the others are claimed as usual
+-- (step_events).
 CREATE OR REPLACE FUNCTION tasker.claim_steps(p_worker uuid, p_namespaces text[], p_limit integer,
                                               p_visibility_seconds integer) RETURNS SETOF json
 LANGUAGE plpgsql
@@ -26,9 +27,6 @@ DECLARE
   v_now timestamp := clock_timestamp() AT TIME ZONE 'utc';
   v_rows tasker.workflow_steps[];
   v_events json[];
-  v_event json;
-  v_message text;
-  v_row tasker.workflow_steps;
 BEGIN
   IF p_limit IS NULL OR p_limit <= 0 OR cardinality(p_namespaces) IS NULL THEN
     RETURN;
@@ -63,28 +61,8 @@ BEGIN
     RETURN;
   END IF;
 
-  -- The events are built in a block of their own (it writes nothing, so it costs no
-  -- subtransaction id): one that fails is found by building them one at a time.
-  BEGIN
-    SELECT array_agg(tasker.step_event(r)) INTO v_events FROM unnest(v_rows) AS r;
-  EXCEPTION WHEN OTHERS THEN
-    v_events := '{}';
-    FOREACH v_row IN ARRAY v_rows LOOP
-      BEGIN
-        v_event := tasker.step_event(v_row);
-        v_events := v_events || v_event;
-      EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT;
-        PERFORM tasker.apply_claimed_step_result(v_row, p_worker, jsonb_build_object(
-          'step_uuid', v_row.workflow_step_uuid, 'success', false, 'status', 'failed', 'result', NULL,
-          'error', jsonb_build_object('message', 'the step event could not be built: ' || v_message,
-                                      'error_type', 'StepEventError', 'retryable', false),
-          'metadata', jsonb_build_object('retryable', false, 'error_type', 'StepEventError')),
-          'step_event_failed');
-      END;
-    END LOOP;
-  END;
-  RETURN QUERY SELECT unnest(v_events);
+  v_events := tasker.step_events(v_rows, p_worker);
+  RETURN QUERY SELECT e FROM unnest(v_events) AS e WHERE e IS NOT NULL;
 END $$;
 
 -- Moves due retries of the given namespaces back to the queue and recovers steps whose claim

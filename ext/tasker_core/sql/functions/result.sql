@@ -273,7 +273,13 @@ END $$;
 -- completion of every task whose last step this was. Every other result (failures, decisions,
 -- batches, events, refused claims, ended tasks) goes through complete_one.
 -- With p_notify false the caller wakes other workers (flush does, after claiming).
-CREATE OR REPLACE FUNCTION tasker.complete_results(p_worker uuid, p_results jsonb, p_notify boolean) RETURNS jsonb
+-- Hand-off: a result marked "next": true (its worker wants a step in the slot it frees) whose step
+-- has one child, and whose completion makes that child ready, takes the child at once: it goes
+-- from pending to in_progress, claimed by p_worker for p_visibility_seconds, and the outcome names
+-- it ("next_step"). No enqueue, no walk of the queue, one row update fewer (a chain's next step).
+-- Without p_visibility_seconds nothing is handed off.
+CREATE OR REPLACE FUNCTION tasker.complete_results(p_worker uuid, p_results jsonb, p_notify boolean,
+                                                   p_visibility_seconds integer DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
@@ -325,7 +331,8 @@ BEGIN
   IF cardinality(v_fast) > 0 THEN
     WITH input AS (
       SELECT (x.r->>'step_uuid')::uuid AS step, (x.r->'result') - 'domain_events' AS result, x.ord,
-             (x.r->'result'->'metadata'->>'execution_time_ms')::numeric::bigint AS exec_ms
+             (x.r->'result'->'metadata'->>'execution_time_ms')::numeric::bigint AS exec_ms,
+             coalesce((x.r->>'next')::boolean, false) AND p_visibility_seconds IS NOT NULL AS want_next
       FROM jsonb_array_elements(p_results) WITH ORDINALITY AS x(r, ord)
       WHERE x.ord = ANY (v_fast)
     ), done AS (
@@ -337,7 +344,7 @@ BEGIN
       FROM input i, tasker.workflow_steps o
       WHERE s.workflow_step_uuid = i.step AND o.workflow_step_uuid = i.step
       RETURNING s.workflow_step_uuid, s.task_uuid, s.attempts, s.transition_seq, s.namespace_name, i.result,
-                i.exec_ms, i.ord, o.enqueue_seq, o.ready_at, o.claim_seq, o.last_attempted_at
+                i.exec_ms, i.ord, i.want_next, o.enqueue_seq, o.ready_at, o.claim_seq, o.last_attempted_at
     ), history AS (
       INSERT INTO tasker.workflow_step_attempts (attempt_uuid, workflow_step_uuid, task_uuid, kind, attempt,
         worker_uuid, enqueue_seq, enqueued_at, claim_seq, claimed_at, result_seq, result_state, result_event,
@@ -348,28 +355,52 @@ BEGIN
              'complete', '{}'::jsonb, v_now, true, true, d.exec_ms, d.result
       FROM done d
     ), released AS (
+      -- A child reaching zero pending parents is enqueued, or handed to the result that takes it
+      -- (k.taker: the first result that wants a next step and whose step has no other child).
+      -- The CASEs read c after any wait for a concurrent flush's update of the same child.
       UPDATE tasker.workflow_steps c
       SET pending_parents = c.pending_parents - k.n,
-          status = CASE WHEN c.pending_parents = k.n AND c.status = 'pending' THEN 'enqueued' ELSE c.status END,
+          status = CASE WHEN c.pending_parents = k.n AND c.status = 'pending'
+                        THEN CASE WHEN k.taker IS NULL THEN 'enqueued' ELSE 'in_progress' END
+                        ELSE c.status END,
           ready_at = CASE WHEN c.pending_parents = k.n AND c.status = 'pending' THEN v_now ELSE c.ready_at END,
           transition_seq = CASE WHEN c.pending_parents = k.n AND c.status = 'pending'
-                                THEN c.transition_seq + 1 ELSE c.transition_seq END,
+                                THEN c.transition_seq + CASE WHEN k.taker IS NULL THEN 1 ELSE 2 END
+                                ELSE c.transition_seq END,
           enqueue_seq = CASE WHEN c.pending_parents = k.n AND c.status = 'pending'
                              THEN c.transition_seq + 1 ELSE c.enqueue_seq END,
+          in_process = c.in_process OR (c.pending_parents = k.n AND c.status = 'pending' AND k.taker IS NOT NULL),
+          attempts = c.attempts + (c.pending_parents = k.n AND c.status = 'pending' AND k.taker IS NOT NULL)::integer,
+          last_attempted_at = CASE WHEN c.pending_parents = k.n AND c.status = 'pending' AND k.taker IS NOT NULL
+                                   THEN v_now ELSE c.last_attempted_at END,
+          claim_owner = CASE WHEN c.pending_parents = k.n AND c.status = 'pending' AND k.taker IS NOT NULL
+                             THEN p_worker ELSE c.claim_owner END,
+          claim_token = CASE WHEN c.pending_parents = k.n AND c.status = 'pending' AND k.taker IS NOT NULL
+                             THEN tasker.uuid_v7() ELSE c.claim_token END,
+          claim_expires_at = CASE WHEN c.pending_parents = k.n AND c.status = 'pending' AND k.taker IS NOT NULL
+                                  THEN v_now + make_interval(secs => p_visibility_seconds) ELSE c.claim_expires_at END,
+          claim_seq = CASE WHEN c.pending_parents = k.n AND c.status = 'pending' AND k.taker IS NOT NULL
+                           THEN c.transition_seq + 2 ELSE c.claim_seq END,
           updated_at = v_now
       -- The children through one probe of the edges per finished step (OFFSET 0 keeps the subquery
       -- lateral: joined, the planner may scan every edge of the table into a hash).
-      FROM (SELECT e.to_step_uuid, count(*)::integer AS n
-            FROM done d CROSS JOIN LATERAL (
-              SELECT x.to_step_uuid FROM tasker.workflow_step_edges x
-              WHERE x.from_step_uuid = d.workflow_step_uuid OFFSET 0) e
+      FROM (SELECT e.to_step_uuid, count(*)::integer AS n,
+                   min(e.ord) FILTER (WHERE e.want_next AND e.children = 1) AS taker
+            FROM (SELECT x.to_step_uuid, d.ord, d.want_next,
+                         count(*) OVER (PARTITION BY d.workflow_step_uuid) AS children
+                  FROM done d CROSS JOIN LATERAL (
+                    SELECT y.to_step_uuid FROM tasker.workflow_step_edges y
+                    WHERE y.from_step_uuid = d.workflow_step_uuid OFFSET 0) x) e
             GROUP BY e.to_step_uuid) k
       WHERE c.workflow_step_uuid = k.to_step_uuid
       RETURNING c.workflow_step_uuid, c.task_uuid, c.namespace_name,
-                c.status = 'enqueued' AND c.pending_parents = 0 AS ready
+                c.status = 'enqueued' AND c.pending_parents = 0 AS ready,
+                CASE WHEN c.status = 'in_progress' AND c.last_attempted_at = v_now AND c.claim_owner = p_worker
+                     THEN k.taker END AS handed_to
     ), per_task AS (
       SELECT d.task_uuid, count(*)::integer AS n_done,
-             (SELECT count(*)::integer FROM released r WHERE r.task_uuid = d.task_uuid AND r.ready) AS n_ready
+             (SELECT count(*)::integer FROM released r
+              WHERE r.task_uuid = d.task_uuid AND (r.ready OR r.handed_to IS NOT NULL)) AS n_ready
       FROM done d GROUP BY d.task_uuid
     ), tasks_done AS (
       UPDATE tasker.tasks t
@@ -398,7 +429,8 @@ BEGIN
              'enqueued', (SELECT count(*) FROM released r
                           JOIN tasker.workflow_step_edges e ON e.to_step_uuid = r.workflow_step_uuid
                           WHERE r.ready AND e.from_step_uuid = d.workflow_step_uuid),
-             'next_retry_at', NULL, 'namespace', d.namespace_name) ORDER BY d.ord),
+             'next_retry_at', NULL, 'namespace', d.namespace_name,
+             'next_step', (SELECT r.workflow_step_uuid FROM released r WHERE r.handed_to = d.ord)) ORDER BY d.ord),
            array_agg(d.ord ORDER BY d.ord) FILTER (WHERE x.status = 'steps_in_process' AND x.active_steps = 0
                                                         AND x.error_steps > 0),
            array_agg(d.task_uuid ORDER BY d.ord) FILTER (WHERE x.status = 'steps_in_process' AND x.active_steps = 0
@@ -431,21 +463,39 @@ BEGIN
   RETURN to_jsonb(v_out);
 END $$;
 
--- One flush of a worker: its results (complete_results), then, on a fresh snapshot, up to p_claim
--- newly claimed steps of p_namespaces, so the handler threads that submitted go on with the next
--- step without a notification and a separate claim in between. Returns {"outcomes": [...], in
--- the order of p_results, "next_steps": [step event rows]}. Other workers are woken only when work is
--- left in the queue (or a retry was scheduled).
+-- One flush of a worker: its results (complete_results, which hands a finished step's only child
+-- to a result marked "next": true), then, on a fresh snapshot, up to p_claim less the steps handed
+-- over newly claimed steps of p_namespaces, so the handler threads that submitted go on with the
+-- next step without a notification and a separate claim in between. Returns {"outcomes": [...],
+-- in the order of p_results, "handed": [step event row or null, one per result], "next_steps":
+-- [step event rows]}. Other workers are woken only when work is left in the queue (or a retry was
+-- scheduled).
 CREATE OR REPLACE FUNCTION tasker.flush(p_worker uuid, p_results jsonb, p_claim integer, p_namespaces text[],
                                         p_visibility_seconds integer) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
   v_outcomes jsonb := '[]'::jsonb;
   v_next json := '[]'::json;
+  v_handed json[];
+  v_rows tasker.workflow_steps[];
+  v_ords bigint[];
+  v_events json[];
   v_wake text[];
 BEGIN
   IF jsonb_array_length(p_results) > 0 THEN
-    v_outcomes := tasker.complete_results(p_worker, p_results, false);
+    v_outcomes := tasker.complete_results(p_worker, p_results, false, p_visibility_seconds);
+    SELECT array_agg(s ORDER BY o.ord), array_agg(o.ord ORDER BY o.ord) INTO v_rows, v_ords
+    FROM jsonb_array_elements(v_outcomes) WITH ORDINALITY AS o(x, ord)
+    JOIN tasker.workflow_steps s ON s.workflow_step_uuid = (o.x->>'next_step')::uuid
+    WHERE o.x->>'next_step' IS NOT NULL;
+    IF v_rows IS NOT NULL THEN
+      v_events := tasker.step_events(v_rows, p_worker);
+      v_handed := array_fill(NULL::json, ARRAY[jsonb_array_length(p_results)]);
+      FOR i IN 1 .. cardinality(v_ords) LOOP
+        v_handed[v_ords[i]] := v_events[i];
+      END LOOP;
+      p_claim := p_claim - cardinality(v_ords);
+    END IF;
   END IF;
   IF p_claim > 0 THEN
     SELECT coalesce(json_agg(e), '[]'::json) INTO v_next
@@ -460,5 +510,6 @@ BEGIN
   IF v_wake IS NOT NULL THEN
     PERFORM pg_notify('tasker_steps_' || n, '') FROM unnest(v_wake) AS n WHERE n IS NOT NULL;
   END IF;
-  RETURN json_build_object('outcomes', v_outcomes, 'next_steps', v_next);
+  RETURN json_build_object('outcomes', v_outcomes, 'handed', coalesce(to_json(v_handed), '[]'::json),
+                           'next_steps', v_next);
 END $$;

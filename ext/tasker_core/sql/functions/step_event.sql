@@ -53,3 +53,36 @@ LANGUAGE sql STABLE AS $$
                     '{}'::jsonb))
   FROM tasker.named_tasks nt WHERE nt.named_task_uuid = p_named_task
 $$;
+
+-- The event rows of claimed steps p_rows, in their order. They are built in a block of their own
+-- (it writes nothing, so the common case costs no subtransaction id); when one cannot be built
+-- (its ancestors' results past what one value may hold), they are built one at a time and a step
+-- whose event fails fails for good with a StepEventError naming why, its place left NULL.
+CREATE OR REPLACE FUNCTION tasker.step_events(p_rows tasker.workflow_steps[], p_worker uuid) RETURNS json[]
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_events json[];
+  v_message text;
+  v_row tasker.workflow_steps;
+BEGIN
+  BEGIN
+    SELECT array_agg(tasker.step_event(r) ORDER BY n) INTO v_events FROM unnest(p_rows) WITH ORDINALITY AS x(r, n);
+  EXCEPTION WHEN OTHERS THEN
+    v_events := '{}';
+    FOREACH v_row IN ARRAY p_rows LOOP
+      BEGIN
+        v_events := v_events || tasker.step_event(v_row);
+      EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT;
+        v_events := array_append(v_events, NULL::json);
+        PERFORM tasker.apply_claimed_step_result(v_row, p_worker, jsonb_build_object(
+          'step_uuid', v_row.workflow_step_uuid, 'success', false, 'status', 'failed', 'result', NULL,
+          'error', jsonb_build_object('message', 'the step event could not be built: ' || v_message,
+                                      'error_type', 'StepEventError', 'retryable', false),
+          'metadata', jsonb_build_object('retryable', false, 'error_type', 'StepEventError')),
+          'step_event_failed');
+      END;
+    END LOOP;
+  END;
+  RETURN v_events;
+END $$;
