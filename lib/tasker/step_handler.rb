@@ -24,7 +24,7 @@ module Tasker
         sequence = Tasker::StepSequence.from_step_context(context, step)
         handle(task, sequence, step)
         metadata = published_events.empty? ? {} : { "tasker_events" => published_events }
-        success(step.results, metadata: metadata)
+        success(TaskerCore::PlainData.call(step.results, field: "result"), metadata: metadata)
       end
 
       # Runs process and process_results as the original engine did; returns step.results.

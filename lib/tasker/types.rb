@@ -18,7 +18,7 @@ module Tasker
       attr_reader(*ATTRIBUTES)
 
       def initialize(attributes = {}, **keywords)
-        attrs = attributes.to_h.transform_keys(&:to_sym).merge(keywords)
+        attrs = attributes.to_h.merge(keywords).transform_keys(&:to_sym)
         unknown = attrs.keys - ATTRIBUTES
         unless unknown.empty?
           raise TaskerCore::Errors::ValidationError.new("TaskRequest has no attribute #{unknown.first}",
