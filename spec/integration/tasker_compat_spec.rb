@@ -18,7 +18,7 @@ RSpec.describe "require \"tasker\": seed 002's example app", timeout: 300 do
     command = [RbConfig.ruby, "-I", LIB_DIR, "-e", "require 'rspec/core'; exit RSpec::Core::Runner.run(ARGV)", "--",
                "--no-color", "--format", "progress", *(files.empty? ? ["spec"] : files)]
     output = IO.popen(env, command, chdir: APP_DIR, err: %i[child out], &:read)
-    [$CHILD_STATUS || $?, output]
+    [Process.last_status, output]
   end
 
   it "passes the seed's specs unchanged and runs both workflows end to end against PostgreSQL" do
