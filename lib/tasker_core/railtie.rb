@@ -14,6 +14,8 @@ module TaskerCore
   #   handler runs inside the app's reloader, so code and templates reload in development;
   # - Rails.logger for the Ruby side's log;
   # - the event subscribers of app/subscribers/, registered in a process when it starts a worker;
+  # - seed 002's Tasker:: API (require "tasker") on the first reference to Tasker, or at boot with
+  #   config.tasker.legacy_api = true;
   # - rake tasks tasker:install, tasker:migrate, tasker:worker.
   class Railtie < ::Rails::Railtie
     config.tasker = ActiveSupport::OrderedOptions.new
@@ -21,6 +23,14 @@ module TaskerCore
     config.tasker.template_paths = ["config/tasker/tasks"]
     config.tasker.subscriber_paths = ["app/subscribers"]
     config.tasker.join_transactions = :auto
+    # Seed 002's Tasker:: API (lib/tasker.rb): loaded on the first reference to Tasker (autoload),
+    # or at boot with config.tasker.legacy_api = true.
+    config.tasker.legacy_api = false
+
+    initializer "tasker_core.legacy_api" do |app|
+      Object.autoload(:Tasker, File.expand_path("../tasker", __dir__)) unless Object.const_defined?(:Tasker, false)
+      require_relative "../tasker" if app.config.tasker.legacy_api
+    end
 
     initializer "tasker_core.configure", before: :load_config_initializers do |app|
       Railtie.configure(app)

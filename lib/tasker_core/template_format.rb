@@ -19,6 +19,7 @@ module TaskerCore
       out["input_schema"] = data["schema"] if data["schema"]
       legacy_meta = data.slice("module_namespace", "task_handler_class", "concurrent")
       out["metadata"] = (out["metadata"] || {}).merge("legacy" => legacy_meta) unless legacy_meta.empty?
+      out["task_handler"] ||= { "callable" => data["task_handler_class"].to_s } if data["task_handler_class"]
       out["steps"] = Array(data["step_templates"]).map { |s| convert_legacy_step(s) }
       if data["environments"].is_a?(Hash)
         out["environments"] = data["environments"].transform_values do |env|

@@ -270,6 +270,32 @@ def section_workflow
         invoice.include?("callable: Billing::Invoice::StepHandler::ChargeCardHandler") &&
         File.file?(File.join(APP, "app/tasks/billing/invoice/step_handler/charge_card_handler.rb")),
         "tasker:task_handler Billing::Invoice --steps fetch_invoice charge_card: a chain in Zeitwerk's layout")
+  seed_generators
+end
+
+# Not on the page (docs/migrating-from-tasker-engine.md): seed 002's generators, which write
+# Tasker:: classes and a template in the original engine's YAML format. Their specs run below with
+# the others, and `tasker templates validate --check-handlers` loads their handlers.
+def seed_generators
+  run("bin/rails generate task_handler ShipmentProcess --steps pack_items")
+  run("bin/rails generate step_handler ShipmentProcess::ShipItems")
+  run("bin/rails generate api_step_handler ShipmentProcess::FetchRates")
+  yaml = File.read(File.join(APP, "config/tasker/tasks/shipment_process.yaml"))
+  task = File.read(File.join(APP, "app/tasks/shipment_process.rb"))
+  ship = File.read(File.join(APP, "app/tasks/shipment_process/step_handler/ship_items_handler.rb"))
+  rates = File.read(File.join(APP, "app/tasks/shipment_process/step_handler/fetch_rates_handler.rb"))
+  check(task.include?("class ShipmentProcess < Tasker::TaskHandler::Base") &&
+        yaml.include?("task_handler_class: ShipmentProcess") &&
+        yaml.include?("  - name: ship_items\n    description: Ship items\n    depends_on_step: pack_items\n" \
+                      "    handler_class: ShipmentProcess::StepHandler::ShipItemsHandler") &&
+        yaml.include?("    depends_on_step: ship_items\n    handler_class: ShipmentProcess::StepHandler::FetchRatesHandler") &&
+        ship.include?("class ShipItemsHandler < Tasker::StepHandler::Base") &&
+        rates.include?("class FetchRatesHandler < Tasker::StepHandler::Api") &&
+        %w[spec/tasks/shipment_process_spec.rb spec/tasks/shipment_process/step_handler/pack_items_handler_spec.rb
+           spec/tasks/shipment_process/step_handler/ship_items_handler_spec.rb
+           spec/tasks/shipment_process/step_handler/fetch_rates_handler_spec.rb].all? { |p| File.file?(File.join(APP, p)) },
+        "seed 002's generators (task_handler, step_handler, api_step_handler) wrote Tasker:: handlers, specs and " \
+        "a step_templates chain")
 end
 
 SUBSCRIBER_COMMAND = "bin/rails generate tasker:subscriber notification --events task.completed task.failed step.failed"
@@ -325,7 +351,7 @@ def section_test
   FileUtils.cp(File.join(APP, "Gemfile.lock"), File.join(CACHE, "Gemfile.lock"))
   # The generated specs as generated (not a command of the page: it runs them after the edits).
   out = run("bundle exec rspec --format documentation")
-  check(out.match?(/\b(\d+) examples, 0 failures/) && out[/(\d+) examples/, 1].to_i >= 11,
+  check(out.match?(/\b(\d+) examples, 0 failures/) && out[/(\d+) examples/, 1].to_i >= 15,
         "the generated specs pass as generated (#{out[/\d+ examples, \d+ failures/]})")
   check(out.match?(/^NotificationSubscriber\n  handles task\.completed\n  handles task\.failed\n  handles step\.failed$/),
         "the generated subscriber's spec ran its three examples")
@@ -470,7 +496,9 @@ end
 def section_cli
   out = doc "bundle exec tasker templates validate config/tasker/tasks --check-handlers"
   check(out.include?("ok     config/tasker/tasks/order_process.yaml: order_process/order_process@1.0.0 (2 steps)") &&
-        out.include?("2 valid, 0 invalid"), "tasker templates validate --check-handlers: the app's templates and handlers")
+        out.include?("shipment_process/shipment_process@1.0.0 (3 steps)") &&
+        out.include?("3 valid, 0 invalid"), "tasker templates validate --check-handlers: the app's templates and handlers " \
+                                            "(seed 002's Tasker:: ones too)")
   out = doc "bundle exec tasker templates list"
   check(out.match?(%r{order_process/order_process@1\.0\.0\s+2 steps}), "tasker templates list shows order_process")
   out = doc "bundle exec tasker tasks list --status complete"

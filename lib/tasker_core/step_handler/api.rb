@@ -10,10 +10,10 @@ module TaskerCore
   module StepHandler
     # Base class of steps that call an HTTP API. The connection comes from the step's
     # handler.initialization (or class defaults): base_url (or url), headers, open_timeout,
-    # read_timeout (seconds). Responses are classified (SPEC 4.5): 2xx/3xx return a Response;
-    # 400, 401, 403, 404 and 422 raise PermanentError (NotFoundError for 404); 429 and 5xx raise
-    # RetryableError honouring Retry-After; other 4xx raise PermanentError; connection failures and
-    # timeouts raise NetworkError / TimeoutError (retryable).
+    # read_timeout (seconds; timeout sets both). Responses are classified (SPEC 4.5): 2xx/3xx
+    # return a Response; 400, 401, 403, 404 and 422 raise PermanentError (NotFoundError for 404);
+    # 429 and 5xx raise RetryableError honouring Retry-After; other 4xx raise PermanentError;
+    # connection failures and timeouts raise NetworkError / TimeoutError (retryable).
     #
     #   class FetchInventory < TaskerCore::StepHandler::Api
     #     def call(context)
@@ -43,11 +43,13 @@ module TaskerCore
         def default_headers = @default_headers || {}
       end
 
+      # handler.initialization's base_url (or url), or the class's; ${VAR} and ${VAR:-default} are
+      # read from the environment at each request, as in headers.
       def base_url
         url = config["base_url"] || config["url"] || self.class.base_url
         raise Errors::ConfigurationError, "#{self.class.name} has no base_url (handler.initialization.base_url)" unless url
 
-        url
+        expand_env(url, "base_url")
       end
 
       def get(path, params: {}, headers: {}) = request(Net::HTTP::Get, path, params: params, headers: headers)
@@ -80,33 +82,44 @@ module TaskerCore
       # passed to a request are sent as given: they may carry task data.
       def configured_headers
         self.class.default_headers.merge(config.fetch("headers", {})).to_h do |name, value|
-          expanded = value.to_s.gsub(ENV_REFERENCE) do
-            ENV.fetch(Regexp.last_match(1)) do
-              Regexp.last_match(2) or
-                raise Errors::ConfigurationError, "#{self.class.name}: header #{name} needs the environment variable " \
-                                                  "#{Regexp.last_match(1)} (or a default: ${#{Regexp.last_match(1)}:-value})"
-            end
-          end
-          [name, expanded]
+          [name, expand_env(value, "header #{name}")]
         end
       end
 
+      def expand_env(value, what)
+        value.to_s.gsub(ENV_REFERENCE) do
+          ENV.fetch(Regexp.last_match(1)) do
+            Regexp.last_match(2) or
+              raise Errors::ConfigurationError, "#{self.class.name}: #{what} needs the environment variable " \
+                                                "#{Regexp.last_match(1)} (or a default: ${#{Regexp.last_match(1)}:-value})"
+          end
+        end
+      end
+
+      # path relative to base_url; an empty path is base_url itself.
       def build_uri(path, params)
-        uri = URI.join(base_url.end_with?("/") ? base_url : "#{base_url}/", path.to_s.sub(%r{\A/}, ""))
+        base = base_url
+        uri = if path.to_s.empty? then URI(base)
+              else URI.join(base.end_with?("/") ? base : "#{base}/", path.to_s.sub(%r{\A/}, ""))
+              end
         uri.query = URI.encode_www_form(PlainData.call(params)) unless params.nil? || params.empty?
         uri
       end
 
       def perform(uri, req)
         Net::HTTP.start(uri.host, uri.port, use_ssl: uri.scheme == "https",
-                                            open_timeout: config.fetch("open_timeout", 5),
-                                            read_timeout: config.fetch("read_timeout", 30)) { |http| http.request(req) }
+                                            open_timeout: open_timeout, read_timeout: read_timeout) { |http| http.request(req) }
       rescue Net::OpenTimeout, Net::ReadTimeout => e
         raise Errors::TimeoutError.new("#{req.method} #{uri} timed out (#{e.class.name.split('::').last})",
-                                       timeout_duration: config.fetch("read_timeout", 30))
+                                       timeout_duration: read_timeout)
       rescue SystemCallError, SocketError, IOError, OpenSSL::SSL::SSLError => e
         raise Errors::NetworkError.new("#{req.method} #{uri} failed: #{e.message}")
       end
+
+      # Seconds; handler.initialization's open_timeout / read_timeout, else its timeout (seed 002's
+      # handler_config key), else 5 and 30.
+      def open_timeout = config.fetch("open_timeout") { config.fetch("timeout", 5) }
+      def read_timeout = config.fetch("read_timeout") { config.fetch("timeout", 30) }
 
       def classify(raw, verb, uri)
         response = Response.new(status: raw.code.to_i, headers: raw.each_header.to_h, body: raw.body)
