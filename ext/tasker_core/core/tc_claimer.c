@@ -137,7 +137,9 @@ static void heartbeat(tc_worker_t *w) {
     if (tc_db_query_json(w->conn, "SELECT tasker.extend_claims($1::uuid, $2::jsonb, $3::integer)", 3, params, &n,
                          &err) != TC_OK)
       tc_log(w->rt, TC_LOG_WARN, "heartbeat_failed", "could not extend claims: %s", err.message);
-    else
+    if (err.code != TC_OK && (PQstatus(w->conn) != CONNECTION_OK || tc_db_read_only_error(&err)))
+      drop_conn(w); /* the main loop reconnects and claims at once */
+    else if (err.code == TC_OK)
       __atomic_store_n(&w->last_heartbeat_at, tc_now_ms(), __ATOMIC_RELAXED);
     json_object_put(n);
   }
@@ -152,6 +154,7 @@ static void detect_stale(tc_worker_t *w) {
   tc_error_t err = {0};
   if (tc__detect_stale_on(w->conn, 100, w->staleness_threshold_min, w->max_lifetime_h, false, &actions, &err) != TC_OK) {
     tc_log(w->rt, TC_LOG_WARN, "staleness_check_failed", "%s", err.message);
+    if (PQstatus(w->conn) != CONNECTION_OK || tc_db_read_only_error(&err)) drop_conn(w);
     return;
   }
   size_t n = actions ? json_object_array_length(actions) : 0;
@@ -231,7 +234,8 @@ void *tc_claimer_main(void *arg) {
       last_poll = tc_now_ms();
       if (got < 0) {
         tc_log(w->rt, TC_LOG_WARN, "claim_failed", "%s", err.message);
-        if (PQstatus(w->conn) != CONNECTION_OK) drop_conn(w);
+        /* Lost, or on a server that became read-only: reconnect (to the new primary). */
+        if (PQstatus(w->conn) != CONNECTION_OK || tc_db_read_only_error(&err)) drop_conn(w);
         wait_events(w, backoff_ms);
         backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
         continue;
@@ -249,6 +253,7 @@ void *tc_claimer_main(void *arg) {
     if (now - w->last_heartbeat >= beat_every) {
       heartbeat(w);
       w->last_heartbeat = now;
+      if (!w->conn) continue; /* lost: reconnect first */
       if (drain_notifies(w) > 0) w->want_claim = true; /* read along with the heartbeat's result */
     }
     if (w->staleness_interval_s > 0 && now - w->last_staleness >= (int64_t)w->staleness_interval_s * 1000) {
