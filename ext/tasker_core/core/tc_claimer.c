@@ -164,6 +164,37 @@ static void detect_stale(tc_worker_t *w) {
   json_object_put(actions);
 }
 
+/* Removes one batch of finished tasks past their retention age (tasker.remove_finished_tasks):
+ * one short transaction, so claims wait for it at most that long. A full batch means more are due:
+ * the next runs when the claimer has nothing to claim. */
+static void remove_finished(tc_worker_t *w) {
+  w->retention_more = false;
+  if (w->retention_completed_days <= 0 && w->retention_error_days <= 0) return;
+  char done[16], failed[16], limit[16];
+  snprintf(done, sizeof done, "%d", w->retention_completed_days);
+  snprintf(failed, sizeof failed, "%d", w->retention_error_days);
+  snprintf(limit, sizeof limit, "%d", w->retention_batch);
+  const char *params[] = {w->retention_completed_days > 0 ? done : NULL, w->retention_error_days > 0 ? failed : NULL,
+                          limit};
+  json_object *counts = NULL;
+  tc_error_t err = {0};
+  if (tc_db_query_json(w->conn, "SELECT tasker.remove_finished_tasks($1::integer, $2::integer, $3::integer)", 3, params,
+                       &counts, &err) != TC_OK) {
+    tc_log(w->rt, TC_LOG_WARN, "retention_failed", "%s", err.message);
+    if (PQstatus(w->conn) != CONNECTION_OK || tc_db_read_only_error(&err)) drop_conn(w);
+    return;
+  }
+  json_object *tasks = tc_json_get(counts, "tasks");
+  json_object *events = tc_json_get(counts, "events_outbox");
+  int64_t removed = tasks ? json_object_get_int64(tasks) : 0;
+  int64_t removed_events = events ? json_object_get_int64(events) : 0;
+  if (removed > 0 || removed_events > 0)
+    tc_log(w->rt, TC_LOG_INFO, "finished_tasks_removed", "retention removed %lld tasks: %s", (long long)removed,
+           tc_json_str(counts));
+  w->retention_more = removed >= w->retention_batch || removed_events >= (int64_t)w->retention_batch * 10;
+  json_object_put(counts);
+}
+
 static int free_slots(tc_worker_t *w) {
   pthread_mutex_lock(&w->mu);
   int free = w->capacity - w->queue.count - w->in_flight;
@@ -259,7 +290,14 @@ void *tc_claimer_main(void *arg) {
     if (w->staleness_interval_s > 0 && now - w->last_staleness >= (int64_t)w->staleness_interval_s * 1000) {
       detect_stale(w);
       w->last_staleness = now;
+      if (w->conn) remove_finished(w);
+      if (!w->conn) continue; /* lost: reconnect first */
       if (drain_notifies(w) > 0) w->want_claim = true;
+    } else if (w->retention_more) {
+      remove_finished(w); /* the backlog, a batch at a time between claims */
+      if (!w->conn) continue;
+      if (drain_notifies(w) > 0) w->want_claim = true;
+      if (w->retention_more) continue;
     }
     int64_t timeout = 1000;
     if (w->mode != TC_MODE_EVENT_DRIVEN_ONLY) {
