@@ -65,6 +65,32 @@ RSpec.describe "failover to a synchronous standby", :failover, timeout: 240 do
     end
   end
 
+  it "writes only to the primary: a standby listed first is skipped, and one reached anyway is never kept" do
+    pair = SpecSupport::PostgresPair.new.start
+    standby_first = "host=#{pair.standby.socket_dir},#{pair.primary.socket_dir} port=#{pair.standby.port},#{pair.primary.port} " \
+                    "dbname=tasker user=postgres"
+    on_database(standby_first) do
+      TaskerCore.migrate!
+      TaskerCore::Templates.load([TEMPLATES])
+      task = TaskerCore::Client.create_task(name: "failover_slow", namespace: "failover", context: {})
+      expect(SpecSupport::Database.psql_on(pair.primary.url, "SELECT count(*) FROM tasker.tasks").dig(0, 0)).to eq("1")
+      expect(TaskerCore::Client.get_task(task["task_uuid"])["status"]).not_to be_nil
+    end
+    standby_only = "host=#{pair.standby.socket_dir} port=#{pair.standby.port} dbname=tasker user=postgres " \
+                   "target_session_attrs=any"
+    on_database(standby_only) do
+      expect { TaskerCore::Client.create_task(name: "failover_slow", namespace: "failover", context: { n: 2 }) }
+        .to raise_error(TaskerCore::Errors::DatabaseError, /read-only/)
+      # Neither the connection that hit the read-only server nor the one of the retry stays open.
+      sleep_until(timeout: 10) do
+        SpecSupport::Database.psql_on(pair.standby.url, "SELECT count(*) FROM pg_stat_activity " \
+                                                        "WHERE application_name = 'tasker_core'").dig(0, 0) == "0"
+      end
+    end
+  ensure
+    pair&.stop
+  end
+
   it "loses no committed work, runs no step twice at once, and recovers on the new primary" do
     pair = SpecSupport::PostgresPair.new.start
     ledger = SpecSupport::Ledger.path
