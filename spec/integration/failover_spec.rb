@@ -33,6 +33,7 @@ RSpec.describe "failover to a synchronous standby", :failover, timeout: 240 do
   ensure
     TaskerCore.shutdown!
     TaskerCore.config.database_url = DATABASE_URL
+    TaskerCore.boot! # the other specs expect the runtime running, as the suite left it
   end
 
   # Creates tasks until stopped: each key once; a create that raised is retried with the same key

@@ -122,16 +122,18 @@ int tc_task_wait(tc_runtime_t *rt, const char *task_uuid, int timeout_ms, tc_can
   snprintf(listen, sizeof listen, "LISTEN \"%s\"", channel);
   snprintf(unlisten, sizeof unlisten, "UNLISTEN \"%s\"", channel);
 
-  /* A connection lost during the wait (a primary failing over, a restart) or one that cannot be
-   * opened yet is retried with backoff until the deadline: each new connection LISTENs and reads the
-   * status again, so a task that finished meanwhile is seen. */
+  /* A connection lost during the wait (a primary failing over, a restart), and then one that cannot
+   * be opened yet, is retried with backoff until the deadline: each new connection LISTENs and reads
+   * the status again, so a task that finished meanwhile is seen. */
   int64_t deadline = tc_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
   int backoff_ms = 100;
+  bool waited = false; /* a wait began: a database unreachable from the start fails at once, as any call */
   for (;;) {
     wait_args_t a = {uuid, channel, listen, unlisten, timeout_ms, deadline, cancel, status, false, false};
     tc_error_t attempt = {0};
     rc = tc_rt_with_conn(rt, wait_on, &a, &attempt);
-    bool retry = rc == TC_EDB && (a.lost || !a.ran);
+    waited = waited || a.ran;
+    bool retry = rc == TC_EDB && (a.lost || (!a.ran && waited));
     if (!retry) {
       if (rc != TC_OK) *err = attempt;
       return rc;
