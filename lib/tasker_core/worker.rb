@@ -41,7 +41,7 @@ module TaskerCore
     def initialize(namespaces: nil, concurrency: 10, template_paths: nil, poll_interval_ms: 1000,
                    visibility_timeout_seconds: 30, deployment_mode: "Hybrid", logger: nil,
                    staleness_check_interval_seconds: 60, staleness_threshold_minutes: 30, max_task_lifetime_hours: 24,
-                   observability: {}, web: {}, startup_timeout_seconds: 60)
+                   observability: {}, web: {}, startup_timeout_seconds: 60, retention: nil)
       unless concurrency.is_a?(Integer) && concurrency.between?(1, 1000)
         raise Errors::ConfigurationError, "concurrency must be an Integer between 1 and 1000 (got #{concurrency.inspect})"
       end
@@ -61,6 +61,7 @@ module TaskerCore
                    "staleness_check_interval_seconds" => staleness_check_interval_seconds,
                    "staleness_threshold_minutes" => staleness_threshold_minutes,
                    "max_task_lifetime_hours" => max_task_lifetime_hours }
+      @options["retention"] = retention_options(retention) if retention
       @observability = PlainData.call(observability)
       @web = web_options(PlainData.call(web || {}))
       @logger = logger || TaskerCore.config.logger
@@ -183,6 +184,17 @@ module TaskerCore
         "api_key" => auth["api_key"] || web["api_key"],
         "api_key_header" => auth["api_key_header"] || web["api_key_header"] || "X-API-Key" }
         .merge(web.slice(*WEB_LIMITS))
+    end
+
+    # retention: {completed_days:, error_days:, batch_size:} (docs/operations.md), passed on with
+    # string keys; the engine checks the values and names the one it refuses.
+    def retention_options(retention)
+      unless retention.is_a?(Hash)
+        raise Errors::ConfigurationError,
+              "retention must be a Hash of completed_days, error_days, batch_size (got #{retention.class})"
+      end
+
+      PlainData.call(retention.transform_keys(&:to_s))
     end
 
     # The web server's connection settings, passed on as given (the engine checks them).

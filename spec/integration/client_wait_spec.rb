@@ -25,6 +25,23 @@ RSpec.describe "TaskerCore::Client.wait_for_task" do
     expect(task.to_h).to eq(client.get_task(uuid).to_h)
   end
 
+  it "reconnects when its connection is cut during the wait and returns the final state" do
+    uuid = create # no worker yet
+    waiter = Thread.new { client.wait_for_task_status(uuid, timeout: 30) }
+    # The waiting session: its last statement is the LISTEN or the status read.
+    waiting = lambda do
+      psql("SELECT pid FROM pg_stat_activity WHERE application_name = 'tasker_core' " \
+           "AND (query LIKE 'LISTEN%' OR query LIKE '%to_jsonb(status) FROM tasker.tasks%')").flatten
+    end
+    pids = sleep_until { waiting.call.then { |p| p.empty? ? nil : p } }
+    # The server ends the session, as a restart or a failover would.
+    psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (#{pids.join(',')})")
+    sleep_until(timeout: 15) { (waiting.call - pids).first } # waiting again, on a new session
+    expect(waiter).to be_alive
+    TaskerCore::Worker.start(namespaces: ["math"], concurrency: 2)
+    expect(waiter.value).to eq("complete")
+  end
+
   it "returns nil on timeout" do
     uuid = create # no worker for "math": the task cannot finish
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)

@@ -84,6 +84,19 @@ module SpecHandlers
     end
   end
 
+  # Records "step_uuid pid started finished" (wall-clock seconds) once it has run, after sleeping
+  # initialization.seconds (default 5 ms): the failover spec checks that no step ran twice at once.
+  class Timed < TaskerCore::StepHandler::Base
+    def call(context)
+      started = Time.now.to_f
+      sleep(context.get_config("seconds") || 0.005)
+      File.open(SpecSupport::Ledger.path, "a") do |f|
+        f.write("#{context.step_uuid} #{Process.pid} #{started} #{Time.now.to_f}\n")
+      end
+      success({ "pid" => Process.pid })
+    end
+  end
+
   # Sleeps initialization.seconds on its first attempt only (a hang, or a long job), then succeeds.
   class Sleepy < TaskerCore::StepHandler::Base
     def call(context)

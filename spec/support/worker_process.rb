@@ -9,7 +9,8 @@ TaskerCore.configure do |c|
   c.database_url = ENV.fetch("TASKER_DATABASE_URL")
   c.log_level = ENV.fetch("TASKER_LOG_LEVEL", "error")
 end
-worker = TaskerCore::Worker.start(template_paths: [File.expand_path("../fixtures/templates", __dir__)],
+templates = ENV.fetch("WORKER_TEMPLATES", File.expand_path("../fixtures/templates", __dir__))
+worker = TaskerCore::Worker.start(template_paths: [templates],
                                   concurrency: Integer(ENV.fetch("WORKER_CONCURRENCY", "4"), 10),
                                   visibility_timeout_seconds: Integer(ENV.fetch("WORKER_VISIBILITY", "30"), 10),
                                   poll_interval_ms: Integer(ENV.fetch("WORKER_POLL_MS", "1000"), 10),

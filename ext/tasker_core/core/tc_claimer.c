@@ -137,7 +137,9 @@ static void heartbeat(tc_worker_t *w) {
     if (tc_db_query_json(w->conn, "SELECT tasker.extend_claims($1::uuid, $2::jsonb, $3::integer)", 3, params, &n,
                          &err) != TC_OK)
       tc_log(w->rt, TC_LOG_WARN, "heartbeat_failed", "could not extend claims: %s", err.message);
-    else
+    if (err.code != TC_OK && (PQstatus(w->conn) != CONNECTION_OK || tc_db_read_only_error(&err)))
+      drop_conn(w); /* the main loop reconnects and claims at once */
+    else if (err.code == TC_OK)
       __atomic_store_n(&w->last_heartbeat_at, tc_now_ms(), __ATOMIC_RELAXED);
     json_object_put(n);
   }
@@ -152,6 +154,7 @@ static void detect_stale(tc_worker_t *w) {
   tc_error_t err = {0};
   if (tc__detect_stale_on(w->conn, 100, w->staleness_threshold_min, w->max_lifetime_h, false, &actions, &err) != TC_OK) {
     tc_log(w->rt, TC_LOG_WARN, "staleness_check_failed", "%s", err.message);
+    if (PQstatus(w->conn) != CONNECTION_OK || tc_db_read_only_error(&err)) drop_conn(w);
     return;
   }
   size_t n = actions ? json_object_array_length(actions) : 0;
@@ -159,6 +162,37 @@ static void detect_stale(tc_worker_t *w) {
     tc_log(w->rt, TC_LOG_WARN, "stale_tasks_dead_lettered", "%zu stale tasks moved to the DLQ and error: %s", n,
            tc_json_str(actions));
   json_object_put(actions);
+}
+
+/* Removes one batch of finished tasks past their retention age (tasker.remove_finished_tasks):
+ * one short transaction, so claims wait for it at most that long. A full batch means more are due:
+ * the next runs when the claimer has nothing to claim. */
+static void remove_finished(tc_worker_t *w) {
+  w->retention_more = false;
+  if (w->retention_completed_days <= 0 && w->retention_error_days <= 0) return;
+  char done[16], failed[16], limit[16];
+  snprintf(done, sizeof done, "%d", w->retention_completed_days);
+  snprintf(failed, sizeof failed, "%d", w->retention_error_days);
+  snprintf(limit, sizeof limit, "%d", w->retention_batch);
+  const char *params[] = {w->retention_completed_days > 0 ? done : NULL, w->retention_error_days > 0 ? failed : NULL,
+                          limit};
+  json_object *counts = NULL;
+  tc_error_t err = {0};
+  if (tc_db_query_json(w->conn, "SELECT tasker.remove_finished_tasks($1::integer, $2::integer, $3::integer)", 3, params,
+                       &counts, &err) != TC_OK) {
+    tc_log(w->rt, TC_LOG_WARN, "retention_failed", "%s", err.message);
+    if (PQstatus(w->conn) != CONNECTION_OK || tc_db_read_only_error(&err)) drop_conn(w);
+    return;
+  }
+  json_object *tasks = tc_json_get(counts, "tasks");
+  json_object *events = tc_json_get(counts, "events_outbox");
+  int64_t removed = tasks ? json_object_get_int64(tasks) : 0;
+  int64_t removed_events = events ? json_object_get_int64(events) : 0;
+  if (removed > 0 || removed_events > 0)
+    tc_log(w->rt, TC_LOG_INFO, "finished_tasks_removed", "retention removed %lld tasks: %s", (long long)removed,
+           tc_json_str(counts));
+  w->retention_more = removed >= w->retention_batch || removed_events >= (int64_t)w->retention_batch * 10;
+  json_object_put(counts);
 }
 
 static int free_slots(tc_worker_t *w) {
@@ -231,7 +265,8 @@ void *tc_claimer_main(void *arg) {
       last_poll = tc_now_ms();
       if (got < 0) {
         tc_log(w->rt, TC_LOG_WARN, "claim_failed", "%s", err.message);
-        if (PQstatus(w->conn) != CONNECTION_OK) drop_conn(w);
+        /* Lost, or on a server that became read-only: reconnect (to the new primary). */
+        if (PQstatus(w->conn) != CONNECTION_OK || tc_db_read_only_error(&err)) drop_conn(w);
         wait_events(w, backoff_ms);
         backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
         continue;
@@ -249,12 +284,20 @@ void *tc_claimer_main(void *arg) {
     if (now - w->last_heartbeat >= beat_every) {
       heartbeat(w);
       w->last_heartbeat = now;
+      if (!w->conn) continue; /* lost: reconnect first */
       if (drain_notifies(w) > 0) w->want_claim = true; /* read along with the heartbeat's result */
     }
     if (w->staleness_interval_s > 0 && now - w->last_staleness >= (int64_t)w->staleness_interval_s * 1000) {
       detect_stale(w);
       w->last_staleness = now;
+      if (w->conn) remove_finished(w);
+      if (!w->conn) continue; /* lost: reconnect first */
       if (drain_notifies(w) > 0) w->want_claim = true;
+    } else if (w->retention_more) {
+      remove_finished(w); /* the backlog, a batch at a time between claims */
+      if (!w->conn) continue;
+      if (drain_notifies(w) > 0) w->want_claim = true;
+      if (w->retention_more) continue;
     }
     int64_t timeout = 1000;
     if (w->mode != TC_MODE_EVENT_DRIVEN_ONLY) {

@@ -73,18 +73,34 @@ static void pool_flush_idle(tc_pool_t *pool) {
  *  - enable_seqscan=off: every statement of the engine is keyed (uuid, claim index, task), but a
  *    PL/pgSQL plan cached while a table was still small (or never analyzed) joined it by a
  *    sequential scan, and kept doing so as the table grew, until the next ANALYZE. Without the
- *    option a sequential scan is still used where no index applies. */
+ *    option a sequential scan is still used where no index applies.
+ * Defaults for a primary that can fail over (docs/operations.md), each unless the URL sets it:
+ *  - target_session_attrs=read-write: every connection of the engine writes (a LISTEN too), so
+ *    one that reaches a standby (a host list, a DNS name that still points at the old primary
+ *    after it came back as a standby) is refused by libpq, which tries the next host; with no
+ *    writable host the connect fails and its caller retries;
+ *  - TCP keepalives after 30 s idle, every 10 s, 3 probes: a primary that vanished without closing
+ *    its sockets (a crashed machine, a partition) is noticed in about a minute instead of the
+ *    operating system's two hours, by the LISTEN connections above all, which only read. */
 static PGconn *connect_now(tc_pool_t *pool) {
   char timeout[16];
   snprintf(timeout, sizeof timeout, "%d", pool->connect_timeout_s);
+  static const char *const defaults[][2] = {{"target_session_attrs", "read-write"},
+                                            {"keepalives_idle", "30"},
+                                            {"keepalives_interval", "10"},
+                                            {"keepalives_count", "3"}};
+  bool has_default[4] = {false, false, false, false};
   bool has_timeout = false;
   bool out_of_memory = false;
   char *options = NULL;
   PQconninfoOption *opts = PQconninfoParse(pool->conninfo, NULL);
   if (opts) {
     for (PQconninfoOption *o = opts; o->keyword; o++) {
-      if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && *o->val) has_timeout = true;
-      if (strcmp(o->keyword, "options") == 0 && o->val && *o->val) {
+      if (!o->val || !*o->val) continue;
+      if (strcmp(o->keyword, "connect_timeout") == 0) has_timeout = true;
+      for (size_t i = 0; i < TC_COUNT(defaults); i++)
+        if (strcmp(o->keyword, defaults[i][0]) == 0) has_default[i] = true;
+      if (strcmp(o->keyword, "options") == 0) {
         options = tc_strdup(o->val);
         out_of_memory = options == NULL;
       }
@@ -100,10 +116,20 @@ static PGconn *connect_now(tc_pool_t *pool) {
     else out_of_memory = true;
     tc_free(options);
   }
-  if (out_of_memory) return NULL; /* Never connect without the options the URL asked for. */
-  const char *keys[] = {"dbname", "fallback_application_name", "options", "connect_timeout", NULL};
-  const char *vals[] = {pool->conninfo, "tasker_core", merged ? merged : session_opts, timeout, NULL};
-  if (has_timeout) keys[3] = NULL;
+  if (out_of_memory) {
+    tc_free(merged);
+    return NULL; /* Never connect without the options the URL asked for. */
+  }
+  const char *keys[4 + TC_COUNT(defaults) + 1];
+  const char *vals[4 + TC_COUNT(defaults) + 1];
+  int n = 0;
+  keys[n] = "dbname", vals[n++] = pool->conninfo;
+  keys[n] = "fallback_application_name", vals[n++] = "tasker_core";
+  keys[n] = "options", vals[n++] = merged ? merged : session_opts;
+  if (!has_timeout) keys[n] = "connect_timeout", vals[n++] = timeout;
+  for (size_t i = 0; i < TC_COUNT(defaults); i++)
+    if (!has_default[i]) keys[n] = defaults[i][0], vals[n++] = defaults[i][1];
+  keys[n] = NULL, vals[n] = NULL;
   PGconn *conn = PQconnectdbParams(keys, vals, 1);
   tc_free(merged);
   return conn;
@@ -368,6 +394,11 @@ int tc_db_exec(PGconn *conn, const char *sql, int n, const char *const *params, 
   return rc;
 }
 
+bool tc_db_read_only_error(const tc_error_t *err) {
+  /* read_only_sql_transaction: a write (or LISTEN) on a standby, or on a server in recovery. */
+  return strcmp(err->sqlstate, "25006") == 0;
+}
+
 int tc_rt_with_conn(tc_runtime_t *rt, tc_conn_fn fn, void *arg, tc_error_t *err) {
   for (int attempt = 0;; attempt++) {
     PGconn *conn = NULL;
@@ -377,10 +408,23 @@ int tc_rt_with_conn(tc_runtime_t *rt, tc_conn_fn fn, void *arg, tc_error_t *err)
     bool was_idle = PQtransactionStatus(conn) == PQTRANS_IDLE;
     rc = fn(conn, arg, err);
     bool lost = PQstatus(conn) != CONNECTION_OK;
-    tc_pool_release(&rt->pool, conn);
-    if (rc == TC_EDB && lost && !fresh && was_idle && attempt == 0) {
+    bool read_only = rc == TC_EDB && tc_db_read_only_error(err);
+    if (read_only) {
+      /* The server this connection reached is (now) a standby: it must never be used again, nor
+       * the idle ones opened to the same server. The statement wrote nothing, so it runs again. */
+      PQfinish(conn);
+      pthread_mutex_lock(&rt->pool.mu);
+      rt->pool.n_open--;
+      pthread_cond_signal(&rt->pool.cv);
+      pthread_mutex_unlock(&rt->pool.mu);
+    } else {
+      tc_pool_release(&rt->pool, conn);
+    }
+    if (rc == TC_EDB && (read_only || (lost && !fresh)) && was_idle && attempt == 0) {
       pool_flush_idle(&rt->pool);
-      tc_log(rt, TC_LOG_INFO, "stale_connection_replaced", "a pooled connection was lost; retrying on a new one");
+      tc_log(rt, TC_LOG_INFO, "stale_connection_replaced",
+             read_only ? "a pooled connection reached a read-only server; retrying on a new one"
+                       : "a pooled connection was lost; retrying on a new one");
       continue;
     }
     return rc;

@@ -140,10 +140,14 @@ int tc_db_query_prepared_json(PGconn *conn, const char *name, int n, const char 
 /* Runs a statement (or several, with n == 0) that returns no rows of interest. */
 int tc_db_exec(PGconn *conn, const char *sql, int n, const char *const *params, tc_error_t *err);
 
+/* Whether err is the database refusing a write because it is read-only (a standby). */
+bool tc_db_read_only_error(const tc_error_t *err);
+
 /* Runs fn on a pooled connection. A pooled connection that died while idle (server restart,
  * failover) makes fn fail on its first statement; then the idle connections are dropped and fn runs
- * once more on a new one. fn must therefore do nothing before its first statement reaches the
- * server. */
+ * once more on a new one. A connection whose server refused a write as read-only (a standby) is
+ * closed, never pooled again, and fn runs once more the same way. fn must therefore do nothing
+ * before its first statement reaches the server. */
 typedef int (*tc_conn_fn)(PGconn *conn, void *arg, tc_error_t *err);
 int tc_rt_with_conn(tc_runtime_t *rt, tc_conn_fn fn, void *arg, tc_error_t *err);
 

@@ -34,8 +34,10 @@ static int read_status(PGconn *conn, const char *uuid, char *buf, size_t cap, tc
 typedef struct {
   const char *task_uuid, *channel, *listen, *unlisten;
   int timeout_ms;
+  int64_t deadline; /* tc_now_ms() time the wait gives up */
   tc_cancel_t *cancel;
   char *status;
+  bool ran, lost;   /* wait_on was reached; its connection was lost (or reached a standby) */
 } wait_args_t;
 
 /* LISTEN, read, wait; always leaves the connection without the LISTEN. */
@@ -45,10 +47,11 @@ static int wait_on(PGconn *conn, void *arg, tc_error_t *err) {
   int timeout_ms = a->timeout_ms;
   tc_cancel_t *cancel = a->cancel;
   char *status = a->status;
+  a->ran = true;
   int rc = tc_db_exec(conn, listen, 0, NULL, err);
   /* LISTEN first, then read: a task finishing in between still leaves a notification. */
   if (rc == TC_OK) rc = read_status(conn, task_uuid, status, 32, err);
-  int64_t deadline = tc_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+  int64_t deadline = a->deadline;
   int64_t reread_at = tc_now_ms() + TC_WAIT_REREAD_MS;
   while (rc == TC_OK && !tc_task_state_terminal(status)) {
     if (cancel && cancel->fired) {
@@ -91,6 +94,7 @@ static int wait_on(PGconn *conn, void *arg, tc_error_t *err) {
       PQfreemem(n);
     }
   }
+  a->lost = PQstatus(conn) != CONNECTION_OK || (rc == TC_EDB && tc_db_read_only_error(err));
   tc_error_t ignored;
   if (PQstatus(conn) == CONNECTION_OK) tc_db_exec(conn, unlisten, 0, NULL, &ignored);
   /* A LISTEN that could not be undone must not go back to the pool. */
@@ -118,6 +122,36 @@ int tc_task_wait(tc_runtime_t *rt, const char *task_uuid, int timeout_ms, tc_can
   snprintf(listen, sizeof listen, "LISTEN \"%s\"", channel);
   snprintf(unlisten, sizeof unlisten, "UNLISTEN \"%s\"", channel);
 
-  wait_args_t a = {uuid, channel, listen, unlisten, timeout_ms, cancel, status};
-  return tc_rt_with_conn(rt, wait_on, &a, err);
+  /* A connection lost during the wait (a primary failing over, a restart), and then one that cannot
+   * be opened yet, is retried with backoff until the deadline: each new connection LISTENs and reads
+   * the status again, so a task that finished meanwhile is seen. */
+  int64_t deadline = tc_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+  int backoff_ms = 100;
+  bool waited = false; /* a wait began: a database unreachable from the start fails at once, as any call */
+  for (;;) {
+    wait_args_t a = {uuid, channel, listen, unlisten, timeout_ms, deadline, cancel, status, false, false};
+    tc_error_t attempt = {0};
+    rc = tc_rt_with_conn(rt, wait_on, &a, &attempt);
+    waited = waited || a.ran;
+    bool retry = rc == TC_EDB && (a.lost || (!a.ran && waited));
+    if (!retry) {
+      if (rc != TC_OK) *err = attempt;
+      return rc;
+    }
+    if (cancel && cancel->fired) return tc_error_set(err, TC_ECANCELED, "the wait was cancelled");
+    int64_t left = deadline - tc_now_ms();
+    if (left <= 0) {
+      *err = attempt;
+      return rc;
+    }
+    tc_log(rt, TC_LOG_INFO, "wait_reconnecting", "waiting for task %s: %s; reconnecting in %d ms", uuid,
+           attempt.message, backoff_ms);
+    /* Sleep in slices that notice a cancel. */
+    for (int64_t until = tc_now_ms() + (backoff_ms < left ? backoff_ms : left); tc_now_ms() < until;) {
+      if (cancel && cancel->fired) break;
+      int64_t slice = until - tc_now_ms();
+      poll(NULL, 0, (int)(slice < 100 ? (slice > 0 ? slice : 0) : 100));
+    }
+    backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+  }
 }

@@ -59,6 +59,23 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
                                {"max_task_lifetime_hours", 1, 87600, &lifetime}};
   int rc = tc_json_opt_ints(options, ints, TC_COUNT(ints), TC_ECONFIG, "worker option ", err);
   if (rc != TC_OK) return rc;
+  int keep_completed = 0, keep_error = 0, retention_batch = 100;
+  json_object *retention = tc_json_get(options, "retention");
+  if (retention && !json_object_is_type(retention, json_type_object))
+    return tc_error_set(err, TC_ECONFIG, "worker option retention must be a mapping of completed_days, error_days, batch_size");
+  if (retention) {
+    json_object_object_foreach(retention, key, val) {
+      (void)val;
+      if (strcmp(key, "completed_days") != 0 && strcmp(key, "error_days") != 0 && strcmp(key, "batch_size") != 0)
+        return tc_error_set(err, TC_ECONFIG,
+                            "worker option retention.%.64s is not a setting (completed_days, error_days, batch_size)", key);
+    }
+    const tc_int_opt_t keep[] = {{"completed_days", 1, 36500, &keep_completed},
+                                 {"error_days", 1, 36500, &keep_error},
+                                 {"batch_size", 1, 10000, &retention_batch}};
+    rc = tc_json_opt_ints(retention, keep, TC_COUNT(keep), TC_ECONFIG, "worker option retention.", err);
+    if (rc != TC_OK) return rc;
+  }
   tc_mode_t mode;
   json_object *m = tc_json_get(options, "deployment_mode");
   if (parse_mode(m ? json_object_get_string(m) : NULL, &mode) != 0)
@@ -78,6 +95,9 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
   w->claim_on_complete = coc ? json_object_get_boolean(coc) : true;
   w->staleness_threshold_min = stale_threshold;
   w->max_lifetime_h = lifetime;
+  w->retention_completed_days = keep_completed;
+  w->retention_error_days = keep_error;
+  w->retention_batch = retention_batch;
   w->wake_fd[0] = w->wake_fd[1] = -1;
   tc_uuid_v7(w->worker_uuid);
   pthread_mutex_init(&w->mu, NULL);

@@ -35,6 +35,12 @@ struct tc_worker {
   int staleness_threshold_min;
   int max_lifetime_h;
   int64_t last_staleness;     /* claimer thread only */
+  /* Retention (run with the staleness detector): days after which finished tasks are removed,
+   * 0 keeping them; tasks per batch; whether the last batch was full (claimer thread only). */
+  int retention_completed_days;
+  int retention_error_days;
+  int retention_batch;
+  bool retention_more;
 
   pthread_t thread;
   bool thread_started;
