@@ -46,11 +46,22 @@ RSpec.describe "the dashboard (TaskerCore::Web's pages and actions)" do
     expect(list.status).to eq(200)
     expect(list.body.scan(%r{href="/tasks/\h{8}-}).size).to eq(50)
     expect(list.body).to include('<label for="f-status">Status</label>', '<option value="steps_in_process" selected>')
-    expect(list.body).to include("Next page")
-    second = get("/tasks?namespace=math&status=steps_in_process&page=2")
+    next_href = CGI.unescapeHTML(list.body[/<a href="([^"]+)">Next page</, 1])
+    expect(next_href).to start_with("/tasks?namespace=math&status=steps_in_process&after=")
+    second = get(next_href)
     expect(second.body.scan(%r{href="/tasks/\h{8}-}).size).to eq(1)
-    expect(second.body).to include("Previous page")
+    expect(second.body).to include("Newest tasks")
     expect(second.body).not_to include("Next page")
+    # The keyset pages of Client.list_tasks_after cover every task once, newest first.
+    pages = [TaskerCore::Client.list_tasks_after(limit: 20, namespace: "math")]
+    pages << TaskerCore::Client.list_tasks_after(limit: 20, namespace: "math", cursor: pages.last.next_cursor) while pages.last.has_next
+    expect(pages.map { |p| p.tasks.size }).to eq([20, 20, 11])
+    expect(pages.last.next_cursor).to be_nil
+    uuids = pages.flat_map { |p| p.tasks.map(&:task_uuid) }
+    expect(uuids).to eq(TaskerCore::Client.list_tasks(limit: 100, namespace: "math").tasks.map(&:task_uuid))
+    expect { TaskerCore::Client.list_tasks_after(cursor: "2026-01-01T00:00:00_nope") }
+      .to raise_error(TaskerCore::Errors::ValidationError, /cursor is not a cursor of the task list/)
+    expect(get("/tasks?after=nope").status).to eq(400)
     expect(get("/tasks?status=complete").body).to include("No tasks.")
     bad = get("/tasks?status=sleeping")
     expect([bad.status, bad.body]).to match([400, include("status must be one of", "<code>status</code>")])

@@ -146,13 +146,8 @@ module TaskerCore
         if status && !T::TASK_STATES.include?(status)
           raise Problem.new(400, "bad_request", "status must be one of #{T::TASK_STATES.join(', ')}", field: "status")
         end
-        page_no = q["page"].to_s.empty? ? 1 : Integer(q["page"], 10, exception: false)
-        unless page_no&.between?(1, 1_000_000)
-          raise Problem.new(400, "bad_request", "page must be a positive integer", field: "page")
-        end
-
-        list = Web.plain(Client.list_tasks(limit: PER_PAGE, offset: (page_no - 1) * PER_PAGE, namespace: namespace,
-                                           status: status, with_total: false))
+        after = q["after"].to_s.empty? ? nil : q["after"]
+        list = Web.plain(Client.list_tasks_after(cursor: after, limit: PER_PAGE, namespace: namespace, status: status))
         namespaces = FFI.template_list(nil).map { |t| t["namespace_name"] }.uniq.sort
         body = +"<h1>Tasks</h1><form method=\"get\" action=\"#{url('/tasks')}\" class=\"filters\">"
         body << select("namespace", "Namespace", namespaces, namespace)
@@ -164,8 +159,8 @@ module TaskerCore
         end
         body << (rows.empty? ? "<p>No tasks.</p>" : table(%w[Task Template Status Steps Created], rows, raw: true))
         nav = []
-        nav << link("Previous page", url("/tasks", namespace: namespace, status: status, page: page_no - 1)) if page_no > 1
-        nav << link("Next page", url("/tasks", namespace: namespace, status: status, page: page_no + 1)) if list.dig("pagination", "has_next")
+        nav << link("Newest tasks", url("/tasks", namespace: namespace, status: status)) if after
+        nav << link("Next page", url("/tasks", namespace: namespace, status: status, after: list["next_cursor"])) if list["next_cursor"]
         body << "<nav class=\"pager\" aria-label=\"Pages\">#{nav.join(' ')}</nav>" unless nav.empty?
         page("Tasks", body)
       end
