@@ -125,18 +125,8 @@ module TaskerCore
         body << dl_row("Schema version", health["schema_version"])
         body << dl_row("Dead-letter entries pending", pending_dlq)
         body << dl_row("Worker in this process", Worker.running? ? "running" : "none")
-        body << worker_rows if Worker.running?
         body << "</dl></section>"
         page("Overview", body)
-      end
-
-      def worker_rows
-        metrics = JSON.parse(FFI.metrics_worker)
-        rows = +""
-        rows << dl_row("Worker uptime (s)", metrics["uptime_seconds"]) if metrics["uptime_seconds"]
-        rows
-      rescue StandardError
-        ""
       end
 
       def tasks
