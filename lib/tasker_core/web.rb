@@ -119,8 +119,9 @@ module TaskerCore
       end
     end
 
+    # The query string's parameters (bytes that are not UTF-8 decode to U+FFFD).
     def self.query(env)
-      URI.decode_www_form(env["QUERY_STRING"].to_s).to_h
+      URI.decode_www_form(env["QUERY_STRING"].to_s, Encoding::UTF_8).to_h
     rescue ArgumentError
       raise Problem.new(400, "bad_request", "the query string is not well formed", field: "query")
     end
@@ -223,10 +224,11 @@ module TaskerCore
                      "allow" => "GET, HEAD")
       end
 
-      query = URI.decode_www_form(env["QUERY_STRING"].to_s).to_h
-      body = route[1].call(match, query)
+      body = route[1].call(match, Web.query(env))
       status = route[0].source.include?("ready") && !body.include?('"status":"ready"') ? 503 : 200
       [status, { "content-type" => route[2] || JSON_TYPE, "cache-control" => "no-store" }, [body]]
+    rescue Problem => e
+      error(e.status, e.error, e.message)
     rescue Errors::NotFoundError => e
       error(404, "not_found", e.message)
     rescue Errors::ValidationError => e

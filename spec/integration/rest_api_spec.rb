@@ -161,6 +161,7 @@ RSpec.describe "the orchestration REST API (/v1, TaskerCore::Web served by Puma)
         [["GET", "/v1/tasks?per_page=1001"], 400, "per_page"],
         [["GET", "/v1/tasks?status=sleeping"], 400, "status"],
         [["GET", "/v1/tasks?initiator=x"], 400, "initiator"],
+        [["GET", "/v1/tasks?page=%zz"], 400, "page"],
         [["GET", "/v1/tasks/not-a-uuid"], 400, "task_uuid"],
         [["GET", "/v1/tasks/#{TaskerCore::FFI.uuid_v7}/workflow_steps/nope"], 400, "step_uuid"],
         [["PATCH", "/v1/tasks/#{TaskerCore::FFI.uuid_v7}/workflow_steps/#{TaskerCore::FFI.uuid_v7}", { action_type: "explode" }], 400, "action_type"],
