@@ -156,6 +156,10 @@ RSpec.describe "the orchestration REST API (/v1, TaskerCore::Web served by Puma)
         [["POST", "/v1/tasks", "[1, 2]"], 400, "body"],
         [["POST", "/v1/tasks", "{nope"], 400, "body"],
         [["POST", "/v1/tasks", { name: "linear_workflow", namespace: "math", context: { even_number: 2 }, priority: "high" }], 400, "priority"],
+        [["POST", "/v1/tasks", { name: "linear_workflow", namespace: "math", context: [1] }], 400, "context"],
+        [["POST", "/v1/tasks", { name: "linear_workflow", namespace: "math", context: { even_number: 2 }, tags: "x" }], 400, "tags"],
+        [["POST", "/v1/tasks", { name: "linear_workflow", namespace: "math", version: 5 }], 400, "version"],
+        [["POST", "/v1/tasks", { name: 5 }], 400, "name"],
         [["GET", "/v1/tasks?page=0"], 400, "page"],
         [["GET", "/v1/tasks?per_page=abc"], 400, "per_page"],
         [["GET", "/v1/tasks?per_page=1001"], 400, "per_page"],
@@ -168,7 +172,9 @@ RSpec.describe "the orchestration REST API (/v1, TaskerCore::Web served by Puma)
         [["PATCH", "/v1/tasks/#{TaskerCore::FFI.uuid_v7}/workflow_steps/#{TaskerCore::FFI.uuid_v7}", { action_type: "complete_manually" }],
          400, "completion_data.result"],
         [["PATCH", "/v1/tasks/#{TaskerCore::FFI.uuid_v7}/workflow_steps/#{TaskerCore::FFI.uuid_v7}", { action_type: "resolve_manually", reason: 7 }],
-         400, "reason"]
+         400, "reason"],
+        [["PATCH", "/v1/tasks/#{TaskerCore::FFI.uuid_v7}/workflow_steps/#{TaskerCore::FFI.uuid_v7}", { action_type: "reset_for_retry", completion_data: "x" }],
+         400, "completion_data"]
       ]
       cases.each do |(method, path, body), code, field|
         status, err, res = http(method, path, body)

@@ -222,6 +222,9 @@ module TaskerCore
           raise Problem.new(400, "bad_request", "#{f} must be a string", field: f)
         end
         completion = data["completion_data"]
+        unless completion.nil? || completion.is_a?(Hash)
+          raise Problem.new(400, "bad_request", "completion_data must be an object", field: "completion_data")
+        end
         if action == "complete_manually"
           unless completion.is_a?(Hash) && completion.key?("result")
             raise Problem.new(400, "bad_request", "complete_manually needs completion_data with a result",
