@@ -12,7 +12,7 @@ Gem::Specification.new do |spec|
   spec.license = "MIT"
   spec.required_ruby_version = ">= 3.0"
 
-  spec.files = Dir["lib/**/*.{rb,tt,rake}", "ext/**/*.{c,h,rb,sql}", "bin/tasker", "examples/**/*",
+  spec.files = Dir["lib/**/*.{rb,tt,rake,css,js}", "ext/**/*.{c,h,rb,sql}", "bin/tasker", "examples/**/*",
                    "README.md", "docs/**/*.md"]
   spec.bindir = "bin"
   spec.executables = ["tasker"]
@@ -27,6 +27,11 @@ Gem::Specification.new do |spec|
   # gem itself needs neither (it uses the connection the caller passes).
   spec.add_development_dependency "activerecord", ">= 7.1"
   spec.add_development_dependency "pg", ">= 1.5"
+  # The specs of TaskerCore::Web (the REST API and the dashboard) serve it with Puma, the server
+  # `tasker web` uses when it is installed, and read pages through Rack::MockRequest. The gem
+  # itself needs neither: TaskerCore::Web is a plain object with call(env).
+  spec.add_development_dependency "puma", ">= 6.0"
+  spec.add_development_dependency "rack", ">= 3.0"
   spec.add_development_dependency "rake", ">= 13"
   spec.add_development_dependency "rake-compiler", ">= 1.2"
   spec.add_development_dependency "rspec", ">= 3.12"

@@ -222,6 +222,18 @@ module TaskerCore
                    FFI.client_list_tasks(limit, offset, namespace&.to_s, status&.to_s, with_total))
     end
 
+    # A page of tasks, newest first, after cursor (nil: from the newest), by keyset: pass the page's
+    # next_cursor to read the next one (nil on the last page). Nothing is counted, and a page deep in
+    # a million tasks is read from the index as fast as the first. Returns a TaskPage.
+    def list_tasks_after(cursor: nil, limit: 50, namespace: nil, status: nil)
+      unless cursor.nil? || cursor.is_a?(String)
+        raise Errors::ValidationError.new("cursor must be a String (a page's next_cursor) or nil", field: "cursor")
+      end
+
+      TaskerCore.boot!
+      Client.typed(T::TaskPage, FFI.client_list_tasks_after(limit, cursor, namespace&.to_s, status&.to_s))
+    end
+
     # The states of a task that has not finished, for count_tasks(status: Client::UNFINISHED_STATUSES).
     UNFINISHED_STATUSES = T::UNFINISHED_TASK_STATES
     TERMINAL_STATUSES = T::TERMINAL_TASK_STATES

@@ -223,6 +223,41 @@ static VALUE tcrb_client_m_list_tasks(int argc, VALUE *argv, VALUE self) {
   return tcrb_call_run(&lc.call);
 }
 
+typedef struct {
+  tcrb_call_t call;
+  int64_t limit;
+  bool has_cursor, has_ns, has_status;
+  char cursor[128];
+  char ns[256];
+  char status[64];
+} after_call_t;
+
+static int list_tasks_after_fn(tcrb_call_t *call) {
+  after_call_t *ac = (after_call_t *)call;
+  return tc_client_list_tasks_after(call->rt, ac->limit, ac->has_cursor ? ac->cursor : NULL, ac->has_ns ? ac->ns : NULL,
+                                    ac->has_status ? ac->status : NULL, &call->out, &call->err);
+}
+
+/* FFI.client_list_tasks_after(limit, cursor_or_nil, namespace_or_nil, status_or_nil)
+ * -> {"tasks", "per_page", "has_next", "next_cursor"} (keyset pagination) */
+static VALUE tcrb_client_m_list_tasks_after(VALUE self, VALUE limit, VALUE cursor, VALUE ns, VALUE status) {
+  after_call_t ac = {.call = {.fn = list_tasks_after_fn, .rt = tcrb_runtime()}};
+  ac.limit = integer_arg(limit, "limit");
+  if (!NIL_P(cursor)) {
+    tcrb_copy_string(cursor, "cursor", ac.cursor, sizeof ac.cursor);
+    ac.has_cursor = true;
+  }
+  if (!NIL_P(ns)) {
+    tcrb_copy_string(ns, "namespace", ac.ns, sizeof ac.ns);
+    ac.has_ns = true;
+  }
+  if (!NIL_P(status)) {
+    tcrb_copy_string(status, "status", ac.status, sizeof ac.status);
+    ac.has_status = true;
+  }
+  return tcrb_call_run(&ac.call);
+}
+
 /* A count call: a namespace and up to TC_CLIENT_COUNT_STATUSES_MAX states, copied for the call. */
 typedef struct {
   tcrb_call_t call;
@@ -336,6 +371,7 @@ void tcrb_client_init(void) {
   rb_define_const(tcrb_mFFI, "STEP_RESULT_MAX_BYTES", INT2NUM(TC_STEP_RESULT_MAX_BYTES));
   rb_define_module_function(tcrb_mFFI, "client_get_task", tcrb_client_m_get_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_list_tasks", tcrb_client_m_list_tasks, -1);
+  rb_define_module_function(tcrb_mFFI, "client_list_tasks_after", tcrb_client_m_list_tasks_after, 4);
   rb_define_module_function(tcrb_mFFI, "client_count_tasks", tcrb_client_m_count_tasks, 2);
   rb_define_module_function(tcrb_mFFI, "client_cancel_task", tcrb_client_m_cancel_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_list_task_steps", tcrb_client_m_list_task_steps, 1);

@@ -243,6 +243,11 @@ int tc_client_get_task(tc_runtime_t *rt, const char *task_uuid, json_object **ou
  * comes from reading one row beyond the page. */
 int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const char *ns,
                          const char *status, bool with_total, json_object **out, tc_error_t *err);
+/* A page of tasks newest first after cursor (NULL: from the newest), by keyset: {"tasks",
+ * "per_page", "has_next", "next_cursor" (the cursor of the next page, or null)}. Nothing is
+ * counted, and a page deep in the list costs what the first does. */
+int tc_client_list_tasks_after(tc_runtime_t *rt, int64_t limit, const char *cursor, const char *ns,
+                               const char *status, json_object **out, tc_error_t *err);
 /* The most entries of tc_client_count_tasks's statuses. */
 #define TC_CLIENT_COUNT_STATUSES_MAX 32
 /* *count: the number of tasks of namespace ns (NULL: any) whose status is any of statuses[0..n_statuses)

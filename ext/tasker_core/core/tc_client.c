@@ -449,6 +449,32 @@ int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const 
   return TC_OK;
 }
 
+/* A cursor is "created_at_task_uuid": at most 26 + 1 + 36 characters. */
+#define TC_CLIENT_CURSOR_MAX 80
+
+int tc_client_list_tasks_after(tc_runtime_t *rt, int64_t limit, const char *cursor, const char *ns,
+                               const char *status, json_object **out, tc_error_t *err) {
+  if (limit < TC_CLIENT_LIST_MIN || limit > TC_CLIENT_LIST_MAX)
+    return tc_error_set(err, TC_EINVAL, "limit must be between %d and %d (got %lld)", TC_CLIENT_LIST_MIN,
+                        TC_CLIENT_LIST_MAX, (long long)limit);
+  if (cursor && (strlen(cursor) == 0 || strlen(cursor) > TC_CLIENT_CURSOR_MAX))
+    return tc_error_set(err, TC_EINVAL, "cursor must be 1 to %d characters (got %zu)", TC_CLIENT_CURSOR_MAX,
+                        strlen(cursor));
+  if (ns && (strlen(ns) == 0 || strlen(ns) > 64))
+    return tc_error_set(err, TC_EINVAL, "namespace must be 1 to 64 characters (got %zu)", strlen(ns));
+  if (status && !known_task_state(status))
+    return tc_error_set(err, TC_EINVAL, "status must be a task state (got %.100s)", status);
+  char limit_s[24];
+  snprintf(limit_s, sizeof limit_s, "%lld", (long long)limit);
+  const char *params[] = {limit_s, cursor, ns, status};
+  json_object *res = NULL;
+  int rc = client_query(rt, "SELECT tasker.list_tasks_after($1::integer, $2, $3, $4)", 4, params, &res, err);
+  if (rc != TC_OK) return rc;
+  if (!res) return tc_error_set(err, TC_EDB, "list_tasks_after returned nothing");
+  *out = res;
+  return TC_OK;
+}
+
 int tc_client_count_tasks(tc_runtime_t *rt, const char *ns, const char *const *statuses, size_t n_statuses,
                           int64_t *count, tc_error_t *err) {
   if (!count) return tc_error_set(err, TC_EINVAL, "count must not be NULL");

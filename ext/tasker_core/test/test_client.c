@@ -98,6 +98,35 @@ void test_client(const char *url) {
   json_object_put(list);
   list = NULL;
 
+  /* Keyset pages: the first page, then after its last task (nothing more), and bad cursors. */
+  rc = tc_client_list_tasks_after(rt, 1, NULL, ns, NULL, &list, &err);
+  CHECK_RC(rc, err);
+  char cursor[128] = "";
+  if (list) {
+    json_object *tasks = json_object_object_get(list, "tasks");
+    json_object *next = NULL;
+    CHECK(json_object_array_length(tasks) == 1 && !boolean(list, "has_next") &&
+              json_object_object_get_ex(list, "next_cursor", &next) && next == NULL,
+          "keyset first page: %s", json_object_to_json_string(list));
+    if (json_object_array_length(tasks) == 1) {
+      json_object *t = json_object_array_get_idx(tasks, 0);
+      snprintf(cursor, sizeof cursor, "%s_%s", str(t, "created_at"), str(t, "task_uuid"));
+    }
+  }
+  json_object_put(list);
+  list = NULL;
+  rc = tc_client_list_tasks_after(rt, 10, cursor, ns, "steps_in_process", &list, &err);
+  CHECK(rc == TC_OK && list && json_object_array_length(json_object_object_get(list, "tasks")) == 0,
+        "after the last task: %d %s", rc, err.message);
+  json_object_put(list);
+  list = NULL;
+  rc = tc_client_list_tasks_after(rt, 10, "yesterday_x", NULL, NULL, &list, &err);
+  CHECK(rc == TC_EINVAL && list == NULL && strstr(err.message, "cursor is not a cursor of the task list"), "%s", err.message);
+  rc = tc_client_list_tasks_after(rt, 10, "", NULL, NULL, &list, &err);
+  CHECK(rc == TC_EINVAL && strstr(err.message, "cursor must be"), "%s", err.message);
+  rc = tc_client_list_tasks_after(rt, 1001, NULL, NULL, NULL, &list, &err);
+  CHECK(rc == TC_EINVAL && strstr(err.message, "limit"), "%s", err.message);
+
   /* Counts: by namespace, by one or several states (repeats allowed), and the refusals. */
   int64_t count = -1;
   const char *in_process[] = {"steps_in_process"};

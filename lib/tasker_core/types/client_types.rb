@@ -140,6 +140,14 @@ module TaskerCore
         attribute :pagination, PaginationInfo
       end
 
+      # A page of Client.list_tasks_after (keyset pagination): next_cursor is nil on the last page.
+      class TaskPage < BaseStruct
+        attribute :tasks, Types::Strict::Array.of(TaskResponse)
+        attribute :per_page, Types::Strict::Integer.constrained(gteq: 1)
+        attribute :has_next, Types::Strict::Bool
+        attribute :next_cursor, Types::Strict::String.optional
+      end
+
       class StepResponse < BaseStruct
         attribute :step_uuid, Uuid
         attribute :task_uuid, Uuid

@@ -216,6 +216,57 @@ BEGIN
     'has_previous', p_offset > 0));
 END $$;
 
+-- A page of tasks, newest first, after a cursor (keyset pagination: the dashboard's task list). The
+-- cursor is the last task's "created_at_task_uuid", as next_cursor gives it; the row comparison
+-- with it is an index condition of tasks_created_idx, tasks_namespace_created_idx or
+-- tasks_status_created_idx, so a page deep in a million tasks costs what the first does. has_next
+-- comes from reading one task more; nothing is counted.
+CREATE OR REPLACE FUNCTION tasker.list_tasks_after(p_limit integer, p_cursor text, p_namespace text, p_status text)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_where text := 'true';
+  v_created timestamp;
+  v_uuid uuid;
+  v_tasks jsonb;
+  v_has_next boolean;
+  v_last jsonb;
+BEGIN
+  IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
+    RAISE EXCEPTION 'limit must be between 1 and 1000 (got %)', p_limit USING ERRCODE = 'TK422';
+  END IF;
+  IF p_cursor IS NOT NULL THEN
+    BEGIN
+      v_created := split_part(p_cursor, '_', 1)::timestamp;
+      v_uuid := split_part(p_cursor, '_', 2)::uuid;
+    EXCEPTION WHEN data_exception THEN
+      v_created := NULL;
+    END;
+    IF v_created IS NULL OR v_uuid IS NULL THEN
+      RAISE EXCEPTION 'cursor is not a cursor of the task list (got %)', left(p_cursor, 100) USING ERRCODE = 'TK422';
+    END IF;
+    v_where := v_where || ' AND (t.created_at, t.task_uuid) < ($4, $5)';
+  END IF;
+  IF p_namespace IS NOT NULL THEN
+    v_where := v_where || ' AND t.namespace_name = $1';
+  END IF;
+  IF p_status IS NOT NULL THEN
+    v_where := v_where || ' AND t.status = $2';
+  END IF;
+  EXECUTE 'SELECT coalesce(jsonb_agg(tasker.task_fields(t, nt.name, nt.version) || tasker.task_summary(t.task_uuid)'
+          '                          ORDER BY t.created_at DESC, t.task_uuid DESC), ''[]''::jsonb)'
+          ' FROM (SELECT * FROM tasker.tasks t WHERE ' || v_where ||
+          '       ORDER BY t.created_at DESC, t.task_uuid DESC LIMIT $3) t'
+          ' JOIN tasker.named_tasks nt USING (named_task_uuid)'
+  INTO v_tasks USING p_namespace, p_status, p_limit + 1, v_created, v_uuid;
+  v_has_next := jsonb_array_length(v_tasks) > p_limit;
+  IF v_has_next THEN
+    v_tasks := v_tasks - p_limit;
+  END IF;
+  v_last := v_tasks -> (jsonb_array_length(v_tasks) - 1);
+  RETURN jsonb_build_object('tasks', v_tasks, 'per_page', p_limit, 'has_next', v_has_next,
+    'next_cursor', CASE WHEN v_has_next THEN (v_last->>'created_at') || '_' || (v_last->>'task_uuid') END);
+END $$;
+
 -- The number of tasks of a namespace and/or in any of the given states (NULL: no filter), for
 -- "is anything unfinished?" without reading a page. Dynamic SQL so that each combination is
 -- planned for its index: tasks_namespace_created_idx or tasks_status_created_idx, both of which
