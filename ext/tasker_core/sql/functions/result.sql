@@ -478,17 +478,22 @@ DECLARE
   v_next json := '[]'::json;
   v_handed json[];
   v_rows tasker.workflow_steps[];
+  v_handed_uuids uuid[];
   v_ords bigint[];
   v_events json[];
   v_wake text[];
 BEGIN
   IF jsonb_array_length(p_results) > 0 THEN
     v_outcomes := tasker.complete_results(p_worker, p_results, false, p_visibility_seconds);
-    SELECT array_agg(s ORDER BY o.ord), array_agg(o.ord ORDER BY o.ord) INTO v_rows, v_ords
+    SELECT array_agg((o.x->>'next_step')::uuid ORDER BY o.ord), array_agg(o.ord ORDER BY o.ord)
+    INTO v_handed_uuids, v_ords
     FROM jsonb_array_elements(v_outcomes) WITH ORDINALITY AS o(x, ord)
-    JOIN tasker.workflow_steps s ON s.workflow_step_uuid = (o.x->>'next_step')::uuid
     WHERE o.x->>'next_step' IS NOT NULL;
-    IF v_rows IS NOT NULL THEN
+    IF v_ords IS NOT NULL THEN
+      -- Probes of the primary key (a join on the outcomes' text could be planned as a scan of
+      -- every step).
+      SELECT array_agg(s ORDER BY array_position(v_handed_uuids, s.workflow_step_uuid)) INTO v_rows
+      FROM tasker.workflow_steps s WHERE s.workflow_step_uuid = ANY (v_handed_uuids);
       v_events := tasker.step_events(v_rows, p_worker);
       v_handed := array_fill(NULL::json, ARRAY[jsonb_array_length(p_results)]);
       FOR i IN 1 .. cardinality(v_ords) LOOP
