@@ -280,11 +280,13 @@ module TaskerCore
 
     # Runs a command as the postgres user when root. The command gets its own
     # process group so that a Ctrl-C in the terminal reaches this process but
-    # not the server, which is stopped in order by #stop instead.
+    # not the server, which is stopped in order by #stop instead. PostgreSQL's
+    # programs never inherit a preloaded library (a sanitizer runtime loaded
+    # for this process makes them hang).
     # Returns the combined output and whether the command succeeded.
     def run(*command)
-      output, status = Open3.capture2e(*as_system_user(command), chdir: @root_dir, pgroup: true,
-                                                                  in: File::NULL)
+      output, status = Open3.capture2e({ "LD_PRELOAD" => nil }, *as_system_user(command), chdir: @root_dir,
+                                                                                         pgroup: true, in: File::NULL)
       [output, status.success?]
     rescue SystemCallError => e
       [e.message, false]
