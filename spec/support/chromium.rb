@@ -35,7 +35,8 @@ module SpecSupport
       # Ruby opens pipes non-blocking; the browser reads and writes its ends as blocking ones.
       to_chrome.nonblock = false
       from_chrome.nonblock = false
-      @pid = Process.spawn(binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+      # The browser never inherits a preloaded library (rake asan preloads its runtime for Ruby).
+      @pid = Process.spawn({ "LD_PRELOAD" => nil }, binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                            "--no-first-run", "--no-default-browser-check", "--disable-extensions",
                            "--remote-debugging-pipe", "--user-data-dir=#{@profile}", "--window-size=#{width},#{height}",
                            "--hide-scrollbars", "about:blank",
