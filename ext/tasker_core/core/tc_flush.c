@@ -173,7 +173,7 @@ static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
     }
     item->outcome = json_object_get(json_object_array_get_idx(outcomes, (size_t)i));
     /* A step handed over by the completion (the finished step's only child), else one of the claim's. */
-    json_object_object_del(item->outcome, "next_step");
+    if (json_object_is_type(item->outcome, json_type_object)) json_object_object_del(item->outcome, "next_step");
     json_object *mine = json_object_array_get_idx(handed_over, (size_t)i);
     if (item->claim_next && mine && json_object_is_type(mine, json_type_array))
       item->next = json_object_get(mine);
