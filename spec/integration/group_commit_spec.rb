@@ -8,32 +8,6 @@ RSpec.describe "group commit of results" do
 
   before { TaskerCore::Templates.load([templates]) }
 
-  # Holds row locks on the given tasks in an open transaction of its own until released: a flush
-  # that applies a result of one of them waits, and the results submitted meanwhile wait in memory.
-  class TaskLock
-    def initialize(url, task_uuids)
-      @io = IO.popen({ "LD_PRELOAD" => nil }, ["psql", url, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"], "r+")
-      @io.puts "BEGIN;"
-      @io.puts "SELECT 1 FROM tasker.tasks WHERE task_uuid IN (#{task_uuids.map { |u| "'#{u}'" }.join(',')}) FOR UPDATE;"
-      @io.puts "SELECT 'locked';"
-      @io.flush
-      loop do
-        line = @io.gets or raise "psql ended before it held the locks"
-        break if line.chomp == "locked"
-      end
-    end
-
-    def release
-      return unless @io
-
-      @io.puts "COMMIT;"
-      @io.close_write
-      @io.read
-      @io.close
-      @io = nil
-    end
-  end
-
   def create_linear(count)
     Array.new(count) do |i|
       TaskerCore::Client.create_task(name: "linear_workflow", namespace: "math", context: { even_number: 2, i: i })["task_uuid"]
@@ -47,7 +21,7 @@ RSpec.describe "group commit of results" do
 
   it "applies the results that arrive during one flush together in the next" do
     uuids = create_linear(4)
-    lock = TaskLock.new(DATABASE_URL, uuids)
+    lock = SpecSupport::TaskLock.new(DATABASE_URL, uuids)
     TaskerCore::Worker.start(namespaces: ["math"], concurrency: 4)
     # One flush waits on a task's lock with the first results; the others wait behind it.
     sleep_until(timeout: 30, interval: 0.1) { flush_waiting_on_lock? && TaskerCore::FFI.worker_status["flush_waiting"] == 4 }
@@ -63,7 +37,7 @@ RSpec.describe "group commit of results" do
 
   it "loses nothing when a worker dies with results waiting in its flusher: the steps run again elsewhere" do
     uuids = create_linear(4)
-    lock = TaskLock.new(DATABASE_URL, uuids)
+    lock = SpecSupport::TaskLock.new(DATABASE_URL, uuids)
     env = { "TASKER_DATABASE_URL" => DATABASE_URL, "TASKER_SPEC_LEDGER" => SpecSupport::Ledger.path,
             "WORKER_VISIBILITY" => "2", "WORKER_CONCURRENCY" => "4", "WORKER_POLL_MS" => "200" }
     script = File.expand_path("../support/worker_process.rb", __dir__)

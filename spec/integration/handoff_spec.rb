@@ -49,4 +49,79 @@ RSpec.describe "a finished step's only child handed to its worker" do
     expect(flags.values_at("diamond_branch_b", "diamond_branch_c")).to eq([false, false])
     expect(flags["diamond_end"]).to be(true) # the second branch to finish was its last parent
   end
+
+  # Handlers that wait at a named gate until the spec opens it, and count their runs.
+  module HandoffSpecGates
+    @mutex = Mutex.new
+    @changed = ConditionVariable.new
+    @open = {}
+    @waiting = Hash.new(0)
+    @runs = Hash.new(0)
+
+    class << self
+      def pass(name)
+        @mutex.synchronize do
+          @waiting[name] += 1
+          @changed.wait(@mutex, 1) until @open[name]
+          @waiting[name] -= 1
+        end
+      end
+
+      def open(name) = @mutex.synchronize { @open[name] = true; @changed.broadcast }
+      def waiting(name) = @mutex.synchronize { @waiting[name] }
+      def ran(step) = @mutex.synchronize { @runs[step] += 1 }
+      def runs(step) = @mutex.synchronize { @runs[step] }
+    end
+  end
+
+  class HandoffSpecHandler < TaskerCore::StepHandler::Base
+    def call(context)
+      HandoffSpecGates.ran(context.step_name)
+      HandoffSpecGates.pass(config["gate"]) if config["gate"]
+      success({ "step" => context.step_name })
+    end
+  end
+
+  it "hands a child whose last two parents finish in one flush to one of them only" do
+    dir = Dir.mktmpdir
+    File.write(File.join(dir, "join.yml"), <<~YAML)
+      name: handoff_join
+      namespace_name: handoff
+      version: "1.0.0"
+      steps:
+        - {name: start, handler: {callable: HandoffSpecHandler}}
+        - {name: left, dependencies: [start], handler: {callable: HandoffSpecHandler, initialization: {gate: branches}}}
+        - {name: right, dependencies: [start], handler: {callable: HandoffSpecHandler, initialization: {gate: branches}}}
+        - {name: join, dependencies: [left, right], handler: {callable: HandoffSpecHandler}}
+    YAML
+    File.write(File.join(dir, "blocker.yml"), <<~YAML)
+      name: handoff_blocker
+      namespace_name: handoff
+      version: "1.0.0"
+      steps:
+        - {name: blocker, handler: {callable: HandoffSpecHandler, initialization: {gate: blocker}}}
+    YAML
+    TaskerCore::Worker.start(template_paths: [dir], namespaces: ["handoff"], concurrency: 4)
+    join = TaskerCore::Client.create_task(name: "handoff_join", namespace: "handoff", context: { n: 1 })["task_uuid"]
+    sleep_until(timeout: 30) { HandoffSpecGates.waiting("branches") == 2 }
+    blocker = TaskerCore::Client.create_task(name: "handoff_blocker", namespace: "handoff", context: { n: 2 })["task_uuid"]
+    sleep_until(timeout: 30) { HandoffSpecGates.waiting("blocker") == 1 }
+    # The blocker's flush waits on its task's lock; both branches' results queue behind it and go
+    # together in the next flush, where the join becomes ready.
+    lock = SpecSupport::TaskLock.new(DATABASE_URL, [blocker])
+    HandoffSpecGates.open("blocker")
+    sleep_until(timeout: 30) { TaskerCore::FFI.worker_status["flush_waiting"] == 1 }
+    HandoffSpecGates.open("branches")
+    sleep_until(timeout: 30) { TaskerCore::FFI.worker_status["flush_waiting"] == 3 }
+    lock.release
+    expect(wait_for_task(join)["status"]).to eq("complete")
+    expect(wait_for_task(blocker)["status"]).to eq("complete")
+    expect(HandoffSpecGates.runs("join")).to eq(1)
+    expect(handed(join)["join"]).to be(true)
+    expect(psql_value("SELECT attempts FROM tasker.workflow_steps WHERE task_uuid = '#{join}' AND name = 'join'")).to eq("1")
+  ensure
+    lock&.release
+    FileUtils.rm_rf(dir) if dir
+  end
 end
+

@@ -10,6 +10,7 @@ DATABASE_URL = TaskerCore::EmbeddedPostgres.database_url!(fsync: false, log_path
 
 require_relative "database"
 require_relative "handlers"
+require_relative "task_lock"
 require_relative "waiting"
 
 TaskerCore.configure do |c|

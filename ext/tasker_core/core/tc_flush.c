@@ -4,34 +4,47 @@
  * Handler threads submit results here instead of each running its own transaction. The first
  * submitter that finds no flush in progress becomes the leader: it takes every waiting result (up
  * to max_batch) and sends them, with a claim of the next step for each submitter that asked for
- * one, in one round trip and one transaction (tasker.flush) on the flusher's own connection. A
- * submitter whose step's only child became ready with this result gets that child handed over
- * (tasker.complete_results: no enqueue, no claim of the queue), the others a step of the claim. The
- * others wait; whoever still waits when the flush ends leads the next one. A lone result therefore
- * goes at once, from its own thread, and under load the results that arrive during one flush
- * share the next one: there is no timer.
+ * one, in one round trip and one transaction on the flusher's own connection: two prepared
+ * statements pipelined (tc_flush_sql.h), the completion of the plain results (successes without
+ * domain events, the common case) and the claim, preceded by tasker.complete_results for the others
+ * (failures, domain events). A submitter whose step's only child became ready with this result gets
+ * that child handed over (no enqueue, no claim of the queue), the others a step of the claim. A
+ * plain result the completion did not apply (a decision or batch step, a stale claim, an ended
+ * task) goes through tasker.complete_results right after, which knows every case. The others wait;
+ * whoever still waits when the flush ends leads the next one. A lone result therefore goes at once,
+ * from its own thread, and under load the results that arrive during one flush share the next one:
+ * there is no timer.
  *
  * A result waits only in memory and only until its transaction commits; if the process dies first,
  * its claim expires and the step runs again (at least once, as before). A flush that fails on a
- * statement (not the connection) is retried one result at a time, so one bad result fails alone.
+ * statement (not the connection) is rolled back whole and sent again through tasker.flush, the
+ * PL/pgSQL twin that fails only a step whose event cannot be built; if that fails too, one result at
+ * a time, so one bad result fails alone.
  *
  * Locks: f->mu guards the queue, `flushing` and each queued item's done/rc/outcome fields. The
  * connection belongs to the leader of the moment (flushing == true); no query runs under f->mu.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "tc_flush_sql.h"
 #include "tc_internal.h"
 
 #define FLUSH_SQL "SELECT tasker.flush($1::uuid, $2::jsonb, $3::integer, $4::text[], $5::integer)"
 #define FLUSH_STATEMENT "tc_flush"
+#define COMPLETE_STATEMENT "tc_flush_complete"
+#define CLAIM_STATEMENT "tc_flush_claim"
+#define OTHERS_SQL "SELECT tasker.complete_results($1::uuid, $2::jsonb, true)"
+#define OTHERS_STATEMENT "tc_flush_others"
 
 struct tc_flush_item {
   const char *step_uuid;
   const char *claim_token;
   const char *result_text; /* the submitter's serialized result, valid while it waits */
   bool claim_next;
+  bool plain;              /* a success without domain events: the completion statement's case */
   bool done;
   int rc;
   tc_error_t err;
@@ -95,14 +108,21 @@ void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results, i
   pthread_mutex_unlock(&f->mu);
 }
 
-/* Opens the connection and prepares the flush statement, once per connection. */
+/* Opens the connection and prepares the flush statements, once per connection. */
 static int ensure_conn(tc_flusher_t *f, tc_error_t *err) {
   if (f->conn && PQstatus(f->conn) == CONNECTION_OK) return TC_OK;
   if (f->conn) PQfinish(f->conn);
   f->conn = NULL;
   int rc = tc_db_connect(&f->rt->pool, &f->conn, err);
   if (rc != TC_OK) return rc;
-  rc = tc_db_prepare(f->conn, FLUSH_STATEMENT, FLUSH_SQL, 5, err);
+  /* Generic plans from the first execution (every access is keyed, whatever the parameters), no
+   * bitmap scans (their set-up costs more than the few rows each probe finds), no JIT. */
+  rc = tc_db_exec(f->conn, "SET plan_cache_mode = force_generic_plan; SET enable_bitmapscan = off; SET jit = off",
+                  0, NULL, err);
+  if (rc == TC_OK) rc = tc_db_prepare(f->conn, FLUSH_STATEMENT, FLUSH_SQL, 5, err);
+  if (rc == TC_OK) rc = tc_db_prepare(f->conn, COMPLETE_STATEMENT, TC_FLUSH_COMPLETE_SQL, 6, err);
+  if (rc == TC_OK) rc = tc_db_prepare(f->conn, CLAIM_STATEMENT, TC_FLUSH_CLAIM_SQL, 5, err);
+  if (rc == TC_OK) rc = tc_db_prepare(f->conn, OTHERS_STATEMENT, OTHERS_SQL, 2, err);
   if (rc != TC_OK) {
     PQfinish(f->conn);
     f->conn = NULL;
@@ -126,8 +146,9 @@ static bool append(char **buf, size_t *len, size_t *cap, const char *s) {
   return true;
 }
 
-/* Runs one flush of the n items in batch[] and fills their rc/outcome/next (f->mu not held). */
-static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
+/* Runs one flush of the n items in batch[] through tasker.flush, the PL/pgSQL twin of the
+ * pipeline below, and fills their rc/outcome/next (f->mu not held). */
+static void run_flush_function(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
   char *text = NULL;
   size_t len = 0, cap = 0;
   int claims = 0;
@@ -184,6 +205,269 @@ static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
   json_object_put(res);
 }
 
+/* A growing text buffer; ok turns false (and stays false) when memory runs out. */
+typedef struct {
+  char *text;
+  size_t len, cap;
+  bool ok;
+} text_t;
+
+static void add(text_t *t, const char *s) {
+  if (t->ok) t->ok = append(&t->text, &t->len, &t->cap, s);
+}
+
+/* The next result of a pipeline, which must have status want; NULL (err set) otherwise. Reads
+ * the NULL that ends each query's results, but not past a sync. */
+static PGresult *pipeline_next(PGconn *conn, ExecStatusType want, tc_error_t *err) {
+  PGresult *r = PQgetResult(conn);
+  if (!r) {
+    tc_error_from_pg(err, conn, NULL, "a flush statement got no answer");
+    return NULL;
+  }
+  ExecStatusType status = PQresultStatus(r);
+  if (status != PGRES_PIPELINE_SYNC) {
+    PGresult *end = PQgetResult(conn);
+    if (end) {
+      PQclear(end);
+      PQclear(r);
+      tc_error_set(err, TC_EDB, "a flush statement answered more than once");
+      return NULL;
+    }
+  }
+  if (status != want) {
+    /* An aborted statement follows the one that failed: keep that one's error. */
+    if (status != PGRES_PIPELINE_ABORTED && err->code == TC_OK) tc_error_from_pg(err, conn, r, "flush failed");
+    else if (err->code == TC_OK) tc_error_set(err, TC_EDB, "flush failed: the pipeline was aborted");
+    PQclear(r);
+    return NULL;
+  }
+  return r;
+}
+
+/* The outcome of a result applied by the completion statement (the shape complete_results gives). */
+static json_object *plain_outcome(PGresult *r, int row) {
+  json_object *o = json_object_new_object();
+  if (!o) return NULL;
+  bool ok = json_object_object_add(o, "applied", json_object_new_boolean(1)) == 0 &&
+            json_object_object_add(o, "step_status", json_object_new_string("complete")) == 0 &&
+            json_object_object_add(o, "task_status", json_object_new_string(PQgetvalue(r, row, 1))) == 0 &&
+            json_object_object_add(o, "enqueued", json_object_new_int(atoi(PQgetvalue(r, row, 2)))) == 0 &&
+            json_object_object_add(o, "next_retry_at", NULL) == 0 &&
+            json_object_object_add(o, "namespace", json_object_new_string(PQgetvalue(r, row, 3))) == 0;
+  if (!ok) {
+    json_object_put(o);
+    return NULL;
+  }
+  return o;
+}
+
+/* Sends the items of batch[] listed in idx[0..n) to tasker.complete_results in a transaction of
+ * their own (no claim) and fills their outcomes. */
+static void run_others(tc_flusher_t *f, tc_flush_item_t **batch, const int *idx, int n) {
+  text_t json = {.ok = true};
+  add(&json, "[");
+  for (int k = 0; k < n; k++) {
+    char head[160];
+    snprintf(head, sizeof head, "%s{\"step_uuid\":\"%s\",\"claim_token\":\"%s\",\"result\":", k ? "," : "",
+             batch[idx[k]]->step_uuid, batch[idx[k]]->claim_token);
+    add(&json, head);
+    add(&json, batch[idx[k]]->result_text);
+    add(&json, "}");
+  }
+  add(&json, "]");
+  tc_error_t err = {0};
+  json_object *res = NULL;
+  int rc = json.ok ? TC_OK : tc_error_set(&err, TC_ENOMEM, "out of memory building a flush");
+  if (rc == TC_OK) {
+    const char *params[] = {f->worker_uuid, json.text};
+    rc = tc_db_query_prepared_json(f->conn, OTHERS_STATEMENT, 2, params, &res, &err);
+  }
+  tc_free(json.text);
+  if (rc == TC_OK && (!json_object_is_type(res, json_type_array) || (int)json_object_array_length(res) != n))
+    rc = tc_error_set(&err, TC_EDB, "tasker.complete_results answered without an outcome for each result");
+  for (int k = 0; k < n; k++) {
+    tc_flush_item_t *item = batch[idx[k]];
+    item->rc = rc;
+    if (rc != TC_OK) item->err = err;
+    else item->outcome = json_object_get(json_object_array_get_idx(res, (size_t)k));
+  }
+  json_object_put(res);
+}
+
+/* Runs one flush of the n items in batch[] and fills their rc/outcome/next (f->mu not held): in
+ * one pipeline and one transaction, tasker.complete_results for the results that are not plain,
+ * the completion of the plain ones and the claim; then, in a transaction of their own, the plain
+ * results the completion did not apply. */
+static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
+  int plain_idx[256], others_idx[256], late_idx[256];
+  int n_plain = 0, n_others = 0, n_late = 0, claims = 0, n_parents = 0;
+  text_t steps = {.ok = true}, tokens = {.ok = true}, results = {.ok = true}, wants = {.ok = true},
+         parents = {.ok = true}, others = {.ok = true};
+  add(&steps, "{");
+  add(&tokens, "{");
+  add(&results, "[");
+  add(&wants, "{");
+  add(&parents, "{");
+  add(&others, "[");
+  for (int i = 0; i < n; i++) {
+    tc_flush_item_t *item = batch[i];
+    if (item->claim_next) claims++;
+    if (item->plain) {
+      const char *sep = n_plain ? "," : "";
+      add(&steps, sep);
+      add(&steps, item->step_uuid);
+      add(&tokens, sep);
+      add(&tokens, item->claim_token);
+      add(&results, sep);
+      add(&results, item->result_text);
+      add(&wants, sep);
+      add(&wants, item->claim_next ? "t" : "f");
+      if (item->claim_next) {
+        add(&parents, n_parents++ ? "," : "");
+        add(&parents, item->step_uuid);
+      }
+      plain_idx[n_plain++] = i;
+    } else {
+      char head[160];
+      snprintf(head, sizeof head, "%s{\"step_uuid\":\"%s\",\"claim_token\":\"%s\",\"result\":",
+               n_others ? "," : "", item->step_uuid, item->claim_token);
+      add(&others, head);
+      add(&others, item->result_text);
+      add(&others, "}");
+      others_idx[n_others++] = i;
+    }
+  }
+  add(&steps, "}");
+  add(&tokens, "}");
+  add(&results, "]");
+  add(&wants, "}");
+  add(&parents, "}");
+  add(&others, "]");
+  bool built = steps.ok && tokens.ok && results.ok && wants.ok && parents.ok && others.ok;
+
+  tc_error_t err = {0};
+  int rc = built ? ensure_conn(f, &err) : tc_error_set(&err, TC_ENOMEM, "out of memory building a flush");
+  PGresult *r_others = NULL, *r_complete = NULL, *r_claim = NULL;
+  bool statement_error = false;
+  if (rc == TC_OK) {
+    PGconn *conn = f->conn;
+    char claim[16];
+    snprintf(claim, sizeof claim, "%d", claims);
+    const char *p_others[] = {f->worker_uuid, others.text};
+    const char *p_complete[] = {f->worker_uuid, steps.text, tokens.text, results.text, wants.text, f->visibility};
+    const char *p_claim[] = {f->worker_uuid, f->ns_literal, claim, f->visibility, parents.text};
+    bool sent = PQenterPipelineMode(conn) == 1 &&
+                (!n_others || PQsendQueryPrepared(conn, OTHERS_STATEMENT, 2, p_others, NULL, NULL, 0) == 1) &&
+                (!n_plain || PQsendQueryPrepared(conn, COMPLETE_STATEMENT, 6, p_complete, NULL, NULL, 0) == 1) &&
+                (!claims || PQsendQueryPrepared(conn, CLAIM_STATEMENT, 5, p_claim, NULL, NULL, 0) == 1) &&
+                PQpipelineSync(conn) == 1;
+    if (!sent) {
+      rc = tc_error_from_pg(&err, conn, NULL, "sending a flush failed");
+    } else {
+      if (n_others) r_others = pipeline_next(conn, PGRES_TUPLES_OK, &err);
+      if (n_plain) r_complete = pipeline_next(conn, PGRES_TUPLES_OK, &err);
+      if (claims) r_claim = pipeline_next(conn, PGRES_TUPLES_OK, &err);
+      PGresult *sync = pipeline_next(conn, PGRES_PIPELINE_SYNC, &err);
+      if (sync) PQclear(sync);
+      if (err.code != TC_OK) rc = err.code;
+      statement_error = rc != TC_OK && sync && err.sqlstate[0] != '\0';
+    }
+    if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && PQexitPipelineMode(conn) != 1) statement_error = false;
+    if (PQstatus(conn) != CONNECTION_OK || PQpipelineStatus(conn) != PQ_PIPELINE_OFF) {
+      PQfinish(conn);
+      f->conn = NULL;
+      statement_error = false;
+    }
+  }
+  tc_free(steps.text);
+  tc_free(tokens.text);
+  tc_free(results.text);
+  tc_free(wants.text);
+  tc_free(parents.text);
+  tc_free(others.text);
+
+  if (rc != TC_OK) {
+    PQclear(r_others);
+    PQclear(r_complete);
+    PQclear(r_claim);
+    /* The transaction was rolled back whole: a statement error goes through tasker.flush, which
+     * knows how to fail only a step whose event cannot be built. */
+    if (statement_error) {
+      run_flush_function(f, batch, n);
+      return;
+    }
+    for (int i = 0; i < n; i++) {
+      batch[i]->rc = rc;
+      batch[i]->err = err;
+    }
+    return;
+  }
+
+  /* The others' outcomes, in the order they were sent. */
+  json_object *others_out = NULL;
+  if (r_others) {
+    if (PQntuples(r_others) != 1 ||
+        tc_json_parse_text(PQgetvalue(r_others, 0, 0), &others_out, &err) != TC_OK ||
+        !json_object_is_type(others_out, json_type_array) ||
+        (int)json_object_array_length(others_out) != n_others) {
+      if (err.code == TC_OK) tc_error_set(&err, TC_EDB, "tasker.complete_results answered without an outcome for each result");
+      for (int k = 0; k < n_others; k++) {
+        batch[others_idx[k]]->rc = err.code;
+        batch[others_idx[k]]->err = err;
+      }
+    } else {
+      for (int k = 0; k < n_others; k++)
+        batch[others_idx[k]]->outcome = json_object_get(json_object_array_get_idx(others_out, (size_t)k));
+    }
+    json_object_put(others_out);
+    PQclear(r_others);
+  }
+  /* The plain results' outcomes; the ones not applied go through complete_results below. */
+  if (r_complete) {
+    for (int row = 0; row < PQntuples(r_complete); row++) {
+      int ord = atoi(PQgetvalue(r_complete, row, 0));
+      if (ord < 1 || ord > n_plain) continue;
+      tc_flush_item_t *item = batch[plain_idx[ord - 1]];
+      item->outcome = plain_outcome(r_complete, row);
+      if (!item->outcome) {
+        item->rc = TC_ENOMEM;
+        tc_error_set(&item->err, TC_ENOMEM, "out of memory reading a flush");
+      }
+    }
+    PQclear(r_complete);
+    for (int k = 0; k < n_plain; k++) {
+      tc_flush_item_t *item = batch[plain_idx[k]];
+      if (!item->outcome && item->rc == TC_OK) late_idx[n_late++] = plain_idx[k];
+    }
+  }
+  /* Steps handed over go to the submitter whose step handed them, the claimed ones to the others
+   * that asked, in order. Every submitter that asked gets one step at most; no more were claimed. */
+  if (r_claim) {
+    int taker = 0;
+    for (int pass = 0; pass < 2; pass++) {
+      for (int row = 0; row < PQntuples(r_claim); row++) {
+        bool handed = !PQgetisnull(r_claim, row, 0);
+        if (handed != (pass == 0) || PQgetisnull(r_claim, row, 1)) continue;
+        tc_flush_item_t *to = NULL;
+        if (handed) {
+          for (int i = 0; i < n && !to; i++)
+            if (batch[i]->claim_next && !batch[i]->next && strcmp(batch[i]->step_uuid, PQgetvalue(r_claim, row, 0)) == 0)
+              to = batch[i];
+        } else {
+          while (taker < n && (!batch[taker]->claim_next || batch[taker]->next)) taker++;
+          if (taker < n) to = batch[taker];
+        }
+        json_object *ev = NULL;
+        tc_error_t parse_err = {0};
+        /* A step nobody takes (not expected) keeps its claim until it expires, then runs again. */
+        if (to && tc_json_parse_text(PQgetvalue(r_claim, row, 1), &ev, &parse_err) == TC_OK) to->next = ev;
+      }
+    }
+    PQclear(r_claim);
+  }
+  if (n_late) run_others(f, batch, late_idx, n_late);
+}
+
 /* Leads flushes until the caller's own item is done (called and returning with f->mu held). */
 static void lead(tc_flusher_t *f, tc_flush_item_t *mine) {
   tc_flush_item_t *batch[256];
@@ -219,8 +503,13 @@ static void lead(tc_flusher_t *f, tc_flush_item_t *mine) {
 
 int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_token, json_object *result,
                       bool claim_next, json_object **outcome, json_object **next, tc_error_t *err) {
+  /* Plain: a success without domain events (an empty list counts as none). */
+  json_object *events = tc_json_get(result, "domain_events");
+  bool plain = json_object_is_type(tc_json_get(result, "success"), json_type_boolean) &&
+               json_object_get_boolean(tc_json_get(result, "success")) &&
+               (!events || (json_object_is_type(events, json_type_array) && json_object_array_length(events) == 0));
   tc_flush_item_t item = {.step_uuid = step_uuid, .claim_token = claim_token,
-                          .result_text = tc_json_str(result), .claim_next = claim_next};
+                          .result_text = tc_json_str(result), .claim_next = claim_next, .plain = plain};
   if (!item.result_text) return tc_error_set(err, TC_ENOMEM, "out of memory serializing the step result");
   size_t bytes = strlen(item.result_text);
   if (bytes > TC_STEP_RESULT_MAX_BYTES)

@@ -1,17 +1,19 @@
 -- The step event: everything a handler needs, built for each claimed step.
 
--- The claim's row for a claimed step s, from which the worker builds the step event a handler sees
--- (core/tc_step_event.c: the positions are listed there): the task and its context, the step row,
--- the results of all its completed ancestors, and the template's name, version and updated_at,
--- with which the worker finds the step's definition in its own cache. A positional json array:
--- json_build_array writes text, where a nested jsonb object costs a conversion per key. The
--- ancestors are found level by level through the edges' to_step_uuid index (a lateral subquery
--- the planner cannot flatten into a hash join over every edge), so the walk costs what the step's
--- own ancestry costs.
-CREATE OR REPLACE FUNCTION tasker.step_event(s tasker.workflow_steps) RETURNS json
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-  RETURN (SELECT json_build_array(
+-- The claim's rows for claimed steps p_steps, in their order (ord), from which the worker builds
+-- the step event a handler sees (core/tc_step_event.c: the positions are listed there): the task
+-- and its context, the step row, the results of all its completed ancestors, and the template's
+-- name, version and updated_at, with which the worker finds the step's definition in its own cache.
+-- A positional json array per step: json_build_array writes text, where a nested jsonb object costs
+-- a conversion per key. SQL, one SELECT, stable: the planner inlines it into the statement that
+-- calls it (the flush's claim), so every step's row is one join, not a function call of its own.
+-- The ancestors are found level by level through the edges' to_step_uuid index, and each through
+-- its primary key (lateral subqueries the planner cannot flatten into a hash join over every edge),
+-- so the walk costs what the step's own ancestry costs.
+CREATE OR REPLACE FUNCTION tasker.step_event_rows(p_steps tasker.workflow_steps[])
+RETURNS TABLE (ord bigint, workflow_step_uuid uuid, event json)
+LANGUAGE sql STABLE AS $$
+  SELECT s.ordinality, s.workflow_step_uuid, json_build_array(
     s.claim_token, s.task_uuid, s.workflow_step_uuid, t.correlation_id, t.parent_correlation_id,
     s.handler_callable, s.handler_method, s.claim_expires_at,
     t.named_task_uuid, t.complete, t.requested_at, t.initiator, t.source_system, t.reason, t.tags,
@@ -21,28 +23,34 @@ BEGIN
     -- The handler sees the attempts made before this one (the first run sees 0).
     s.processed_at, s.attempts - 1, s.last_attempted_at, s.backoff_request_seconds,
     s.inputs, s.results, s.checkpoint, s.created_at, s.updated_at,
-    -- The task's own steps, kept when they are ancestors of this step.
-    coalesce((
-      SELECT jsonb_object_agg(ws.name, ws.results)
-      FROM tasker.workflow_steps ws
-      WHERE ws.task_uuid = s.task_uuid
-        AND ws.status IN ('complete', 'resolved_manually') AND ws.results IS NOT NULL
-        AND ws.workflow_step_uuid IN (
-          WITH RECURSIVE anc(uuid) AS (
-            SELECT e.from_step_uuid FROM tasker.workflow_step_edges e
-            WHERE e.to_step_uuid = s.workflow_step_uuid
-            UNION
-            -- OFFSET 0 keeps the subquery lateral: one index probe per step found so far.
-            SELECT p.from_step_uuid FROM anc CROSS JOIN LATERAL (
-              SELECT e.from_step_uuid FROM tasker.workflow_step_edges e
-              WHERE e.to_step_uuid = anc.uuid OFFSET 0) p
-          )
-          SELECT uuid FROM anc)
-    ), '{}'::jsonb),
+    coalesce(d.results, '{}'::jsonb),
     nt.updated_at)
-  FROM tasker.tasks t JOIN tasker.named_tasks nt USING (named_task_uuid)
-  WHERE t.task_uuid = s.task_uuid);
-END $$;
+  FROM unnest(p_steps) WITH ORDINALITY AS s
+  JOIN tasker.tasks t ON t.task_uuid = s.task_uuid
+  JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+  LEFT JOIN LATERAL (
+    WITH RECURSIVE anc(uuid) AS (
+      SELECT e.from_step_uuid FROM tasker.workflow_step_edges e
+      WHERE e.to_step_uuid = s.workflow_step_uuid
+      UNION
+      -- OFFSET 0 keeps the subquery lateral: one index probe per step found so far.
+      SELECT p.from_step_uuid FROM anc CROSS JOIN LATERAL (
+        SELECT e.from_step_uuid FROM tasker.workflow_step_edges e
+        WHERE e.to_step_uuid = anc.uuid OFFSET 0) p
+    )
+    SELECT jsonb_object_agg(w.name, w.results) AS results
+    FROM anc CROSS JOIN LATERAL (
+      SELECT w.name, w.results, w.status FROM tasker.workflow_steps w
+      WHERE w.workflow_step_uuid = anc.uuid OFFSET 0) w
+    WHERE w.status IN ('complete', 'resolved_manually') AND w.results IS NOT NULL
+  ) d ON true
+$$;
+
+-- The claim's row for one claimed step s (step_event_rows).
+CREATE OR REPLACE FUNCTION tasker.step_event(s tasker.workflow_steps) RETURNS json
+LANGUAGE sql STABLE AS $$
+  SELECT e.event FROM tasker.step_event_rows(ARRAY[s]) e
+$$;
 
 -- The steps of a template by name ({name: definition}) and the template's updated_at: what the
 -- worker caches to complete its step events.
@@ -66,7 +74,7 @@ DECLARE
   v_row tasker.workflow_steps;
 BEGIN
   BEGIN
-    SELECT array_agg(tasker.step_event(r) ORDER BY n) INTO v_events FROM unnest(p_rows) WITH ORDINALITY AS x(r, n);
+    SELECT array_agg(e.event ORDER BY e.ord) INTO v_events FROM tasker.step_event_rows(p_rows) e;
   EXCEPTION WHEN OTHERS THEN
     v_events := '{}';
     FOREACH v_row IN ARRAY p_rows LOOP
