@@ -23,6 +23,8 @@
  *
  * Locks: f->mu guards the queue, `flushing` and each queued item's done/rc/outcome fields. The
  * connection belongs to the leader of the moment (flushing == true); no query runs under f->mu.
+ * Each submitter waits on a condition variable of its own, so a flush wakes only the submitters it
+ * answered (and the next leader), not every handler thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +52,7 @@ struct tc_flush_item {
   tc_error_t err;
   json_object *outcome;    /* handed to the submitter */
   json_object *next;       /* a claimed step for the submitter, or NULL */
+  pthread_cond_t cv;       /* signalled when done, or when its submitter should lead the next flush */
   struct tc_flush_item *link;
 };
 
@@ -60,7 +63,6 @@ struct tc_flusher {
   char visibility[16];
   int max_batch;
   pthread_mutex_t mu;
-  pthread_cond_t cv;
   tc_flush_item_t *head, *tail;
   bool flushing;
   PGconn *conn;            /* the leader's */
@@ -82,7 +84,6 @@ int tc_flusher_new(tc_runtime_t *rt, const char *worker_uuid, const char *ns_lit
   snprintf(f->visibility, sizeof f->visibility, "%d", visibility_s);
   f->max_batch = max_batch < 1 ? 1 : max_batch;
   pthread_mutex_init(&f->mu, NULL);
-  pthread_cond_init(&f->cv, NULL);
   *out = f;
   return TC_OK;
 }
@@ -90,7 +91,6 @@ int tc_flusher_new(tc_runtime_t *rt, const char *worker_uuid, const char *ns_lit
 void tc_flusher_free(tc_flusher_t *f) {
   if (!f) return;
   if (f->conn) PQfinish(f->conn);
-  pthread_cond_destroy(&f->cv);
   pthread_mutex_destroy(&f->mu);
   tc_free(f->ns_literal);
   tc_free(f);
@@ -468,7 +468,8 @@ static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
   if (n_late) run_others(f, batch, late_idx, n_late);
 }
 
-/* Leads flushes until the caller's own item is done (called and returning with f->mu held). */
+/* Leads flushes until the caller's own item is done (called and returning with f->mu held), then
+ * hands the lead to the first result still waiting. */
 static void lead(tc_flusher_t *f, tc_flush_item_t *mine) {
   tc_flush_item_t *batch[256];
   int cap = f->max_batch < 256 ? f->max_batch : 256;
@@ -495,10 +496,15 @@ static void lead(tc_flusher_t *f, tc_flush_item_t *mine) {
     f->flushing = false;
     f->flushes++;
     f->results += n;
-    for (int i = 0; i < n; i++) batch[i]->done = true;
+    for (int i = 0; i < n; i++) {
+      batch[i]->done = true;
+      if (batch[i] != mine) pthread_cond_signal(&batch[i]->cv);
+    }
     f->waiting -= n;
-    pthread_cond_broadcast(&f->cv);
   }
+  /* Results that arrived meanwhile: the first one's submitter leads the next flush. Only the
+   * submitters whose results are done, and this one, wake: not every thread at every flush. */
+  if (f->head) pthread_cond_signal(&f->head->cv);
 }
 
 int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_token, json_object *result,
@@ -515,6 +521,7 @@ int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_
   if (bytes > TC_STEP_RESULT_MAX_BYTES)
     return tc_error_set(err, TC_EINVAL, "the step result is %zu bytes serialized; the limit is %d", bytes,
                         TC_STEP_RESULT_MAX_BYTES);
+  pthread_cond_init(&item.cv, NULL);
   pthread_mutex_lock(&f->mu);
   if (f->tail) f->tail->link = &item;
   else f->head = &item;
@@ -522,9 +529,10 @@ int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_
   f->waiting++;
   while (!item.done) {
     if (!f->flushing) lead(f, &item);
-    else pthread_cond_wait(&f->cv, &f->mu);
+    else pthread_cond_wait(&item.cv, &f->mu);
   }
   pthread_mutex_unlock(&f->mu);
+  pthread_cond_destroy(&item.cv);
   if (item.rc != TC_OK) {
     if (err) *err = item.err;
     return item.rc;
