@@ -14,9 +14,11 @@
 
 typedef struct {
   tc_worker_t *worker;
+  bool fail_second; /* the tasks' second steps fail for good (the flush's other results) */
   int completed;
   int failed;
 } runner_t;
+
 
 /* Runs steps until none arrives for a while: next step, complete it, run the one claimed with it. */
 static void *runner(void *arg) {
@@ -24,9 +26,13 @@ static void *runner(void *arg) {
   for (;;) {
     json_object *ev = NULL;
     tc_error_t err = {0};
-    if (tc_worker_next_step(r->worker, 5000, NULL, &ev, &err) != TC_OK) return NULL;
+    if (tc_worker_next_step(r->worker, 3000, NULL, &ev, &err) != TC_OK) return NULL;
     while (ev) {
-      json_object *result = parse("{\"success\":true,\"status\":\"completed\",\"result\":{\"ok\":1}}");
+      bool fail = r->fail_second && strcmp(str(ev, "handler_callable"), "S") == 0;
+      json_object *result = parse(fail ? "{\"success\":false,\"status\":\"failed\",\"result\":null,\"error\":"
+                                         "{\"message\":\"boom\",\"error_type\":\"PermanentError\",\"retryable\":false},"
+                                         "\"metadata\":{\"retryable\":false}}"
+                                       : "{\"success\":true,\"status\":\"completed\",\"result\":{\"ok\":1}}");
       json_object *out = NULL;
       int rc = tc_worker_complete_step(r->worker, str(ev, "step_uuid"), str(ev, "claim_token"), result, &out, &err);
       json_object_put(result);
@@ -42,12 +48,15 @@ static void *runner(void *arg) {
   }
 }
 
-void test_flush(const char *url) {
+/* Runs FLUSH_TASKS two-step tasks through FLUSH_THREADS threads; with fail_second, every second step
+ * fails for good, so its result goes through complete_results in the same flushes as the others'
+ * successes, and every task ends in error. */
+static void run_pairs(const char *url, bool fail_second) {
   tc_runtime_t *rt = test_runtime(url, 4);
   if (!rt) return;
   tc_error_t err = {0};
   char ns[32], text[1024];
-  snprintf(ns, sizeof ns, "cflush_%d", (int)getpid());
+  snprintf(ns, sizeof ns, "cflush%s_%d", fail_second ? "_fail" : "", (int)getpid());
   snprintf(text, sizeof text,
            "{\"name\":\"pair\",\"namespace_name\":\"%s\",\"version\":\"1.0.0\",\"identity_strategy\":\"always_unique\","
            "\"steps\":[{\"name\":\"first\",\"handler\":{\"callable\":\"F\"}},"
@@ -85,7 +94,7 @@ void test_flush(const char *url) {
   pthread_t threads[FLUSH_THREADS];
   runner_t runners[FLUSH_THREADS];
   for (int i = 0; i < FLUSH_THREADS; i++) {
-    runners[i] = (runner_t){.worker = w};
+    runners[i] = (runner_t){.worker = w, .fail_second = fail_second};
     pthread_create(&threads[i], NULL, runner, &runners[i]);
   }
   int completed = 0, failed = 0;
@@ -107,15 +116,18 @@ void test_flush(const char *url) {
   json_object_put(status);
 
   snprintf(text, sizeof text,
-           "SELECT jsonb_build_object('complete', count(*) FILTER (WHERE t.status = 'complete'), 'audit', "
+           "SELECT jsonb_build_object('complete', count(*) FILTER (WHERE t.status = 'complete'), "
+           "'error', count(*) FILTER (WHERE t.status = 'error'), 'audit', "
            "(SELECT count(*) FROM tasker.workflow_step_result_audit a JOIN tasker.tasks x USING (task_uuid) "
            "WHERE x.namespace_name = '%s' AND a.applied)) FROM tasker.tasks t WHERE t.namespace_name = '%s'",
            ns, ns);
   json_object *counts = NULL;
   rc = tc_rt_query_json(rt, text, 0, NULL, &counts, &err);
   CHECK_RC(rc, err);
-  CHECK(json_object_get_int(json_object_object_get(counts, "complete")) == FLUSH_TASKS, "tasks complete: %s",
-        tc_json_str(counts));
+  CHECK(json_object_get_int(json_object_object_get(counts, "complete")) == (fail_second ? 0 : FLUSH_TASKS),
+        "tasks complete: %s", tc_json_str(counts));
+  CHECK(json_object_get_int(json_object_object_get(counts, "error")) == (fail_second ? FLUSH_TASKS : 0),
+        "tasks in error: %s", tc_json_str(counts));
   CHECK(json_object_get_int(json_object_object_get(counts, "audit")) == 2 * FLUSH_TASKS, "applied results: %s",
         tc_json_str(counts));
   json_object_put(counts);
@@ -123,4 +135,9 @@ void test_flush(const char *url) {
   tc_worker_stop(w);
   tc_worker_free(w);
   tc_runtime_free(rt);
+}
+
+void test_flush(const char *url) {
+  run_pairs(url, false);
+  run_pairs(url, true);
 }
