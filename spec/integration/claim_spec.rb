@@ -34,13 +34,15 @@ RSpec.describe "the claim across namespaces and with a backlog" do
   it "fails only the step whose event cannot be built, and claims the others" do
     # A stand-in for an event too large to build (its ancestors' results past jsonb's limit).
     psql(<<~SQL)
-      ALTER FUNCTION tasker.step_event(tasker.workflow_steps) RENAME TO step_event_real;
-      CREATE FUNCTION tasker.step_event(s tasker.workflow_steps) RETURNS json LANGUAGE plpgsql STABLE AS $$
+      ALTER FUNCTION tasker.step_event_rows(tasker.workflow_steps[]) RENAME TO step_event_rows_real;
+      CREATE FUNCTION tasker.step_event_rows(p_steps tasker.workflow_steps[])
+      RETURNS TABLE (ord bigint, workflow_step_uuid uuid, event json) LANGUAGE plpgsql STABLE AS $$
       BEGIN
-        IF (SELECT t.context->>'tag' FROM tasker.tasks t WHERE t.task_uuid = s.task_uuid) = 'poison' THEN
+        IF EXISTS (SELECT 1 FROM unnest(p_steps) s JOIN tasker.tasks t ON t.task_uuid = s.task_uuid
+                   WHERE t.context->>'tag' = 'poison') THEN
           RAISE EXCEPTION 'total size of jsonb object elements exceeds the maximum' USING ERRCODE = '54000';
         END IF;
-        RETURN tasker.step_event_real(s);
+        RETURN QUERY SELECT * FROM tasker.step_event_rows_real(p_steps);
       END $$;
     SQL
     begin
@@ -53,8 +55,8 @@ RSpec.describe "the claim across namespaces and with a backlog" do
       expect(message).to include("the step event could not be built", "exceeds the maximum")
       expect(psql_value("SELECT status FROM tasker.tasks WHERE task_uuid = '#{bad['task_uuid']}'")).to eq("error")
     ensure
-      psql("DROP FUNCTION tasker.step_event(tasker.workflow_steps); " \
-           "ALTER FUNCTION tasker.step_event_real(tasker.workflow_steps) RENAME TO step_event")
+      psql("DROP FUNCTION tasker.step_event_rows(tasker.workflow_steps[]); " \
+           "ALTER FUNCTION tasker.step_event_rows_real(tasker.workflow_steps[]) RENAME TO step_event_rows")
     end
   end
 

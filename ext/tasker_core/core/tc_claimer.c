@@ -110,7 +110,8 @@ static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
     tc_ring_push(&w->queue, events[i]);
     w->claimed_total++;
   }
-  if (built > 0) pthread_cond_broadcast(&w->cv);
+  /* One waiting handler thread per step: a broadcast would wake every idle thread for one step. */
+  for (int i = 0; i < built; i++) pthread_cond_signal(&w->cv);
   pthread_mutex_unlock(&w->mu);
   tc_free(events);
   return got;

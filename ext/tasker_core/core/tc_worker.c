@@ -195,6 +195,8 @@ int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, jso
     *out = ev;
     return TC_OK;
   }
+  /* A step is signalled to one waiting thread: one that leaves without it passes the signal on. */
+  if (w->queue.count > 0) pthread_cond_signal(&w->cv);
   if (w->stopping) rc = tc_error_set(err, TC_ESTOPPED, "the worker is stopped");
   else if (cancel && cancel->fired) rc = tc_error_set(err, TC_ECANCELED, "the wait was cancelled");
   else rc = tc_error_set(err, TC_ETIMEDOUT, "no step arrived within %d ms", timeout_ms);
