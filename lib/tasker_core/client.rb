@@ -262,6 +262,20 @@ module TaskerCore
       FFI.report("activity", Client.report_int(minutes, "minutes"), Client.report_int(bucket_minutes, "bucket_minutes"))
     end
 
+    # The tasks by state and by namespace, for an overview: {"states" => {state => n} (the states
+    # that have tasks), "namespaces" => [{"namespace", "total", "unfinished", "error"}]}. Three
+    # index reads, however many states and namespaces.
+    def task_counts
+      TaskerCore.boot!
+      FFI.report("task_counts", 0, 0)
+    end
+
+    # The registered namespaces' names, sorted.
+    def namespaces
+      TaskerCore.boot!
+      FFI.report("namespaces", 0, 0)
+    end
+
     # The steps waiting now, per namespace (every registered one): [{"namespace", "enqueued",
     # "in_progress", "waiting_for_retry", "retry_due", "oldest_enqueued_at",
     # "oldest_enqueued_seconds"}].

@@ -300,7 +300,8 @@ int tc_dlq_update(tc_runtime_t *rt, const char *entry_uuid, json_object *changes
 /* ---- Reports (tc_reports.c): read-only figures for the dashboard and the DLQ routes. ----
  * report: "activity" (arg1 minutes 1..1440, arg2 bucket minutes 1..arg1: tasks finished and step
  * attempts ended per bucket, totals, error rates), "queue_depth" (per namespace: enqueued,
- * in_progress, waiting_for_retry, retry_due), "workers" (arg1 limit 1..1000: the registered
+ * in_progress, waiting_for_retry, retry_due), "task_counts" (per namespace and state),
+ * "namespaces" (the registered namespaces' names), "workers" (arg1 limit 1..1000: the registered
  * workers, alive first), "dlq_stats" (per dlq_reason), "dlq_investigation_queue" (arg1 limit:
  * pending entries by priority_score), "dlq_staleness" (arg1 limit, arg2 the steps_in_process
  * threshold in minutes 1..525600: active tasks by closeness to their threshold). Anything else is

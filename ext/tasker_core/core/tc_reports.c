@@ -1,7 +1,7 @@
 /*
  * tc_reports.c - read-only reports over the database for operators: the dashboard overview's live
- * figures (activity, queue depth, workers) and the DLQ's reports. Each is one SQL function
- * (sql/functions/activity.sql, workers.sql, dlq_reports.sql) answering JSON.
+ * figures (task counts, namespaces, activity, queue depth, workers) and the DLQ's reports. Each is one SQL function
+ * (sql/functions/overview.sql, workers.sql, dlq_reports.sql) answering JSON.
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +21,8 @@ typedef struct {
 static const tc_report_def_t reports[] = {
     {"activity", "SELECT tasker.activity($1::integer, $2::integer)", 2, 1, 1440, "minutes", 1, 0, "bucket_minutes"},
     {"queue_depth", "SELECT tasker.queue_depth()", 0, 0, 0, NULL, 0, 0, NULL},
+    {"task_counts", "SELECT tasker.task_counts()", 0, 0, 0, NULL, 0, 0, NULL},
+    {"namespaces", "SELECT tasker.namespace_names()", 0, 0, 0, NULL, 0, 0, NULL},
     {"workers", "SELECT tasker.list_workers($1::integer)", 1, 1, 1000, "limit", 0, 0, NULL},
     {"dlq_stats", "SELECT tasker.dlq_stats()", 0, 0, 0, NULL, 0, 0, NULL},
     {"dlq_investigation_queue", "SELECT tasker.dlq_investigation_queue($1::integer)", 1, 1, 1000, "limit", 0, 0, NULL},
@@ -36,8 +38,8 @@ int tc_report(tc_runtime_t *rt, const char *report, int arg1, int arg2, json_obj
     if (strcmp(report, reports[i].name) == 0) def = &reports[i];
   if (!def)
     return tc_error_set(err, TC_EINVAL,
-                        "report must be one of activity, queue_depth, workers, dlq_stats, dlq_investigation_queue, "
-                        "dlq_staleness (got %.64s)",
+                        "report must be one of activity, queue_depth, task_counts, namespaces, workers, dlq_stats, "
+                        "dlq_investigation_queue, dlq_staleness (got %.64s)",
                         report ? report : "nothing");
   if (def->n_params >= 1 && (arg1 < def->arg1_min || arg1 > def->arg1_max))
     return tc_error_set(err, TC_EINVAL, "%s must be between %d and %d (got %d)", def->arg1_name, def->arg1_min,

@@ -99,13 +99,12 @@ module TaskerCore
 
       def overview
         TaskerCore.boot!
-        counts = T::TASK_STATES.to_h { |s| [s, Client.count_tasks(status: s)] }
-        templates = FFI.template_list(nil)
-        namespaces = templates.map { |t| t["namespace_name"] }.uniq.sort
-        by_ns = namespaces.to_h do |ns|
-          [ns, { "unfinished" => Client.count_tasks(namespace: ns, status: Client::UNFINISHED_STATUSES),
-                 "error" => Client.count_tasks(namespace: ns, status: "error"),
-                 "all" => Client.count_tasks(namespace: ns) }]
+        task_counts = Client.task_counts
+        counts = T::TASK_STATES.to_h { |s| [s, task_counts["states"].fetch(s, 0)] }
+        listed = task_counts["namespaces"].to_h { |c| [c["namespace"], c] }
+        by_ns = (Client.namespaces + listed.keys).uniq.sort.to_h do |ns|
+          c = listed.fetch(ns, {})
+          [ns, { "unfinished" => c.fetch("unfinished", 0), "error" => c.fetch("error", 0), "all" => c.fetch("total", 0) }]
         end
         pending_dlq = DLQ.list(resolution_status: "pending", limit: 1000).size
         activity = Client.activity(minutes: 60, bucket_minutes: 5)
@@ -149,7 +148,7 @@ module TaskerCore
         end
         after = q["after"].to_s.empty? ? nil : q["after"]
         list = Web.plain(Client.list_tasks_after(cursor: after, limit: PER_PAGE, namespace: namespace, status: status, **texts))
-        namespaces = FFI.template_list(nil).map { |t| t["namespace_name"] }.uniq.sort
+        namespaces = Client.namespaces
         body = +"<h1>Tasks</h1><form method=\"get\" action=\"#{url('/tasks')}\" class=\"filters\">"
         body << select("namespace", "Namespace", namespaces, namespace)
         body << select("status", "Status", T::TASK_STATES, status)

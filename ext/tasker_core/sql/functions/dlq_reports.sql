@@ -54,26 +54,30 @@ $$;
 -- health_status: healthy under 80 % of it, warning from 80 %, stale from 100 %.
 CREATE OR REPLACE FUNCTION tasker.dlq_staleness(p_limit integer, p_threshold_minutes integer) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-  SELECT coalesce(jsonb_agg(to_jsonb(v) - 'ratio' ORDER BY v.ratio DESC, v.time_in_state_minutes DESC), '[]'::jsonb)
-  FROM (SELECT x.*, CASE WHEN x.time_in_state_minutes >= x.staleness_threshold_minutes THEN 'stale'
-                         WHEN x.time_in_state_minutes >= 0.8 * x.staleness_threshold_minutes THEN 'warning'
-                         ELSE 'healthy' END AS health_status,
-               x.time_in_state_minutes::numeric / greatest(x.staleness_threshold_minutes, 1) AS ratio
-        FROM (SELECT t.task_uuid, t.namespace_name, nt.name AS task_name, t.status AS current_state,
-                     floor(extract(epoch FROM (clock_timestamp() AT TIME ZONE 'utc') - t.updated_at) / 60)::integer
-                       AS time_in_state_minutes,
-                     floor(extract(epoch FROM (clock_timestamp() AT TIME ZONE 'utc') - t.created_at) / 60)::integer
-                       AS task_age_minutes,
-                     CASE t.status
-                       WHEN 'steps_in_process' THEN
-                         coalesce(CASE WHEN (nt.configuration->'lifecycle'->>'max_steps_in_process_minutes') ~ '^[0-9]{1,6}$'
-                                       THEN (nt.configuration->'lifecycle'->>'max_steps_in_process_minutes')::integer END,
-                                  p_threshold_minutes)
-                       WHEN 'waiting_for_dependencies' THEN 60
-                       ELSE 30 END AS staleness_threshold_minutes,
-                     t.priority
-              FROM tasker.tasks t JOIN tasker.named_tasks nt USING (named_task_uuid)
-              WHERE t.status IN ('waiting_for_dependencies', 'waiting_for_retry', 'steps_in_process')) x
-        ORDER BY ratio DESC, x.time_in_state_minutes DESC
-        LIMIT p_limit) v
+  WITH now_utc AS (SELECT clock_timestamp() AT TIME ZONE 'utc' AS now),
+  -- The steps_in_process threshold of each template (a stored value that is no whole number of
+  -- minutes is ignored, as the detector does).
+  th AS (SELECT named_task_uuid, name,
+                coalesce(CASE WHEN (configuration->'lifecycle'->>'max_steps_in_process_minutes') ~ '^[0-9]{1,6}$'
+                              THEN (configuration->'lifecycle'->>'max_steps_in_process_minutes')::integer END,
+                         p_threshold_minutes) AS in_process
+         FROM tasker.named_tasks),
+  x AS (SELECT t.task_uuid, t.namespace_name, th.name AS task_name, t.status AS current_state, t.priority,
+               extract(epoch FROM n.now - t.updated_at) / 60 AS in_state, extract(epoch FROM n.now - t.created_at) / 60 AS age,
+               CASE t.status WHEN 'steps_in_process' THEN th.in_process WHEN 'waiting_for_dependencies' THEN 60 ELSE 30 END
+                 AS threshold
+        FROM tasker.tasks t JOIN th USING (named_task_uuid) CROSS JOIN now_utc n
+        WHERE t.status IN ('waiting_for_dependencies', 'waiting_for_retry', 'steps_in_process')
+        ORDER BY (extract(epoch FROM n.now - t.updated_at) / 60) / greatest(
+                   CASE t.status WHEN 'steps_in_process' THEN th.in_process WHEN 'waiting_for_dependencies' THEN 60 ELSE 30 END, 1)
+                 DESC, t.updated_at
+        LIMIT p_limit)
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'task_uuid', task_uuid, 'namespace_name', namespace_name, 'task_name', task_name,
+           'current_state', current_state, 'time_in_state_minutes', floor(in_state)::integer,
+           'task_age_minutes', floor(age)::integer, 'staleness_threshold_minutes', threshold,
+           'health_status', CASE WHEN in_state >= threshold THEN 'stale' WHEN in_state >= 0.8 * threshold THEN 'warning'
+                                 ELSE 'healthy' END,
+           'priority', priority) ORDER BY in_state / greatest(threshold, 1) DESC), '[]'::jsonb)
+  FROM x
 $$;

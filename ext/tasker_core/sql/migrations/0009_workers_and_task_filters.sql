@@ -15,6 +15,12 @@ CREATE TABLE tasker.workers (
   stopped_at timestamp
 );
 
+-- The dashboard's last hour (tasker.activity) counts the tasks that finished in it: the transitions
+-- into a final state, one per finished task, are the only rows of this index, so the read costs the
+-- window's finished tasks and every other transition is written without it.
+CREATE INDEX task_transitions_finished_idx ON tasker.task_transitions (created_at)
+  WHERE to_state IN ('complete', 'error', 'cancelled');
+
 -- tasker.list_tasks and tasker.list_tasks_after take the initiator and source_system filters
 -- (sql/functions/client_reads.sql): the old signatures go.
 DROP FUNCTION IF EXISTS tasker.list_tasks(integer, integer, text, text, boolean);

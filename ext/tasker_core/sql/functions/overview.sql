@@ -1,12 +1,44 @@
--- The dashboard overview's live figures: what finished over the last minutes, and what waits in
--- the queue now. Each reads only the rows of its window or of its state through an index, so the
--- answer costs the same with a million finished tasks as with none.
+-- The dashboard overview's figures: the tasks by namespace and state, what finished over the last
+-- minutes, and what waits in the queue now. The last two read only the rows of their window or of
+-- their state through an index, so they cost the same with a million finished tasks as with none.
+
+-- The overview's task counts: {"states": {state: n}, "namespaces": [{namespace, total,
+-- unfinished, error}]}. Three reads instead of a count per state and per namespace: the states from
+-- an index-only scan of tasks_status_created_idx, the totals per namespace from one of
+-- tasks_namespace_created_idx, and the unfinished and failed tasks per namespace from the status
+-- index's entries of those states only.
+CREATE OR REPLACE FUNCTION tasker.task_counts() RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+    'states', (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb)
+               FROM (SELECT status, count(*) AS n FROM tasker.tasks GROUP BY status) s),
+    'namespaces', (SELECT coalesce(jsonb_agg(jsonb_build_object('namespace', a.namespace_name, 'total', a.n,
+                                                                'unfinished', coalesce(b.unfinished, 0),
+                                                                'error', coalesce(b.error, 0))
+                                             ORDER BY a.namespace_name), '[]'::jsonb)
+                   FROM (SELECT namespace_name, count(*) AS n FROM tasker.tasks GROUP BY namespace_name) a
+                   LEFT JOIN (SELECT namespace_name, count(*) FILTER (WHERE status <> 'error') AS unfinished,
+                                     count(*) FILTER (WHERE status = 'error') AS error
+                              FROM tasker.tasks
+                              WHERE status IN ('pending', 'initializing', 'enqueuing_steps', 'steps_in_process',
+                                               'evaluating_results', 'waiting_for_dependencies', 'waiting_for_retry',
+                                               'blocked_by_failures', 'error')
+                              GROUP BY namespace_name) b USING (namespace_name)))
+$$;
+
+-- The registered namespaces' names, sorted.
+CREATE OR REPLACE FUNCTION tasker.namespace_names() RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(jsonb_agg(name ORDER BY name), '[]'::jsonb) FROM tasker.task_namespaces
+$$;
 
 -- Tasks finished (complete, error, cancelled) and step attempts ended (succeeded, failed) per
 -- bucket of p_bucket_minutes over the last p_minutes, oldest bucket first, with the totals and the
--- error rates (errored / finished tasks, failed / ended attempts; null when nothing ended). Task
--- transitions and step attempts are keyed by uuid v7, so the window is a range of their primary
--- keys (a minute early: a row's key is taken a little after the timestamp it records).
+-- error rates (errored / finished tasks, failed / ended attempts; null when nothing ended). The
+-- finishing task transitions are read from their partial index (task_transitions_finished_idx);
+-- step attempts are keyed by uuid v7, so the window is a range of their primary key (a minute
+-- early: a row's key is taken a little after the timestamp it records). Either read costs the
+-- window's rows, not the history's.
 CREATE OR REPLACE FUNCTION tasker.activity(p_minutes integer, p_bucket_minutes integer) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -33,8 +65,7 @@ BEGIN
            count(*) FILTER (WHERE to_state = 'error') AS errored,
            count(*) FILTER (WHERE to_state = 'cancelled') AS cancelled
     FROM tasker.task_transitions
-    WHERE task_transition_uuid >= tasker.uuid_v7_floor(v_since - interval '1 minute')
-      AND created_at >= v_since AND to_state IN ('complete', 'error', 'cancelled')
+    WHERE created_at >= v_since AND to_state IN ('complete', 'error', 'cancelled')
     GROUP BY 1
   ), s AS (
     SELECT date_bin(v_bucket, finished_at, v_since) AS start,
