@@ -91,8 +91,10 @@ RSpec.describe "TaskerCore::Client.count_tasks and list_tasks(with_total: false)
       page1 = client.list_tasks(limit: 3, with_total: false)
       expect(page1).to be_a(t::TaskListResponse)
       expect(page1.tasks.map(&:task_uuid)).to eq(uuids.reverse.first(3))
-      expect(page1.pagination.to_h).to eq(page: 1, per_page: 3, total_count: nil, total_pages: nil, has_next: true,
-                                          has_previous: false)
+      expect(page1.pagination.to_h.except(:next_cursor)).to eq(page: 1, per_page: 3, total_count: nil, total_pages: nil,
+                                                               has_next: true, has_previous: false)
+      expect(client.list_tasks_after(cursor: page1.pagination.next_cursor, limit: 3).tasks.map(&:task_uuid))
+        .to eq(uuids.reverse[3, 3])
       page2 = client.list_tasks(limit: 3, offset: 3, with_total: false)
       expect(page2.tasks.map(&:task_uuid)).to eq(uuids.reverse[3, 3])
       expect(page2.pagination.has_next).to be(true)
