@@ -6,6 +6,7 @@ require "rack"
 require "rack/mock"
 require "open3"
 require "socket"
+require "time"
 require_relative "../support/web_server"
 
 RSpec.describe "the dashboard (TaskerCore::Web's pages and actions)" do
@@ -129,6 +130,22 @@ RSpec.describe "the dashboard (TaskerCore::Web's pages and actions)" do
     expect(queue).to match(%r{<td>0</td><td>1</td><td>1</td></tr>})
     expect { TaskerCore::Client.activity(minutes: 60, bucket_minutes: 61) }
       .to raise_error(TaskerCore::Errors::ValidationError, /bucket_minutes must be between 1 and 60/)
+  end
+
+  it "keeps each worker's row fresh on its heartbeat timer, with the steps it holds" do
+    # A heartbeat every second (a third of the visibility timeout); the handler runs for 4 seconds.
+    TaskerCore::Worker.start(template_paths: [templates], namespaces: %w[resilience], concurrency: 2, visibility_timeout_seconds: 3)
+    worker = TaskerCore::FFI.worker_status["worker_uuid"]
+    row = -> { TaskerCore::Client.workers.find { |w| w["worker_uuid"] == worker } }
+    uuid = TaskerCore::Client.create_task(name: "sleepy_workflow", namespace: "resilience", context: { n: 1 })["task_uuid"]
+    at = ->(r, key) { Time.parse("#{r[key]}Z") }
+    busy = sleep_until(timeout: 10, interval: 0.1) { (r = row.call) && r["busy"] == 1 && at.call(r, "last_heartbeat_at") > at.call(r, "started_at") && r }
+    expect(busy).to include("alive" => true, "heartbeat_interval_ms" => 1000, "concurrency" => 2)
+    expect(wait_for_task(uuid)["status"]).to eq("complete")
+    idle = sleep_until(timeout: 10, interval: 0.1) do
+      (r = row.call) && r["busy"].zero? && at.call(r, "last_heartbeat_at") > at.call(busy, "last_heartbeat_at") && r
+    end
+    expect(idle["alive"]).to be(true)
   end
 
   it "filters the task list by initiator and source system, keeping the filters across pages" do
