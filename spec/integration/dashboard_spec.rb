@@ -165,6 +165,10 @@ RSpec.describe "the dashboard (TaskerCore::Web's pages and actions)" do
     expect(TaskerCore::Client.list_tasks(source_system: "erp").pagination.total_count).to eq(27)
     expect(TaskerCore::Client.list_tasks(initiator: "ops", source_system: "erp").tasks.map(&:initiator)).to eq(["ops"])
     expect(get("/tasks?initiator=#{'x' * 129}").status).to eq(400)
+    # 128 characters of several bytes each are a filter like any other.
+    expect(TaskerCore::Client.list_tasks(initiator: "é" * 128).tasks).to eq([])
+    expect { TaskerCore::Client.list_tasks(initiator: "é" * 129) }
+      .to raise_error(TaskerCore::Errors::ValidationError, /initiator must be 1 to 128 characters \(got 129\)/)
     expect { TaskerCore::Client.list_tasks(initiator: 5) }.to raise_error(TaskerCore::Errors::ValidationError, /initiator must be a String/)
   end
 

@@ -180,8 +180,8 @@ static VALUE tcrb_client_m_list_task_steps(VALUE self, VALUE task_uuid) {
 /* The initiator and source_system filters of the task lists (nil: any), copied for the call. */
 typedef struct {
   bool has_initiator, has_source_system;
-  char initiator[512];
-  char source_system[512];
+  char initiator[1024]; /* 128 characters of up to 4 bytes each, and room to report a longer one */
+  char source_system[1024];
 } text_filters_t;
 
 static void copy_text_filters(text_filters_t *f, VALUE initiator, VALUE source_system) {

@@ -421,12 +421,21 @@ static bool known_task_state(const char *s) {
   return false;
 }
 
+/* The characters of UTF-8 text (its bytes that do not continue a character). */
+static size_t utf8_chars(const char *s) {
+  size_t n = 0;
+  for (; *s; s++)
+    if (((unsigned char)*s & 0xC0) != 0x80) n++;
+  return n;
+}
+
 /* initiator and source_system are varchar(128) columns: a longer filter matches nothing. */
 static int check_text_filters(const char *initiator, const char *source_system, tc_error_t *err) {
-  if (initiator && (strlen(initiator) == 0 || strlen(initiator) > 128))
-    return tc_error_set(err, TC_EINVAL, "initiator must be 1 to 128 characters (got %zu)", strlen(initiator));
-  if (source_system && (strlen(source_system) == 0 || strlen(source_system) > 128))
-    return tc_error_set(err, TC_EINVAL, "source_system must be 1 to 128 characters (got %zu)", strlen(source_system));
+  if (initiator && (!*initiator || utf8_chars(initiator) > 128))
+    return tc_error_set(err, TC_EINVAL, "initiator must be 1 to 128 characters (got %zu)", utf8_chars(initiator));
+  if (source_system && (!*source_system || utf8_chars(source_system) > 128))
+    return tc_error_set(err, TC_EINVAL, "source_system must be 1 to 128 characters (got %zu)",
+                        utf8_chars(source_system));
   return TC_OK;
 }
 
