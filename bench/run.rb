@@ -12,8 +12,9 @@
 #   BENCH_JSON                 where to write the results (default bench/results/latest.json)
 #   BENCH_THREADS              handler threads per worker process in the throughput runs (default 16)
 #   BENCH_ONLY                 a comma-separated subset to run: shape keys (linear, diamond, ...),
-#                              components, statements, create_task, create_tasks, drain, load, memory
-#                              (default: all)
+#                              components, statements, create_task, create_tasks, drain, load, memory,
+#                              task_list (default: all)
+#   BENCH_LIST_TASKS           tasks in the database for the task_list part (default 100000)
 #
 # Prints a table (figure, P50/P95/P99 or value, floor, ratio, target, PASS/MISS, reference) and
 # writes the same figures as JSON.
@@ -127,6 +128,8 @@ module Bench
         @results["create_tasks"] = create_tasks_batch if part?("create_tasks")
         @results["throughput"] = { "drain" => (drain if part?("drain")), "load" => (load_run if part?("load")) }.compact
         @results["memory"] = memory_run if part?("memory")
+        # Last: it leaves its tasks in the database.
+        @results["task_list"] = task_list_latency if part?("task_list")
         report
       end
     ensure
@@ -455,6 +458,75 @@ module Bench
       { "tasks" => n, "typed_s" => typed_s, "ffi_s" => raw_s, "create_task_loop_s" => single_s }
     end
 
+    # ---- the task list (GET /v1/tasks) over a large table ----
+
+    LIST_TARGET_P95_MS = 50.0
+
+    # BENCH_LIST_TASKS (100,000) four-step tasks through create_tasks in batches of 10,000 (in a
+    # namespace no worker serves, so they stay as created), then GET /v1/tasks answered by the Rack
+    # app in this process (routing, the client's list, JSON), one request at a time: the first page,
+    # a keyset page 90 % deep, a page filtered by initiator (a tenth of the tasks) and status, and
+    # one filtered by an initiator of 0.1 % of the tasks (the filter's worst case short of none).
+    def task_list_latency
+      n = Integer(ENV.fetch("BENCH_LIST_TASKS", "100000"))
+      base = { name: "bench_task_list", namespace: "bench_list", version: "1.0.0", reason: "bench" }
+      t0 = Probe.now
+      (0...n).each_slice(TaskerCore::FFI::CREATE_TASKS_MAX) do |slice|
+        TaskerCore::FFI.client_create_tasks(slice.map do |i|
+          { "name" => base[:name], "namespace" => base[:namespace], "version" => base[:version], "reason" => base[:reason],
+            "initiator" => (i % 1000).zero? ? "rare-service" : "service-#{i % 10}", "source_system" => "system-#{i % 4}",
+            "context" => { "even_number" => 6, "l" => i } }
+        end)
+      end
+      fill_s = Probe.now - t0
+      # The state autovacuum reaches soon after such a fill (statistics, visibility map), so the
+      # reads are timed without a vacuum of the new rows running beside them.
+      Sql.rows(@url, "VACUUM ANALYZE tasker.tasks")
+      Sql.rows(@url, "VACUUM ANALYZE tasker.workflow_steps")
+      total = Integer(Sql.value(@url, "SELECT count(*) FROM tasker.tasks"))
+      deep = Sql.value(@url, "SELECT (to_jsonb(created_at) #>> '{}') || '_' || task_uuid FROM tasker.tasks " \
+                             "ORDER BY created_at DESC, task_uuid DESC OFFSET #{(total * 0.9).to_i} LIMIT 1")
+      app = TaskerCore::Web.new
+      pages = {
+        "first" => "per_page=25",
+        "deep_keyset" => "per_page=25&cursor=#{URI.encode_www_form_component(deep)}",
+        "filtered" => "per_page=25&initiator=service-3&status=steps_in_process",
+        "rare_filter" => "per_page=25&initiator=rare-service"
+      }
+      result = { "tasks" => total, "fill_s" => fill_s }
+      pages.each do |key, query|
+        env = { "REQUEST_METHOD" => "GET", "PATH_INFO" => "/v1/tasks", "QUERY_STRING" => query }
+        check = app.call(env.dup)
+        raise "GET /v1/tasks?#{query} answered #{check[0]}: #{check[2].join[0, 300]}" unless check[0] == 200
+
+        body = JSON.parse(check[2].join)
+        raise "GET /v1/tasks?#{query} listed no tasks" if body["tasks"].empty?
+
+        times = Array.new(@samples + @warmup) do
+          t = Probe.now
+          app.call(env.dup)[2].join
+          (Probe.now - t) * 1000
+        end.drop(@warmup)
+        result[key] = Stats.summary(times).merge("query" => query, "listed" => body["tasks"].size,
+                                                 "total_count" => body.dig("pagination", "total_count"))
+      end
+      result["plans"] = task_list_plans
+      puts format("task list: %d tasks (filled in %.1f s); GET /v1/tasks P50/P95: first %.2f/%.2f ms, deep keyset " \
+                  "%.2f/%.2f ms, filtered %.2f/%.2f ms, rare filter %.2f/%.2f ms", total, fill_s,
+                  *%w[first deep_keyset filtered rare_filter].flat_map { |k| [result[k]["p50"], result[k]["p95"]] })
+      puts
+      result
+    end
+
+    # The plans of the list's statements with the initiator filter, for docs/performance.md, under
+    # the engine's session settings (enable_seqscan off, jit off).
+    def task_list_plans
+      explain = ->(sql) { Sql.rows(@url, "SET enable_seqscan = off; SET jit = off; EXPLAIN #{sql}").map(&:first).join("\n") }
+      { "initiator_page" => explain.call("SELECT * FROM tasker.tasks t WHERE t.initiator = 'service-3' " \
+                                         "ORDER BY t.created_at DESC, t.task_uuid DESC LIMIT 26"),
+        "initiator_count" => explain.call("SELECT count(*) FROM tasker.tasks t WHERE t.initiator = 'service-3'") }
+    end
+
     # ---- throughput: separate worker processes ----
 
     def spawn_worker(namespace, concurrency)
@@ -690,6 +762,17 @@ module Bench
                 value: format("%.0f steps/s, task P95 %.1f ms", l["steps_per_s"], l["task_latency_ms"]["p95"]),
                 floor: format("bare queue %.0f rows/s", bare), ratio: l["steps_per_s"] / bare,
                 target: ">= 8,000 steps/s", verdict: l["steps_per_s"] >= 8000 ? "PASS" : "MISS" }
+      tl = @results["task_list"]
+      if tl
+        %w[first deep_keyset filtered].each do |key|
+          r = tl[key]
+          rows << { figure: "GET /v1/tasks, #{key.tr('_', ' ')} page, #{tl['tasks']} tasks",
+                    value: format("P50 %.2f / P95 %.2f ms", r["p50"], r["p95"]),
+                    target: "P95 < #{LIST_TARGET_P95_MS.to_i} ms", verdict: r["p95"] < LIST_TARGET_P95_MS ? "PASS" : "MISS" }
+        end
+        r = tl["rare_filter"]
+        rows << { figure: "GET /v1/tasks, initiator of 0.1 % of the tasks", value: format("P50 %.2f / P95 %.2f ms", r["p50"], r["p95"]) }
+      end
       m = @results["memory"]
       m && rows << { figure: "worker RSS growth, #{m['steps_first']} -> #{m['steps_last']} steps",
                 value: format("%.1f -> %.1f MiB (%+.1f %%)", m["rss_first_kib"] / 1024.0, m["rss_last_kib"] / 1024.0,

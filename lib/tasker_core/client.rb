@@ -208,30 +208,96 @@ module TaskerCore
       Client.typed(T::TaskResponse, FFI.client_get_task(task_uuid))
     end
 
-    # A page of tasks, newest first, optionally of one namespace and/or one status. with_total: false
-    # skips counting every matching task: pagination's total_count and total_pages are nil, and
-    # has_next comes from reading one task beyond the page.
-    def list_tasks(limit: 50, offset: 0, namespace: nil, status: nil, with_total: true)
+    # A page of tasks, newest first, optionally of one namespace, status, initiator and/or
+    # source_system (exact matches). with_total: false skips counting every matching task:
+    # pagination's total_count and total_pages are nil, and has_next comes from reading one task
+    # beyond the page. pagination's next_cursor continues with list_tasks_after.
+    def list_tasks(limit: 50, offset: 0, namespace: nil, status: nil, initiator: nil, source_system: nil,
+                   with_total: true)
       unless [true, false].include?(with_total)
         raise Errors::ValidationError.new("with_total must be true or false (got #{with_total.inspect})",
                                           field: "with_total")
       end
 
+      initiator, source_system = Client.text_filters(initiator, source_system)
       TaskerCore.boot!
       Client.typed(T::TaskListResponse,
-                   FFI.client_list_tasks(limit, offset, namespace&.to_s, status&.to_s, with_total))
+                   FFI.client_list_tasks(limit, offset, namespace&.to_s, status&.to_s, with_total, initiator,
+                                         source_system))
     end
 
     # A page of tasks, newest first, after cursor (nil: from the newest), by keyset: pass the page's
     # next_cursor to read the next one (nil on the last page). Nothing is counted, and a page deep in
-    # a million tasks is read from the index as fast as the first. Returns a TaskPage.
-    def list_tasks_after(cursor: nil, limit: 50, namespace: nil, status: nil)
+    # a million tasks is read from the index as fast as the first. The filters are list_tasks's.
+    # Returns a TaskPage.
+    def list_tasks_after(cursor: nil, limit: 50, namespace: nil, status: nil, initiator: nil, source_system: nil)
       unless cursor.nil? || cursor.is_a?(String)
         raise Errors::ValidationError.new("cursor must be a String (a page's next_cursor) or nil", field: "cursor")
       end
 
+      initiator, source_system = Client.text_filters(initiator, source_system)
       TaskerCore.boot!
-      Client.typed(T::TaskPage, FFI.client_list_tasks_after(limit, cursor, namespace&.to_s, status&.to_s))
+      Client.typed(T::TaskPage, FFI.client_list_tasks_after(limit, cursor, namespace&.to_s, status&.to_s, initiator,
+                                                            source_system))
+    end
+
+    # The initiator and source_system filters as Strings (nil: any); anything else is refused
+    # naming the field.
+    def self.text_filters(initiator, source_system)
+      { "initiator" => initiator, "source_system" => source_system }.map do |field, value|
+        next nil if value.nil?
+        next value.to_s if value.is_a?(String) || value.is_a?(Symbol)
+
+        raise Errors::ValidationError.new("#{field} must be a String (got #{value.class})", field: field)
+      end
+    end
+
+    # What finished over the last minutes (SQL tasker.activity): {"since", "until", "minutes",
+    # "bucket_minutes", "buckets" => [{"start", "tasks_completed", "tasks_errored",
+    # "tasks_cancelled", "steps_succeeded", "steps_failed"}] oldest first, "totals",
+    # "task_error_rate", "step_error_rate"} (rates nil when nothing finished). Step figures count
+    # attempts: a failure that is retried is one failed attempt.
+    def activity(minutes: 60, bucket_minutes: 5)
+      TaskerCore.boot!
+      FFI.report("activity", Client.report_int(minutes, "minutes"), Client.report_int(bucket_minutes, "bucket_minutes"))
+    end
+
+    # The tasks by state and by namespace, for an overview: {"states" => {state => n} (the states
+    # that have tasks), "namespaces" => [{"namespace", "total", "unfinished", "error"}]}. Three
+    # index reads, however many states and namespaces.
+    def task_counts
+      TaskerCore.boot!
+      FFI.report("task_counts", 0, 0)
+    end
+
+    # The registered namespaces' names, sorted.
+    def namespaces
+      TaskerCore.boot!
+      FFI.report("namespaces", 0, 0)
+    end
+
+    # The steps waiting now, per namespace (every registered one): [{"namespace", "enqueued",
+    # "in_progress", "waiting_for_retry", "retry_due", "oldest_enqueued_at",
+    # "oldest_enqueued_seconds"}].
+    def queue_depth
+      TaskerCore.boot!
+      FFI.report("queue_depth", 0, 0)
+    end
+
+    # The workers that reported to this database (their claimer threads beat every
+    # visibility_timeout_seconds / 3), alive first: [{"worker_uuid", "hostname", "pid",
+    # "namespaces", "concurrency", "busy", "heartbeat_interval_ms", "started_at",
+    # "last_heartbeat_at", "stopped_at", "heartbeat_age_seconds", "alive"}]. alive: not stopped and
+    # a heartbeat within three intervals. Workers silent for a day are forgotten.
+    def workers(limit: 100)
+      TaskerCore.boot!
+      FFI.report("workers", Client.report_int(limit, "limit"), 0)
+    end
+
+    def self.report_int(value, field)
+      return value if value.is_a?(Integer)
+
+      raise Errors::ValidationError.new("#{field} must be an Integer (got #{value.inspect})", field: field)
     end
 
     # The states of a task that has not finished, for count_tasks(status: Client::UNFINISHED_STATUSES).

@@ -73,6 +73,34 @@ module TaskerCore
       FFI.dlq_update(dlq_entry_uuid, changes)
     end
 
+    # Per dlq_reason: [{"dlq_reason", "total_entries", "pending", "manually_resolved",
+    # "permanent_failures", "cancelled", "oldest_entry", "newest_entry",
+    # "avg_resolution_time_minutes"}] (SPEC 9.2).
+    def stats
+      TaskerCore.boot!
+      FFI.report("dlq_stats", 0, 0)
+    end
+
+    # The pending entries, most urgent first: [{"dlq_entry_uuid", "task_uuid", "original_state",
+    # "dlq_reason", "dlq_timestamp", "minutes_in_dlq", "namespace_name", "task_name",
+    # "current_state", "time_in_state_minutes", "priority_score"}]; priority_score is a base per
+    # reason (dependency_cycle_detected 1000, max_retries_exceeded 500, staleness_timeout 100,
+    # worker_unavailable 50, else 10) plus the minutes in the DLQ.
+    def investigation_queue(limit: 100)
+      TaskerCore.boot!
+      FFI.report("dlq_investigation_queue", Client.report_int(limit, "limit"), 0)
+    end
+
+    # The tasks in an active state, closest to their staleness threshold first: [{"task_uuid",
+    # "namespace_name", "task_name", "current_state", "time_in_state_minutes", "task_age_minutes",
+    # "staleness_threshold_minutes", "health_status" (healthy < 80 % of the threshold, warning,
+    # stale >= 100 %), "priority"}]. threshold_minutes: steps_in_process's threshold where the
+    # template sets no lifecycle.max_steps_in_process_minutes (the detector's default, 30).
+    def staleness(limit: 100, threshold_minutes: 30)
+      TaskerCore.boot!
+      FFI.report("dlq_staleness", Client.report_int(limit, "limit"), Client.report_int(threshold_minutes, "threshold_minutes"))
+    end
+
     # Runs the staleness detector once (workers also run it every staleness_check_interval_seconds).
     def detect_stale_tasks(threshold_minutes: 30, max_lifetime_hours: 24, batch_size: 100, dry_run: false)
       TaskerCore.boot!

@@ -62,6 +62,11 @@ RSpec.describe "the dashboard in a browser (headless Chromium)", timeout: 180 do
       base = "http://127.0.0.1:#{port}"
       @browser.visit("#{base}/")
       @browser.wait_for("document.querySelector('h1').textContent === 'Overview'")
+      # The last hour's chart (a bar per 5 minutes), its figures, and this process's worker alive.
+      expect(@browser.evaluate("document.querySelectorAll('svg.chart g.bar').length")).to eq(12)
+      expect(@browser.evaluate("document.getElementById('tasks-completed').textContent")).to eq("3")
+      expect(@browser.evaluate("document.getElementById('tasks-errored').textContent")).to eq("1")
+      expect(@browser.evaluate("document.getElementById('workers-alive').textContent")).to eq("1")
       @browser.screenshot(File.join(shots, "overview.png"))
 
       @browser.visit("#{base}/tasks/#{uuid}")

@@ -145,8 +145,11 @@ RSpec.describe "TaskerCore::Client (seed 000's client API)" do
       page1 = client.list_tasks(limit: 3)
       expect(page1).to be_a(t::TaskListResponse)
       expect(page1.tasks.map(&:task_uuid)).to eq(uuids.reverse.first(3))
-      expect(page1.pagination.to_h).to eq(page: 1, per_page: 3, total_count: 7, total_pages: 3, has_next: true,
-                                          has_previous: false)
+      expect(page1.pagination.to_h.except(:next_cursor)).to eq(page: 1, per_page: 3, total_count: 7, total_pages: 3,
+                                                               has_next: true, has_previous: false)
+      # next_cursor continues by keyset from the last task of the page.
+      page2 = client.list_tasks_after(cursor: page1.pagination.next_cursor, limit: 3)
+      expect(page2.tasks.map(&:task_uuid)).to eq(uuids.reverse[3, 3])
       page3 = client.list_tasks(limit: 3, offset: 6)
       expect(page3.tasks.map(&:task_uuid)).to eq([uuids.first])
       expect(page3.pagination.to_h).to include(page: 3, has_next: false, has_previous: true)
@@ -165,7 +168,7 @@ RSpec.describe "TaskerCore::Client (seed 000's client API)" do
       expect(client.list_tasks(namespace: "math", status: :cancelled).pagination.total_count).to eq(1)
       expect(client.list_tasks(namespace: "nowhere").to_h)
         .to eq(tasks: [], pagination: { page: 1, per_page: 50, total_count: 0, total_pages: 0, has_next: false,
-                                        has_previous: false })
+                                        has_previous: false, next_cursor: nil })
     end
 
     it "refuses a limit outside 1..1000, a negative offset and an unknown status" do

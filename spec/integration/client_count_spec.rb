@@ -91,8 +91,10 @@ RSpec.describe "TaskerCore::Client.count_tasks and list_tasks(with_total: false)
       page1 = client.list_tasks(limit: 3, with_total: false)
       expect(page1).to be_a(t::TaskListResponse)
       expect(page1.tasks.map(&:task_uuid)).to eq(uuids.reverse.first(3))
-      expect(page1.pagination.to_h).to eq(page: 1, per_page: 3, total_count: nil, total_pages: nil, has_next: true,
-                                          has_previous: false)
+      expect(page1.pagination.to_h.except(:next_cursor)).to eq(page: 1, per_page: 3, total_count: nil, total_pages: nil,
+                                                               has_next: true, has_previous: false)
+      expect(client.list_tasks_after(cursor: page1.pagination.next_cursor, limit: 3).tasks.map(&:task_uuid))
+        .to eq(uuids.reverse[3, 3])
       page2 = client.list_tasks(limit: 3, offset: 3, with_total: false)
       expect(page2.tasks.map(&:task_uuid)).to eq(uuids.reverse[3, 3])
       expect(page2.pagination.has_next).to be(true)
@@ -108,8 +110,13 @@ RSpec.describe "TaskerCore::Client.count_tasks and list_tasks(with_total: false)
       expect(client.list_tasks(limit: 3).pagination.total_count).to eq(7) # the default still counts
       raw = TaskerCore::FFI.client_list_tasks(3, 0, nil, nil, false)
       expect(raw["pagination"]).to include("total_count" => nil, "total_pages" => nil, "has_next" => true)
-      expect(psql("SELECT pg_get_function_identity_arguments(oid) FROM pg_proc WHERE proname = 'list_tasks'"))
-        .to eq([["p_limit integer, p_offset integer, p_namespace text, p_status text, p_with_total boolean"]])
+      # One definition of each list (the migrations dropped the older signatures).
+      expect(psql("SELECT proname, pg_get_function_identity_arguments(oid) FROM pg_proc " \
+                  "WHERE proname IN ('list_tasks', 'list_tasks_after') ORDER BY proname"))
+        .to eq([["list_tasks", "p_limit integer, p_offset integer, p_namespace text, p_status text, p_with_total boolean, " \
+                               "p_initiator text, p_source_system text"],
+                ["list_tasks_after", "p_limit integer, p_cursor text, p_namespace text, p_status text, p_initiator text, " \
+                                     "p_source_system text"]])
     end
 
     it "refuses a with_total that is not true or false" do

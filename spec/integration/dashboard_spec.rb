@@ -5,6 +5,8 @@ require "base64"
 require "rack"
 require "rack/mock"
 require "open3"
+require "socket"
+require "time"
 require_relative "../support/web_server"
 
 RSpec.describe "the dashboard (TaskerCore::Web's pages and actions)" do
@@ -76,6 +78,98 @@ RSpec.describe "the dashboard (TaskerCore::Web's pages and actions)" do
     expect(get("/assets/tasker.css")["content-type"]).to eq("text/css; charset=utf-8")
     expect(get("/assets/tasker.js").body).to include("data-poll")
     expect(get("/tasks/nope").status).to eq(404)
+  end
+
+  it "shows the last hour's throughput and error rate, the queue by namespace and the workers alive, from real tasks" do
+    TaskerCore::Worker.start(template_paths: [templates], namespaces: %w[math], concurrency: 2)
+    worker = TaskerCore::FFI.worker_status["worker_uuid"]
+    done = Array.new(3) { |i| TaskerCore::Client.create_task(name: "linear_workflow", namespace: "math", context: { even_number: 2 * (i + 1) })["task_uuid"] }
+    failed = [failed_task(2), failed_task(4)]
+    expect(done.map { |u| wait_for_task(u)["status"] }).to all(eq("complete"))
+    attempts = psql("SELECT count(*) FILTER (WHERE success), count(*) FILTER (WHERE NOT success) FROM tasker.workflow_step_attempts " \
+                    "WHERE kind = 'result'").first.map(&:to_i)
+    expect(attempts[1]).to be >= failed.size # each failed task's explode failed at least once
+
+    activity = TaskerCore::Client.activity(minutes: 60, bucket_minutes: 5)
+    expect(activity["buckets"].size).to eq(12)
+    expect(activity["totals"]).to include("tasks_completed" => 3, "tasks_errored" => 2, "steps_succeeded" => attempts[0], "steps_failed" => attempts[1])
+    expect(activity["buckets"].sum { |b| b["tasks_completed"] }).to eq(3)
+    expect(activity["task_error_rate"]).to eq(0.4)
+    page = get("/")
+    expect(page.status).to eq(200)
+    expect(page.body).to include('<dd id="tasks-completed">3</dd>', '<dd id="tasks-errored">2</dd>', '<dd id="task-error-rate">40.0 %</dd>',
+                                 %(<dd id="steps-succeeded">#{attempts[0]}</dd>), %(<dd id="steps-failed">#{attempts[1]}</dd>),
+                                 '<svg class="chart"', "3 completed")
+    # The worker of this process reported itself on connecting: alive, with its host, pid and last beat.
+    expect(page.body).to include('<strong id="workers-alive">1</strong>', %(title="#{worker}"), "<td>#{Process.pid}</td>",
+                                 "<td>#{CGI.escapeHTML(Socket.gethostname)}</td>", '<span class="worker-alive">alive</span>')
+    row = TaskerCore::Client.workers.find { |w| w["worker_uuid"] == worker }
+    expect(row).to include("alive" => true, "stopped_at" => nil, "namespaces" => ["math"], "concurrency" => 2, "pid" => Process.pid)
+    # A worker that stopped beating (killed) is listed as silent; one that stopped says so.
+    psql("INSERT INTO tasker.workers (worker_uuid, hostname, pid, namespaces, concurrency, heartbeat_interval_ms, started_at, last_heartbeat_at) " \
+         "VALUES ('#{TaskerCore::FFI.uuid_v7}', 'gone-host', 4242, '{math}', 4, 10000, now() AT TIME ZONE 'utc' - interval '1 hour', " \
+         "now() AT TIME ZONE 'utc' - interval '31 seconds')")
+    TaskerCore::Worker.stop(timeout: 5)
+    row = TaskerCore::Client.workers.find { |w| w["worker_uuid"] == worker }
+    expect(row["alive"]).to be(false)
+    expect(row["stopped_at"]).not_to be_nil
+    page = get("/")
+    expect(page.body).to include('<strong id="workers-alive">0</strong>', '<span class="worker-stopped">stopped</span>',
+                                 "<td>gone-host</td>", '<span class="worker-silent">silent</span>')
+
+    # The queue, with no worker claiming: the first step of each new task is enqueued; one step
+    # waiting for a retry that is due.
+    queued = Array.new(4) { |i| TaskerCore::Client.create_task(name: "linear_workflow", namespace: "math", context: { even_number: 100 + (2 * i) })["task_uuid"] }
+    psql("UPDATE tasker.workflow_steps SET status = 'waiting_for_retry', next_retry_at = now() AT TIME ZONE 'utc' - interval '1 second' " \
+         "WHERE task_uuid = '#{queued.first}' AND name = 'linear_step_1'")
+    depth = TaskerCore::Client.queue_depth.find { |q| q["namespace"] == "math" }
+    expect(depth).to include("enqueued" => 3, "in_progress" => 0, "waiting_for_retry" => 1, "retry_due" => 1)
+    expect(depth["oldest_enqueued_seconds"]).to be >= 0
+    queue = get("/").body[%r{<table id="queue">.*?</table>}m]
+    expect(queue).to include('<td><a href="/tasks?namespace=math">math</a></td><td>3</td>')
+    expect(queue).to match(%r{<td>0</td><td>1</td><td>1</td></tr>})
+    expect { TaskerCore::Client.activity(minutes: 60, bucket_minutes: 61) }
+      .to raise_error(TaskerCore::Errors::ValidationError, /bucket_minutes must be between 1 and 60/)
+  end
+
+  it "keeps each worker's row fresh on its heartbeat timer, with the steps it holds" do
+    # A heartbeat every second (a third of the visibility timeout); the handler runs for 4 seconds.
+    TaskerCore::Worker.start(template_paths: [templates], namespaces: %w[resilience], concurrency: 2, visibility_timeout_seconds: 3)
+    worker = TaskerCore::FFI.worker_status["worker_uuid"]
+    row = -> { TaskerCore::Client.workers.find { |w| w["worker_uuid"] == worker } }
+    uuid = TaskerCore::Client.create_task(name: "sleepy_workflow", namespace: "resilience", context: { n: 1 })["task_uuid"]
+    at = ->(r, key) { Time.parse("#{r[key]}Z") }
+    busy = sleep_until(timeout: 10, interval: 0.1) { (r = row.call) && r["busy"] == 1 && at.call(r, "last_heartbeat_at") > at.call(r, "started_at") && r }
+    expect(busy).to include("alive" => true, "heartbeat_interval_ms" => 1000, "concurrency" => 2)
+    expect(wait_for_task(uuid)["status"]).to eq("complete")
+    idle = sleep_until(timeout: 10, interval: 0.1) do
+      (r = row.call) && r["busy"].zero? && at.call(r, "last_heartbeat_at") > at.call(busy, "last_heartbeat_at") && r
+    end
+    expect(idle["alive"]).to be(true)
+  end
+
+  it "filters the task list by initiator and source system, keeping the filters across pages" do
+    requests = Array.new(53) do |i|
+      { name: "linear_workflow", namespace: "math", context: { even_number: 2 * (i + 1) },
+        initiator: i < 51 ? "billing-svc" : "ops", source_system: i.even? ? "erp" : "crm" }
+    end
+    TaskerCore::Client.create_tasks(requests)
+    list = get("/tasks?initiator=billing-svc")
+    expect(list.body).to include('<label for="f-initiator">Initiator</label>', 'value="billing-svc"')
+    expect(list.body.scan(%r{href="/tasks/\h{8}-}).size).to eq(50)
+    next_href = CGI.unescapeHTML(list.body[/<a href="([^"]+)">Next page</, 1])
+    expect(next_href).to include("initiator=billing-svc")
+    expect(get(next_href).body.scan(%r{href="/tasks/\h{8}-}).size).to eq(1)
+    ops = get("/tasks?initiator=ops&source_system=crm")
+    expect(ops.body.scan(%r{href="/tasks/\h{8}-}).size).to eq(1) # task 52 of 53: ops and odd
+    expect(TaskerCore::Client.list_tasks(source_system: "erp").pagination.total_count).to eq(27)
+    expect(TaskerCore::Client.list_tasks(initiator: "ops", source_system: "erp").tasks.map(&:initiator)).to eq(["ops"])
+    expect(get("/tasks?initiator=#{'x' * 129}").status).to eq(400)
+    # 128 characters of several bytes each are a filter like any other.
+    expect(TaskerCore::Client.list_tasks(initiator: "é" * 128).tasks).to eq([])
+    expect { TaskerCore::Client.list_tasks(initiator: "é" * 129) }
+      .to raise_error(TaskerCore::Errors::ValidationError, /initiator must be 1 to 128 characters \(got 129\)/)
+    expect { TaskerCore::Client.list_tasks(initiator: 5) }.to raise_error(TaskerCore::Errors::ValidationError, /initiator must be a String/)
   end
 
   it "draws a failed task's DAG with the failed step in red, shows its error and history, and retries it with a confirmed, CSRF-checked action" do

@@ -2,6 +2,7 @@
 
 require "spec_helper"
 require "base64"
+require "cgi"
 require_relative "../support/web_server"
 
 RSpec.describe "the orchestration REST API (/v1, TaskerCore::Web served by Puma)" do
@@ -56,7 +57,7 @@ RSpec.describe "the orchestration REST API (/v1, TaskerCore::Web served by Puma)
       status, page, = http("GET", "/v1/tasks?namespace=math&per_page=1&page=2")
       expect(status).to eq(200)
       expect(types::TaskListResponse.new(page).pagination.to_h)
-        .to eq(page: 2, per_page: 1, total_count: 2, total_pages: 2, has_next: false, has_previous: true)
+        .to eq(page: 2, per_page: 1, total_count: 2, total_pages: 2, has_next: false, has_previous: true, next_cursor: nil)
       expect(page["tasks"].map { |t| t["task_uuid"] }).to eq([uuid])
       expect(http("GET", "/v1/tasks?status=complete&per_page=10")[1]["tasks"].map { |t| t["task_uuid"] }).to include(uuid)
       expect(http("GET", "/v1/tasks?namespace=other")[1]["tasks"]).to eq([])
@@ -115,6 +116,87 @@ RSpec.describe "the orchestration REST API (/v1, TaskerCore::Web served by Puma)
     end
   end
 
+  it "filters the task list by initiator and source_system, and walks it by keyset cursor" do
+    serve_web do
+      ids = Array.new(5) do |i|
+        create("linear_workflow", { even_number: 2 * (i + 1) }, initiator: i < 3 ? "billing-svc" : "ops",
+                                                                 source_system: i.even? ? "erp" : "crm")["task_uuid"]
+      end
+      status, page, = http("GET", "/v1/tasks?initiator=billing-svc&per_page=2")
+      expect(status).to eq(200)
+      expect(page["tasks"].map { |t| t["task_uuid"] }).to eq(ids[0, 3].reverse.first(2))
+      expect(page["pagination"]).to include("total_count" => 3, "has_next" => true)
+      # The next page by cursor, with the same filter: the last billing task, and no cursor after it.
+      status, rest, = http("GET", "/v1/tasks?initiator=billing-svc&per_page=2&cursor=#{CGI.escape(page['pagination']['next_cursor'])}")
+      expect(status).to eq(200)
+      expect(rest["tasks"].map { |t| t["task_uuid"] }).to eq([ids[0]])
+      expect(rest["pagination"]).to include("has_next" => false, "next_cursor" => nil, "total_count" => nil)
+      expect(http("GET", "/v1/tasks?source_system=crm")[1]["tasks"].map { |t| t["task_uuid"] }).to eq([ids[3], ids[1]])
+      both = http("GET", "/v1/tasks?initiator=ops&source_system=erp")[1]
+      expect([both["tasks"].map { |t| t["task_uuid"] }, both["pagination"]["total_count"]]).to eq([[ids[4]], 1])
+      expect(http("GET", "/v1/tasks?initiator=nobody")[1]["tasks"]).to eq([])
+      # A cursor walk over everything meets every task once, newest first.
+      seen = []
+      cursor = nil
+      loop do
+        body = http("GET", "/v1/tasks?per_page=2#{cursor ? "&cursor=#{CGI.escape(cursor)}" : ''}")[1]
+        seen.concat(body["tasks"].map { |t| t["task_uuid"] })
+        cursor = body["pagination"]["next_cursor"]
+        break unless cursor
+      end
+      expect(seen).to eq(ids.reverse)
+    end
+  end
+
+  it "reports the DLQ by reason, its investigation queue by priority and the active tasks' staleness" do
+    serve_web do
+      stale, warning, healthy, overdue = Array.new(4) { |i| create("linear_workflow", { even_number: 20 + (2 * i) })["task_uuid"] }
+      psql("UPDATE tasker.tasks SET status = 'steps_in_process' WHERE task_uuid IN ('#{stale}', '#{warning}', '#{healthy}', '#{overdue}')")
+      psql("UPDATE tasker.tasks SET updated_at = updated_at - interval '31 minutes' WHERE task_uuid = '#{stale}'")
+      expect(TaskerCore::DLQ.detect_stale_tasks.map { |a| a["task_uuid"] }).to eq([stale])
+      psql("UPDATE tasker.tasks SET updated_at = updated_at - interval '25 minutes' WHERE task_uuid = '#{warning}'")
+      psql("UPDATE tasker.tasks SET updated_at = updated_at - interval '45 minutes' WHERE task_uuid = '#{overdue}'")
+      psql("INSERT INTO tasker.tasks_dlq (task_uuid, original_state, dlq_reason, task_snapshot) " \
+           "VALUES ('#{healthy}', 'steps_in_process', 'max_retries_exceeded', '{}')")
+
+      status, queue, = http("GET", "/v1/dlq/investigation-queue")
+      expect(status).to eq(200)
+      expect(queue.map { |e| [e["task_uuid"], e["dlq_reason"]] }).to eq([[healthy, "max_retries_exceeded"], [stale, "staleness_timeout"]])
+      expect(queue.first).to include("namespace_name" => "math", "task_name" => "linear_workflow", "current_state" => "steps_in_process",
+                                     "original_state" => "steps_in_process")
+      expect(queue.first["priority_score"]).to be_between(500, 501)
+      expect(queue.last["priority_score"]).to be_between(100, 101)
+      expect(queue.last["current_state"]).to eq("error")
+      expect(queue.first.keys).to include("dlq_entry_uuid", "dlq_timestamp", "minutes_in_dlq", "time_in_state_minutes")
+      expect(http("GET", "/v1/dlq/investigation-queue?limit=1")[1].size).to eq(1)
+
+      entry = TaskerCore::DLQ.list(task_uuid: stale).first["dlq_entry_uuid"]
+      expect(http("PATCH", "/v1/dlq/entry/#{entry}", { resolution_status: "manually_resolved" })[0]).to eq(200)
+      status, stats, = http("GET", "/v1/dlq/stats")
+      expect(status).to eq(200)
+      by_reason = stats.to_h { |r| [r["dlq_reason"], r] }
+      expect(by_reason.keys).to eq(%w[max_retries_exceeded staleness_timeout])
+      expect(by_reason["staleness_timeout"]).to include("total_entries" => 1, "pending" => 0, "manually_resolved" => 1,
+                                                        "permanent_failures" => 0, "cancelled" => 0)
+      expect(by_reason["staleness_timeout"]["avg_resolution_time_minutes"]).to be >= 0
+      expect(by_reason["max_retries_exceeded"]).to include("total_entries" => 1, "pending" => 1, "avg_resolution_time_minutes" => nil)
+      expect(by_reason["max_retries_exceeded"]["oldest_entry"]).to eq(by_reason["max_retries_exceeded"]["newest_entry"])
+      expect(http("GET", "/v1/dlq/investigation-queue")[1].map { |e| e["task_uuid"] }).to eq([healthy])
+
+      # The active tasks, closest to the threshold (30 minutes for steps_in_process) first; with 55
+      # minutes, 45 minutes in the state is over 80 % of it.
+      status, staleness, = http("GET", "/v1/dlq/staleness")
+      expect(status).to eq(200)
+      expect(staleness.map { |t| [t["task_uuid"], t["health_status"]] })
+        .to eq([[overdue, "stale"], [warning, "warning"], [healthy, "healthy"]])
+      expect(staleness.first).to include("namespace_name" => "math", "task_name" => "linear_workflow", "current_state" => "steps_in_process",
+                                         "staleness_threshold_minutes" => 30, "time_in_state_minutes" => 45, "priority" => 0)
+      expect(staleness.first["task_age_minutes"]).to be >= 0
+      expect(http("GET", "/v1/dlq/staleness?threshold_minutes=55")[1].map { |t| t["health_status"] }).to eq(%w[warning healthy healthy])
+      expect(http("GET", "/v1/dlq/staleness?limit=1")[1].size).to eq(1)
+    end
+  end
+
   it "cancels a task with DELETE, then answers 409 for the finished task" do
     serve_web do
       uuid = create("linear_workflow")["task_uuid"] # no worker: it stays unfinished
@@ -164,7 +246,13 @@ RSpec.describe "the orchestration REST API (/v1, TaskerCore::Web served by Puma)
         [["GET", "/v1/tasks?per_page=abc"], 400, "per_page"],
         [["GET", "/v1/tasks?per_page=1001"], 400, "per_page"],
         [["GET", "/v1/tasks?status=sleeping"], 400, "status"],
-        [["GET", "/v1/tasks?initiator=x"], 400, "initiator"],
+        [["GET", "/v1/tasks?initiator=#{'x' * 129}"], 400, "initiator"],
+        [["GET", "/v1/tasks?source_system=#{'x' * 129}"], 400, "source_system"],
+        [["GET", "/v1/tasks?cursor=nope"], 400, "cursor"],
+        [["GET", "/v1/tasks?cursor=x&page=2"], 400, "cursor"],
+        [["GET", "/v1/dlq/investigation-queue?limit=0"], 400, "limit"],
+        [["GET", "/v1/dlq/staleness?limit=1001"], 400, "limit"],
+        [["GET", "/v1/dlq/staleness?threshold_minutes=0"], 400, "threshold_minutes"],
         [["GET", "/v1/tasks?page=%zz"], 400, "page"],
         [["GET", "/v1/tasks/not-a-uuid"], 400, "task_uuid"],
         [["GET", "/v1/tasks/#{TaskerCore::FFI.uuid_v7}/workflow_steps/nope"], 400, "step_uuid"],

@@ -6,7 +6,7 @@ require "timeout"
 module SpecSupport
   # Direct SQL through psql, for setting up and inspecting state the way an operator would.
   module Database
-    TABLES = %w[tasker.events_outbox tasker.tasks_dlq tasker.workflow_step_attempts
+    TABLES = %w[tasker.events_outbox tasker.tasks_dlq tasker.workers tasker.workflow_step_attempts
                 tasker.workflow_step_transition_log tasker.task_transitions tasker.workflow_step_edges
                 tasker.workflow_steps tasker.tasks tasker.named_tasks tasker.task_namespaces].freeze
 

@@ -177,18 +177,39 @@ static VALUE tcrb_client_m_list_task_steps(VALUE self, VALUE task_uuid) {
 
 /* A list call carries more arguments than tcrb_call_t has room for; the call comes first, so fn
  * gets back to the whole struct from the tcrb_call_t pointer it receives. */
+/* The initiator and source_system filters of the task lists (nil: any), copied for the call. */
+typedef struct {
+  bool has_initiator, has_source_system;
+  char initiator[1024]; /* 128 characters of up to 4 bytes each, and room to report a longer one */
+  char source_system[1024];
+} text_filters_t;
+
+static void copy_text_filters(text_filters_t *f, VALUE initiator, VALUE source_system) {
+  if (!NIL_P(initiator)) {
+    tcrb_copy_string(initiator, "initiator", f->initiator, sizeof f->initiator);
+    f->has_initiator = true;
+  }
+  if (!NIL_P(source_system)) {
+    tcrb_copy_string(source_system, "source_system", f->source_system, sizeof f->source_system);
+    f->has_source_system = true;
+  }
+}
+
 typedef struct {
   tcrb_call_t call;
   int64_t limit, offset;
   bool has_ns, has_status, with_total;
   char ns[256];
   char status[64];
+  text_filters_t f;
 } list_call_t;
 
 static int list_tasks_fn(tcrb_call_t *call) {
   list_call_t *lc = (list_call_t *)call;
   return tc_client_list_tasks(call->rt, lc->limit, lc->offset, lc->has_ns ? lc->ns : NULL,
-                              lc->has_status ? lc->status : NULL, lc->with_total, &call->out, &call->err);
+                              lc->has_status ? lc->status : NULL, lc->f.has_initiator ? lc->f.initiator : NULL,
+                              lc->f.has_source_system ? lc->f.source_system : NULL, lc->with_total, &call->out,
+                              &call->err);
 }
 
 /* An Integer argument as int64_t: values beyond its range saturate (the core reports them as out of
@@ -203,12 +224,14 @@ static int64_t integer_arg(VALUE v, const char *what) {
   return RTEST(rb_funcall(v, rb_intern("negative?"), 0)) ? INT64_MIN : INT64_MAX;
 }
 
-/* FFI.client_list_tasks(limit, offset, namespace_or_nil, status_or_nil, with_total = true)
- * -> {"tasks", "pagination"}; with_total false: total_count and total_pages are nil */
+/* FFI.client_list_tasks(limit, offset, namespace_or_nil, status_or_nil, with_total = true,
+ * initiator = nil, source_system = nil) -> {"tasks", "pagination"}; with_total false: total_count
+ * and total_pages are nil */
 static VALUE tcrb_client_m_list_tasks(int argc, VALUE *argv, VALUE self) {
-  VALUE limit, offset, ns, status, with_total;
-  rb_scan_args(argc, argv, "41", &limit, &offset, &ns, &status, &with_total);
+  VALUE limit, offset, ns, status, with_total, initiator, source_system;
+  rb_scan_args(argc, argv, "43", &limit, &offset, &ns, &status, &with_total, &initiator, &source_system);
   list_call_t lc = {.call = {.fn = list_tasks_fn, .rt = tcrb_runtime()}};
+  copy_text_filters(&lc.f, initiator, source_system);
   lc.with_total = NIL_P(with_total) || RTEST(with_total);
   lc.limit = integer_arg(limit, "limit");
   lc.offset = integer_arg(offset, "offset");
@@ -230,18 +253,23 @@ typedef struct {
   char cursor[128];
   char ns[256];
   char status[64];
+  text_filters_t f;
 } after_call_t;
 
 static int list_tasks_after_fn(tcrb_call_t *call) {
   after_call_t *ac = (after_call_t *)call;
   return tc_client_list_tasks_after(call->rt, ac->limit, ac->has_cursor ? ac->cursor : NULL, ac->has_ns ? ac->ns : NULL,
-                                    ac->has_status ? ac->status : NULL, &call->out, &call->err);
+                                    ac->has_status ? ac->status : NULL, ac->f.has_initiator ? ac->f.initiator : NULL,
+                                    ac->f.has_source_system ? ac->f.source_system : NULL, &call->out, &call->err);
 }
 
-/* FFI.client_list_tasks_after(limit, cursor_or_nil, namespace_or_nil, status_or_nil)
- * -> {"tasks", "per_page", "has_next", "next_cursor"} (keyset pagination) */
-static VALUE tcrb_client_m_list_tasks_after(VALUE self, VALUE limit, VALUE cursor, VALUE ns, VALUE status) {
+/* FFI.client_list_tasks_after(limit, cursor_or_nil, namespace_or_nil, status_or_nil, initiator = nil,
+ * source_system = nil) -> {"tasks", "per_page", "has_next", "next_cursor"} (keyset pagination) */
+static VALUE tcrb_client_m_list_tasks_after(int argc, VALUE *argv, VALUE self) {
+  VALUE limit, cursor, ns, status, initiator, source_system;
+  rb_scan_args(argc, argv, "42", &limit, &cursor, &ns, &status, &initiator, &source_system);
   after_call_t ac = {.call = {.fn = list_tasks_after_fn, .rt = tcrb_runtime()}};
+  copy_text_filters(&ac.f, initiator, source_system);
   ac.limit = integer_arg(limit, "limit");
   if (!NIL_P(cursor)) {
     tcrb_copy_string(cursor, "cursor", ac.cursor, sizeof ac.cursor);
@@ -371,7 +399,7 @@ void tcrb_client_init(void) {
   rb_define_const(tcrb_mFFI, "STEP_RESULT_MAX_BYTES", INT2NUM(TC_STEP_RESULT_MAX_BYTES));
   rb_define_module_function(tcrb_mFFI, "client_get_task", tcrb_client_m_get_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_list_tasks", tcrb_client_m_list_tasks, -1);
-  rb_define_module_function(tcrb_mFFI, "client_list_tasks_after", tcrb_client_m_list_tasks_after, 4);
+  rb_define_module_function(tcrb_mFFI, "client_list_tasks_after", tcrb_client_m_list_tasks_after, -1);
   rb_define_module_function(tcrb_mFFI, "client_count_tasks", tcrb_client_m_count_tasks, 2);
   rb_define_module_function(tcrb_mFFI, "client_cancel_task", tcrb_client_m_cancel_task, 1);
   rb_define_module_function(tcrb_mFFI, "client_list_task_steps", tcrb_client_m_list_task_steps, 1);

@@ -123,7 +123,26 @@ static VALUE tcrb_ops_m_template_list(VALUE self, VALUE ns) {
   return tcrb_call_run(&call);
 }
 
+static int report_fn(tcrb_call_t *call) {
+  return tc_report(call->rt, call->s1, call->timeout_ms, json_object_get_int(call->in), &call->out, &call->err);
+}
+
+/* FFI.report(name, arg1, arg2) -> the report's JSON as Ruby data (tasker.h, tc_report) */
+static VALUE tcrb_ops_m_report(VALUE self, VALUE name, VALUE arg1, VALUE arg2) {
+  tcrb_call_t call = {.fn = report_fn, .rt = tcrb_runtime()};
+  tcrb_copy_string(name, "report", call.s1, sizeof call.s1);
+  if (!RB_INTEGER_TYPE_P(arg1) || !RB_INTEGER_TYPE_P(arg2)) tcrb_raise_validation("report arguments must be Integers");
+  long a1 = NUM2LONG(arg1), a2 = NUM2LONG(arg2);
+  if (a1 < -1000000 || a1 > 1000000 || a2 < -1000000 || a2 > 1000000)
+    tcrb_raise_validation("report arguments must be between -1000000 and 1000000");
+  call.timeout_ms = (int)a1;
+  call.in = json_object_new_int((int)a2);
+  if (!call.in) rb_raise(rb_eNoMemError, "out of memory");
+  return tcrb_call_run(&call);
+}
+
 void tcrb_operations_init(void) {
+  rb_define_module_function(tcrb_mFFI, "report", tcrb_ops_m_report, 3);
   rb_define_module_function(tcrb_mFFI, "template_list", tcrb_ops_m_template_list, 1);
   rb_define_module_function(tcrb_mFFI, "template_fetch", tcrb_ops_m_template_fetch, 3);
   rb_define_module_function(tcrb_mFFI, "wait_for_task", tcrb_ops_m_wait_for_task, 2);

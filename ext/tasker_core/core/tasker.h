@@ -236,18 +236,21 @@ int tc_client_statement_error(const char *sqlstate, const char *message, tc_erro
 /* *out: the task with its execution summary and "steps" (SPEC 5 TaskResponse, SPEC 2.7 readiness). */
 int tc_client_get_task(tc_runtime_t *rt, const char *task_uuid, json_object **out,
                        tc_error_t *err);
-/* One page of tasks, newest first; ns and status may be NULL (no filter). limit 1..1000, offset >= 0,
- * status one of SPEC 2.1's task states. *out: {"tasks": [TaskResponse without "steps"],
- * "pagination": {page, per_page, total_count, total_pages, has_next, has_previous}}. Without
- * with_total the matching rows are not counted: total_count and total_pages are null, and has_next
- * comes from reading one row beyond the page. */
-int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const char *ns,
-                         const char *status, bool with_total, json_object **out, tc_error_t *err);
-/* A page of tasks newest first after cursor (NULL: from the newest), by keyset: {"tasks",
- * "per_page", "has_next", "next_cursor" (the cursor of the next page, or null)}. Nothing is
- * counted, and a page deep in the list costs what the first does. */
+/* One page of tasks, newest first; ns, status, initiator and source_system may be NULL (no filter).
+ * limit 1..1000, offset >= 0, status one of SPEC 2.1's task states, initiator and source_system
+ * 1..128 characters. *out: {"tasks": [TaskResponse without "steps"], "pagination": {page, per_page,
+ * total_count, total_pages, has_next, has_previous, next_cursor}}. Without with_total the matching
+ * rows are not counted: total_count and total_pages are null, and has_next comes from reading one
+ * row beyond the page. next_cursor (when has_next) continues with tc_client_list_tasks_after. */
+int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const char *ns, const char *status,
+                         const char *initiator, const char *source_system, bool with_total, json_object **out,
+                         tc_error_t *err);
+/* A page of tasks newest first after cursor (NULL: from the newest), by keyset, with the filters of
+ * tc_client_list_tasks: {"tasks", "per_page", "has_next", "next_cursor" (the cursor of the next
+ * page, or null)}. Nothing is counted, and a page deep in the list costs what the first does. */
 int tc_client_list_tasks_after(tc_runtime_t *rt, int64_t limit, const char *cursor, const char *ns,
-                               const char *status, json_object **out, tc_error_t *err);
+                               const char *status, const char *initiator, const char *source_system,
+                               json_object **out, tc_error_t *err);
 /* The most entries of tc_client_count_tasks's statuses. */
 #define TC_CLIENT_COUNT_STATUSES_MAX 32
 /* *count: the number of tasks of namespace ns (NULL: any) whose status is any of statuses[0..n_statuses)
@@ -293,6 +296,17 @@ int tc_dlq_list(tc_runtime_t *rt, const char *task_uuid, const char *status, int
 /* changes: {resolution_status, resolution_notes, resolved_by, metadata}. *out: the entry. */
 int tc_dlq_update(tc_runtime_t *rt, const char *entry_uuid, json_object *changes, json_object **out,
                   tc_error_t *err);
+
+/* ---- Reports (tc_reports.c): read-only figures for the dashboard and the DLQ routes. ----
+ * report: "activity" (arg1 minutes 1..1440, arg2 bucket minutes 1..arg1: tasks finished and step
+ * attempts ended per bucket, totals, error rates), "queue_depth" (per namespace: enqueued,
+ * in_progress, waiting_for_retry, retry_due), "task_counts" (per namespace and state),
+ * "namespaces" (the registered namespaces' names), "workers" (arg1 limit 1..1000: the registered
+ * workers, alive first), "dlq_stats" (per dlq_reason), "dlq_investigation_queue" (arg1 limit:
+ * pending entries by priority_score), "dlq_staleness" (arg1 limit, arg2 the steps_in_process
+ * threshold in minutes 1..525600: active tasks by closeness to their threshold). Anything else is
+ * TC_EINVAL naming report. */
+int tc_report(tc_runtime_t *rt, const char *report, int arg1, int arg2, json_object **out, tc_error_t *err);
 
 /* Waits up to timeout_ms for the task to reach a terminal state, without polling (LISTEN on the
  * task's channel). status receives the task's state. Returns TC_ETIMEDOUT (status holds the current

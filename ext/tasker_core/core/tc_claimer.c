@@ -117,6 +117,41 @@ static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
   return got;
 }
 
+/* Reports this worker alive in tasker.workers (sql/functions/workers.sql): when the claimer
+ * connects and on every heartbeat, so operators see the workers alive and their last beat. */
+static void report_alive(tc_worker_t *w) {
+  char host[256] = "unknown";
+  if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
+  host[sizeof host - 1] = '\0';
+  pthread_mutex_lock(&w->mu);
+  int busy = w->queue.count + w->in_flight;
+  pthread_mutex_unlock(&w->mu);
+  char pid[16], capacity[16], busy_s[16], interval[24];
+  snprintf(pid, sizeof pid, "%d", (int)getpid());
+  snprintf(capacity, sizeof capacity, "%d", w->capacity);
+  snprintf(busy_s, sizeof busy_s, "%d", busy);
+  snprintf(interval, sizeof interval, "%lld", (long long)w->visibility_s * 1000 / 3);
+  const char *params[] = {w->worker_uuid, host, pid, w->ns_literal, capacity, busy_s, interval};
+  tc_error_t err = {0};
+  if (tc_db_exec(w->conn,
+                 "SELECT tasker.worker_heartbeat($1::uuid, $2, $3::integer, $4::text[], $5::integer, $6::integer, "
+                 "$7::integer)",
+                 7, params, &err) != TC_OK) {
+    tc_log(w->rt, TC_LOG_WARN, "worker_heartbeat_failed", "could not record the worker's heartbeat: %s", err.message);
+    if (PQstatus(w->conn) != CONNECTION_OK || tc_db_read_only_error(&err)) drop_conn(w);
+  }
+}
+
+/* Marks this worker stopped in tasker.workers (best effort: a worker that cannot say so turns not
+ * alive when its heartbeats stop). */
+static void report_stopped(tc_worker_t *w) {
+  if (!w->conn) return;
+  const char *params[] = {w->worker_uuid};
+  tc_error_t err = {0};
+  if (tc_db_exec(w->conn, "SELECT tasker.worker_stopped($1::uuid)", 1, params, &err) != TC_OK)
+    tc_log(w->rt, TC_LOG_WARN, "worker_heartbeat_failed", "could not record the worker's stop: %s", err.message);
+}
+
 /* Extends the claims of every queued and in-flight step, so a long handler keeps its step. */
 static void heartbeat(tc_worker_t *w) {
   json_object *tokens = json_object_new_array();
@@ -146,6 +181,7 @@ static void heartbeat(tc_worker_t *w) {
   }
   if (json_object_array_length(tokens) == 0) __atomic_store_n(&w->last_heartbeat_at, tc_now_ms(), __ATOMIC_RELAXED);
   json_object_put(tokens);
+  if (w->conn) report_alive(w);
 }
 
 /* Sends tasks that stopped making progress to the dead-letter queue (any worker may; they
@@ -258,6 +294,8 @@ void *tc_claimer_main(void *arg) {
       }
       backoff_ms = 100;
       w->want_claim = true; /* Catch up on anything enqueued while disconnected. */
+      report_alive(w);
+      if (!w->conn) continue;
     }
     int free = free_slots(w);
     if (w->want_claim && free > 0) {
@@ -323,6 +361,7 @@ void *tc_claimer_main(void *arg) {
     if (beat_due < timeout) timeout = beat_due < 1 ? 1 : beat_due;
     if (wait_events(w, (int)timeout)) w->want_claim = true;
   }
+  report_stopped(w);
   drop_conn(w);
   return NULL;
 }

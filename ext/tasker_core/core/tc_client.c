@@ -421,8 +421,27 @@ static bool known_task_state(const char *s) {
   return false;
 }
 
-int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const char *ns,
-                         const char *status, bool with_total, json_object **out, tc_error_t *err) {
+/* The characters of UTF-8 text (its bytes that do not continue a character). */
+static size_t utf8_chars(const char *s) {
+  size_t n = 0;
+  for (; *s; s++)
+    if (((unsigned char)*s & 0xC0) != 0x80) n++;
+  return n;
+}
+
+/* initiator and source_system are varchar(128) columns: a longer filter matches nothing. */
+static int check_text_filters(const char *initiator, const char *source_system, tc_error_t *err) {
+  if (initiator && (!*initiator || utf8_chars(initiator) > 128))
+    return tc_error_set(err, TC_EINVAL, "initiator must be 1 to 128 characters (got %zu)", utf8_chars(initiator));
+  if (source_system && (!*source_system || utf8_chars(source_system) > 128))
+    return tc_error_set(err, TC_EINVAL, "source_system must be 1 to 128 characters (got %zu)",
+                        utf8_chars(source_system));
+  return TC_OK;
+}
+
+int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const char *ns, const char *status,
+                         const char *initiator, const char *source_system, bool with_total, json_object **out,
+                         tc_error_t *err) {
   if (limit < TC_CLIENT_LIST_MIN || limit > TC_CLIENT_LIST_MAX)
     return tc_error_set(err, TC_EINVAL, "limit must be between %d and %d (got %lld)", TC_CLIENT_LIST_MIN,
                         TC_CLIENT_LIST_MAX, (long long)limit);
@@ -436,13 +455,15 @@ int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const 
                         "evaluating_results, waiting_for_dependencies, waiting_for_retry, blocked_by_failures, "
                         "complete, error, cancelled, resolved_manually (got %.100s)",
                         status);
+  int rc = check_text_filters(initiator, source_system, err);
+  if (rc != TC_OK) return rc;
   char limit_s[24], offset_s[24];
   snprintf(limit_s, sizeof limit_s, "%lld", (long long)limit);
   snprintf(offset_s, sizeof offset_s, "%lld", (long long)offset);
-  const char *params[] = {limit_s, offset_s, ns, status, with_total ? "true" : "false"};
+  const char *params[] = {limit_s, offset_s, ns, status, with_total ? "true" : "false", initiator, source_system};
   json_object *res = NULL;
-  int rc = client_query(rt, "SELECT tasker.list_tasks($1::integer, $2::integer, $3, $4, $5::boolean)", 5, params,
-                        &res, err);
+  rc = client_query(rt, "SELECT tasker.list_tasks($1::integer, $2::integer, $3, $4, $5::boolean, $6, $7)", 7, params,
+                    &res, err);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_EDB, "list_tasks returned nothing");
   *out = res;
@@ -453,7 +474,8 @@ int tc_client_list_tasks(tc_runtime_t *rt, int64_t limit, int64_t offset, const 
 #define TC_CLIENT_CURSOR_MAX 80
 
 int tc_client_list_tasks_after(tc_runtime_t *rt, int64_t limit, const char *cursor, const char *ns,
-                               const char *status, json_object **out, tc_error_t *err) {
+                               const char *status, const char *initiator, const char *source_system,
+                               json_object **out, tc_error_t *err) {
   if (limit < TC_CLIENT_LIST_MIN || limit > TC_CLIENT_LIST_MAX)
     return tc_error_set(err, TC_EINVAL, "limit must be between %d and %d (got %lld)", TC_CLIENT_LIST_MIN,
                         TC_CLIENT_LIST_MAX, (long long)limit);
@@ -464,11 +486,13 @@ int tc_client_list_tasks_after(tc_runtime_t *rt, int64_t limit, const char *curs
     return tc_error_set(err, TC_EINVAL, "namespace must be 1 to 64 characters (got %zu)", strlen(ns));
   if (status && !known_task_state(status))
     return tc_error_set(err, TC_EINVAL, "status must be a task state (got %.100s)", status);
+  int rc = check_text_filters(initiator, source_system, err);
+  if (rc != TC_OK) return rc;
   char limit_s[24];
   snprintf(limit_s, sizeof limit_s, "%lld", (long long)limit);
-  const char *params[] = {limit_s, cursor, ns, status};
+  const char *params[] = {limit_s, cursor, ns, status, initiator, source_system};
   json_object *res = NULL;
-  int rc = client_query(rt, "SELECT tasker.list_tasks_after($1::integer, $2, $3, $4)", 4, params, &res, err);
+  rc = client_query(rt, "SELECT tasker.list_tasks_after($1::integer, $2, $3, $4, $5, $6)", 6, params, &res, err);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_EDB, "list_tasks_after returned nothing");
   *out = res;

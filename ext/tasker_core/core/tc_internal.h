@@ -90,8 +90,11 @@ json_object *tc_ring_pop(tc_ring_t *r);
 json_object *tc_ring_at(const tc_ring_t *r, int i);
 
 /* ---- Task states (tc_wait.c). ---- */
-/* The states a task never leaves, as an SQL list for embedding in statements. */
-#define TC_TERMINAL_TASK_STATES_SQL "'complete', 'error', 'cancelled', 'resolved_manually'"
+/* The task states that are not final (all but complete, error, cancelled, resolved_manually), listed
+ * so that "status IN (...)" is a condition of tasks_status_created_idx. */
+#define TC_UNFINISHED_TASK_STATES_SQL                                                                       \
+  "'pending', 'initializing', 'enqueuing_steps', 'steps_in_process', 'evaluating_results', "               \
+  "'waiting_for_dependencies', 'waiting_for_retry', 'blocked_by_failures'"
 /* Whether a task in this state is finished (complete, error, cancelled, resolved_manually). */
 bool tc_task_state_terminal(const char *status);
 

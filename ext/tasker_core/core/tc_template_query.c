@@ -36,7 +36,7 @@ int tc_template_list(tc_runtime_t *rt, const char *ns, json_object **out, tc_err
       "  nt.configuration->>'description' AS description,"
       "  jsonb_array_length(coalesce(nt.configuration->'steps', '[]'::jsonb)) AS step_count,"
       "  (SELECT count(*) FROM tasker.tasks tk WHERE tk.named_task_uuid = nt.named_task_uuid"
-      "    AND tk.status NOT IN (" TC_TERMINAL_TASK_STATES_SQL ")) AS active_tasks,"
+      "    AND tk.status IN (" TC_UNFINISHED_TASK_STATES_SQL ")) AS active_tasks,"
       "  nt.created_at AS registered_at, nt.updated_at"
       " FROM tasker.named_tasks nt JOIN tasker.task_namespaces ns USING (task_namespace_uuid)"
       " WHERE $1::text IS NULL OR ns.name = $1) t",

@@ -63,7 +63,7 @@ void test_client(const char *url) {
 
   /* Lists: a page of one namespace, and every refusal naming its field. */
   json_object *list = NULL;
-  rc = tc_client_list_tasks(rt, 10, 0, ns, "steps_in_process", true, &list, &err);
+  rc = tc_client_list_tasks(rt, 10, 0, ns, "steps_in_process", NULL, NULL, true, &list, &err);
   CHECK_RC(rc, err);
   if (list) {
     json_object *pagination = json_object_object_get(list, "pagination");
@@ -73,20 +73,50 @@ void test_client(const char *url) {
   }
   json_object_put(list);
   list = NULL;
-  rc = tc_client_list_tasks(rt, 0, 0, NULL, NULL, true, &list, &err);
+  rc = tc_client_list_tasks(rt, 0, 0, NULL, NULL, NULL, NULL, true, &list, &err);
   CHECK(rc == TC_EINVAL && list == NULL && strstr(err.message, "limit must be between 1 and 1000 (got 0)"), "%s", err.message);
-  rc = tc_client_list_tasks(rt, 1001, 0, NULL, NULL, true, &list, &err);
+  rc = tc_client_list_tasks(rt, 1001, 0, NULL, NULL, NULL, NULL, true, &list, &err);
   CHECK(rc == TC_EINVAL && strstr(err.message, "limit"), "%s", err.message);
-  rc = tc_client_list_tasks(rt, 10, -1, NULL, NULL, true, &list, &err);
+  rc = tc_client_list_tasks(rt, 10, -1, NULL, NULL, NULL, NULL, true, &list, &err);
   CHECK(rc == TC_EINVAL && strstr(err.message, "offset"), "%s", err.message);
-  rc = tc_client_list_tasks(rt, 10, 0, NULL, "finished", true, &list, &err);
+  rc = tc_client_list_tasks(rt, 10, 0, NULL, "finished", NULL, NULL, true, &list, &err);
   CHECK(rc == TC_EINVAL && strstr(err.message, "status must be one of") && strstr(err.message, "(got finished)"), "%s",
         err.message);
-  rc = tc_client_list_tasks(rt, 10, 0, "", NULL, true, &list, &err);
+  rc = tc_client_list_tasks(rt, 10, 0, "", NULL, NULL, NULL, true, &list, &err);
   CHECK(rc == TC_EINVAL && strstr(err.message, "namespace"), "%s", err.message);
+  rc = tc_client_list_tasks(rt, 10, 0, NULL, NULL, "", NULL, true, &list, &err);
+  CHECK(rc == TC_EINVAL && strstr(err.message, "initiator must be 1 to 128 characters"), "%s", err.message);
+  rc = tc_client_list_tasks_after(rt, 10, NULL, NULL, NULL, NULL, "", &list, &err);
+  CHECK(rc == TC_EINVAL && strstr(err.message, "source_system must be 1 to 128 characters"), "%s", err.message);
+
+  /* The initiator filter: nobody of that name created a task of this namespace. */
+  rc = tc_client_list_tasks(rt, 10, 0, ns, NULL, "nobody-of-that-name", NULL, true, &list, &err);
+  CHECK_RC(rc, err);
+  if (list) {
+    CHECK(integer(json_object_object_get(list, "pagination"), "total_count") == 0 &&
+              json_object_array_length(json_object_object_get(list, "tasks")) == 0,
+          "initiator filter: %s", json_object_to_json_string(list));
+  }
+  json_object_put(list);
+  list = NULL;
+
+  /* Reports: the queue of this namespace, and an unknown report named. */
+  rc = tc_report(rt, "queue_depth", 0, 0, &list, &err);
+  CHECK(rc == TC_OK && list && json_object_is_type(list, json_type_array), "queue_depth: %d %s", rc, err.message);
+  json_object_put(list);
+  list = NULL;
+  rc = tc_report(rt, "activity", 60, 5, &list, &err);
+  CHECK(rc == TC_OK && list && json_object_array_length(json_object_object_get(list, "buckets")) == 12,
+        "activity: %d %s", rc, err.message);
+  json_object_put(list);
+  list = NULL;
+  rc = tc_report(rt, "activity", 60, 0, &list, &err);
+  CHECK(rc == TC_EINVAL && list == NULL && strstr(err.message, "bucket_minutes"), "%s", err.message);
+  rc = tc_report(rt, "everything", 0, 0, &list, &err);
+  CHECK(rc == TC_EINVAL && list == NULL && strstr(err.message, "report must be one of"), "%s", err.message);
 
   /* A page without the total: nulls for total_count and total_pages, has_next from one row more. */
-  rc = tc_client_list_tasks(rt, 1, 0, ns, NULL, false, &list, &err);
+  rc = tc_client_list_tasks(rt, 1, 0, ns, NULL, NULL, NULL, false, &list, &err);
   CHECK_RC(rc, err);
   if (list) {
     json_object *pagination = json_object_object_get(list, "pagination");
@@ -99,7 +129,7 @@ void test_client(const char *url) {
   list = NULL;
 
   /* Keyset pages: the first page, then after its last task (nothing more), and bad cursors. */
-  rc = tc_client_list_tasks_after(rt, 1, NULL, ns, NULL, &list, &err);
+  rc = tc_client_list_tasks_after(rt, 1, NULL, ns, NULL, NULL, NULL, &list, &err);
   CHECK_RC(rc, err);
   char cursor[128] = "";
   if (list) {
@@ -115,16 +145,16 @@ void test_client(const char *url) {
   }
   json_object_put(list);
   list = NULL;
-  rc = tc_client_list_tasks_after(rt, 10, cursor, ns, "steps_in_process", &list, &err);
+  rc = tc_client_list_tasks_after(rt, 10, cursor, ns, "steps_in_process", NULL, NULL, &list, &err);
   CHECK(rc == TC_OK && list && json_object_array_length(json_object_object_get(list, "tasks")) == 0,
         "after the last task: %d %s", rc, err.message);
   json_object_put(list);
   list = NULL;
-  rc = tc_client_list_tasks_after(rt, 10, "yesterday_x", NULL, NULL, &list, &err);
+  rc = tc_client_list_tasks_after(rt, 10, "yesterday_x", NULL, NULL, NULL, NULL, &list, &err);
   CHECK(rc == TC_EINVAL && list == NULL && strstr(err.message, "cursor is not a cursor of the task list"), "%s", err.message);
-  rc = tc_client_list_tasks_after(rt, 10, "", NULL, NULL, &list, &err);
+  rc = tc_client_list_tasks_after(rt, 10, "", NULL, NULL, NULL, NULL, &list, &err);
   CHECK(rc == TC_EINVAL && strstr(err.message, "cursor must be"), "%s", err.message);
-  rc = tc_client_list_tasks_after(rt, 1001, NULL, NULL, NULL, &list, &err);
+  rc = tc_client_list_tasks_after(rt, 1001, NULL, NULL, NULL, NULL, NULL, &list, &err);
   CHECK(rc == TC_EINVAL && strstr(err.message, "limit"), "%s", err.message);
 
   /* Counts: by namespace, by one or several states (repeats allowed), and the refusals. */

@@ -132,6 +132,8 @@ module TaskerCore
         attribute :total_pages, Count.optional
         attribute :has_next, Types::Strict::Bool
         attribute :has_previous, Types::Strict::Bool
+        # The cursor of the next page for Client.list_tasks_after (nil on the last page).
+        attribute? :next_cursor, Types::Strict::String.optional
       end
 
       # A page of tasks (newest first); each task has its summary but no steps.

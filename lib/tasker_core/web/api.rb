@@ -32,6 +32,10 @@ module TaskerCore
         ["GET", "/v1/dlq", :dlq_list, "Dead-letter entries, newest first", 200],
         ["GET", "/v1/dlq/task/{task_uuid}", :dlq_task, "The dead-letter entries of a task", 200],
         ["PATCH", "/v1/dlq/entry/{dlq_entry_uuid}", :dlq_update, "Record an investigation's outcome", 200],
+        ["GET", "/v1/dlq/stats", :dlq_stats, "Dead-letter entries per reason, by resolution", 200],
+        ["GET", "/v1/dlq/investigation-queue", :dlq_investigation_queue,
+         "Pending dead-letter entries, most urgent first (priority_score)", 200],
+        ["GET", "/v1/dlq/staleness", :dlq_staleness, "Active tasks, closest to their staleness threshold first", 200],
         ["GET", "/v1/health", :health, "Whether the database answers and its schema is current", 200],
         ["GET", "/v1/openapi.json", :openapi, "This document", 200]
       ].map do |method, path, handler, summary, status|
@@ -100,8 +104,11 @@ module TaskerCore
       end
 
       QUERY_PARAMS = {
-        list_tasks: { "page" => "integer", "per_page" => "integer", "namespace" => "string", "status" => "string" },
-        dlq_list: { "resolution_status" => "string", "limit" => "integer", "offset" => "integer" }
+        list_tasks: { "page" => "integer", "per_page" => "integer", "namespace" => "string", "status" => "string",
+                      "initiator" => "string", "source_system" => "string", "cursor" => "string" },
+        dlq_list: { "resolution_status" => "string", "limit" => "integer", "offset" => "integer" },
+        dlq_investigation_queue: { "limit" => "integer" },
+        dlq_staleness: { "limit" => "integer", "threshold_minutes" => "integer" }
       }.freeze
       BODIES = {
         create_task: { "type" => "object", "required" => ["name"], "additionalProperties" => false,
@@ -178,22 +185,43 @@ module TaskerCore
         [hash["created"] == false ? 200 : 201, hash]
       end
 
+      # page/per_page (SPEC 5, with the total count), or cursor: the keyset page after a page's
+      # pagination.next_cursor (nothing counted, as fast deep in the list as on its first page).
       def list_tasks
-        %w[initiator source_system].each do |f|
-          next unless query.key?(f)
-
-          raise Problem.new(400, "bad_request", "filtering by #{f} is not supported (filters: namespace, status)", field: f)
-        end
         per_page = integer!("per_page", 25, 1, MAX_PER_PAGE)
-        page = integer!("page", 1, 1, 10_000_000)
         status = query["status"]
         if status && !Types::ClientTypes::TASK_STATES.include?(status)
           raise Problem.new(400, "bad_request", "status must be one of #{Types::ClientTypes::TASK_STATES.join(', ')}", field: "status")
         end
-        namespace = query["namespace"]
-        list = Client.list_tasks(limit: per_page, offset: (page - 1) * per_page,
-                                 namespace: namespace.to_s.empty? ? nil : namespace, status: status)
-        [200, Web.plain(list)]
+        filters = { namespace: text_filter("namespace"), status: status, initiator: text_filter("initiator"),
+                    source_system: text_filter("source_system") }
+        if query.key?("cursor")
+          raise Problem.new(400, "bad_request", "page and cursor cannot both be given", field: "cursor") if query.key?("page")
+
+          cursor = text_filter("cursor")
+          raise Problem.new(400, "bad_request", "cursor must be a page's pagination.next_cursor", field: "cursor") unless cursor
+
+          return [200, keyset_page(Client.list_tasks_after(cursor: cursor, limit: per_page, **filters))]
+        end
+        page = integer!("page", 1, 1, 10_000_000)
+        [200, Web.plain(Client.list_tasks(limit: per_page, offset: (page - 1) * per_page, **filters))]
+      end
+
+      # A query parameter as a filter: nil when absent or empty, 400 naming it past 128 characters.
+      def text_filter(name)
+        value = query[name]
+        return nil if value.nil? || value.empty?
+        raise Problem.new(400, "bad_request", "#{name} must be at most 128 characters", field: name) if value.size > 128
+
+        value
+      end
+
+      # A keyset page in the shape of a TaskListResponse: no page number and nothing counted.
+      def keyset_page(list)
+        data = Web.plain(list)
+        { "tasks" => data["tasks"],
+          "pagination" => { "page" => nil, "per_page" => data["per_page"], "total_count" => nil, "total_pages" => nil,
+                            "has_next" => data["has_next"], "has_previous" => true, "next_cursor" => data["next_cursor"] } }
       end
 
       def get_task(task_uuid) = [200, Web.plain(Client.get_task(task_uuid))]
@@ -266,6 +294,14 @@ module TaskerCore
         end
         [200, DLQ.update(entry_uuid, resolution_status: data["resolution_status"], resolution_notes: data["resolution_notes"],
                                      resolved_by: data["resolved_by"] || @web.operator(@env), metadata: data["metadata"])]
+      end
+
+      def dlq_stats = [200, DLQ.stats]
+      def dlq_investigation_queue = [200, DLQ.investigation_queue(limit: integer!("limit", 100, 1, MAX_PER_PAGE))]
+
+      def dlq_staleness
+        [200, DLQ.staleness(limit: integer!("limit", 100, 1, MAX_PER_PAGE),
+                            threshold_minutes: integer!("threshold_minutes", 30, 1, 525_600))]
       end
 
       def health

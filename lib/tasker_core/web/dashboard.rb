@@ -99,15 +99,17 @@ module TaskerCore
 
       def overview
         TaskerCore.boot!
-        counts = T::TASK_STATES.to_h { |s| [s, Client.count_tasks(status: s)] }
-        templates = FFI.template_list(nil)
-        namespaces = templates.map { |t| t["namespace_name"] }.uniq.sort
-        by_ns = namespaces.to_h do |ns|
-          [ns, { "unfinished" => Client.count_tasks(namespace: ns, status: Client::UNFINISHED_STATUSES),
-                 "error" => Client.count_tasks(namespace: ns, status: "error"),
-                 "all" => Client.count_tasks(namespace: ns) }]
+        task_counts = Client.task_counts
+        counts = T::TASK_STATES.to_h { |s| [s, task_counts["states"].fetch(s, 0)] }
+        listed = task_counts["namespaces"].to_h { |c| [c["namespace"], c] }
+        by_ns = (Client.namespaces + listed.keys).uniq.sort.to_h do |ns|
+          c = listed.fetch(ns, {})
+          [ns, { "unfinished" => c.fetch("unfinished", 0), "error" => c.fetch("error", 0), "all" => c.fetch("total", 0) }]
         end
         pending_dlq = DLQ.list(resolution_status: "pending", limit: 1000).size
+        activity = Client.activity(minutes: 60, bucket_minutes: 5)
+        queue = Client.queue_depth
+        workers = Client.workers(limit: 50)
         health = Web.plain(Client.health_check)
         body = +"<h1>Overview</h1>"
         body << "<section aria-labelledby=\"h-states\"><h2 id=\"h-states\">Tasks by state</h2><ul class=\"cards\">"
@@ -120,7 +122,9 @@ module TaskerCore
         body << table(%w[Namespace Unfinished Error All], by_ns.map do |ns, c|
           [link(ns, url("/tasks", namespace: ns)), c["unfinished"], c["error"], c["all"]]
         end, raw: true)
-        body << "</section><section aria-labelledby=\"h-health\"><h2 id=\"h-health\">Health</h2><dl>"
+        body << "</section>"
+        body << activity_section(activity) << queue_section(queue) << workers_section(workers)
+        body << "<section aria-labelledby=\"h-health\"><h2 id=\"h-health\">Health</h2><dl>"
         body << dl_row("Database", health["healthy"] ? "healthy" : "unhealthy: #{health['error']}")
         body << dl_row("Schema version", health["schema_version"])
         body << dl_row("Dead-letter entries pending", pending_dlq)
@@ -136,12 +140,20 @@ module TaskerCore
         if status && !T::TASK_STATES.include?(status)
           raise Problem.new(400, "bad_request", "status must be one of #{T::TASK_STATES.join(', ')}", field: "status")
         end
+        texts = %w[initiator source_system].to_h do |f|
+          value = q[f].to_s.strip
+          raise Problem.new(400, "bad_request", "#{f} must be at most 128 characters", field: f) if value.size > 128
+
+          [f.to_sym, value.empty? ? nil : value]
+        end
         after = q["after"].to_s.empty? ? nil : q["after"]
-        list = Web.plain(Client.list_tasks_after(cursor: after, limit: PER_PAGE, namespace: namespace, status: status))
-        namespaces = FFI.template_list(nil).map { |t| t["namespace_name"] }.uniq.sort
+        list = Web.plain(Client.list_tasks_after(cursor: after, limit: PER_PAGE, namespace: namespace, status: status, **texts))
+        namespaces = Client.namespaces
         body = +"<h1>Tasks</h1><form method=\"get\" action=\"#{url('/tasks')}\" class=\"filters\">"
         body << select("namespace", "Namespace", namespaces, namespace)
         body << select("status", "Status", T::TASK_STATES, status)
+        body << text_input("initiator", "Initiator", texts[:initiator])
+        body << text_input("source_system", "Source system", texts[:source_system])
         body << "<button type=\"submit\">Filter</button></form>"
         rows = list["tasks"].map do |t|
           [link(t["task_uuid"], url("/tasks/#{t['task_uuid']}"), mono: true), h("#{t['namespace']}/#{t['name']}@#{t['version']}"),
@@ -149,8 +161,9 @@ module TaskerCore
         end
         body << (rows.empty? ? "<p>No tasks.</p>" : table(%w[Task Template Status Steps Created], rows, raw: true))
         nav = []
-        nav << link("Newest tasks", url("/tasks", namespace: namespace, status: status)) if after
-        nav << link("Next page", url("/tasks", namespace: namespace, status: status, after: list["next_cursor"])) if list["next_cursor"]
+        filters = { namespace: namespace, status: status }.merge(texts)
+        nav << link("Newest tasks", url("/tasks", filters)) if after
+        nav << link("Next page", url("/tasks", filters.merge(after: list["next_cursor"]))) if list["next_cursor"]
         body << "<nav class=\"pager\" aria-label=\"Pages\">#{nav.join(' ')}</nav>" unless nav.empty?
         page("Tasks", body)
       end
@@ -348,6 +361,87 @@ module TaskerCore
          [File.read(File.join(ASSETS, name))]]
       end
 
+      # -- the overview's live figures ------------------------------------------------------------
+
+      CHART_W = 600
+      CHART_H = 120
+
+      # The last hour: totals and error rates, a bar per bucket (tasks completed and errored, stacked;
+      # each bar's title gives its figures), and the same figures as a table.
+      def activity_section(activity)
+        totals = activity["totals"]
+        rate = ->(r) { r.nil? ? "none finished" : format("%.1f %%", r.to_f * 100) }
+        out = +"<section aria-labelledby=\"h-activity\"><h2 id=\"h-activity\">Last #{h(activity['minutes'])} minutes</h2>"
+        out << "<dl class=\"figures\">"
+        { "tasks-completed" => ["Tasks completed", totals["tasks_completed"]], "tasks-errored" => ["Tasks errored", totals["tasks_errored"]],
+          "tasks-cancelled" => ["Tasks cancelled", totals["tasks_cancelled"]],
+          "task-error-rate" => ["Task error rate", rate.call(activity["task_error_rate"])],
+          "steps-succeeded" => ["Step attempts succeeded", totals["steps_succeeded"]],
+          "steps-failed" => ["Step attempts failed", totals["steps_failed"]],
+          "step-error-rate" => ["Step error rate", rate.call(activity["step_error_rate"])] }.each do |id, (term, value)|
+          out << "<dt>#{h(term)}</dt><dd id=\"#{id}\">#{h(value)}</dd>"
+        end
+        out << "</dl>" << activity_chart(activity)
+        rows = activity["buckets"].map do |b|
+          [b["start"].to_s.sub("T", " ")[11, 5], b["tasks_completed"], b["tasks_errored"], b["steps_succeeded"], b["steps_failed"]]
+        end
+        out << "<details><summary>Per #{h(activity['bucket_minutes'])} minutes</summary>"
+        out << table(["From (UTC)", "Tasks completed", "Tasks errored", "Attempts succeeded", "Attempts failed"], rows)
+        out << "</details></section>"
+      end
+
+      def activity_chart(activity)
+        buckets = activity["buckets"]
+        peak = buckets.map { |b| b["tasks_completed"] + b["tasks_errored"] }.max.to_i
+        peak = 1 if peak.zero?
+        slot = CHART_W.to_f / buckets.size
+        svg = +"<svg class=\"chart\" role=\"img\" aria-labelledby=\"chart-title\" viewBox=\"0 0 #{CHART_W} #{CHART_H + 20}\" " \
+               "width=\"#{CHART_W}\" height=\"#{CHART_H + 20}\" xmlns=\"http://www.w3.org/2000/svg\">" \
+               "<title id=\"chart-title\">Tasks completed (green) and errored (red) per #{h(activity['bucket_minutes'])} minutes, " \
+               "peak #{peak}</title><line class=\"axis\" x1=\"0\" y1=\"#{CHART_H}\" x2=\"#{CHART_W}\" y2=\"#{CHART_H}\"/>"
+        buckets.each_with_index do |b, i|
+          x = (i * slot) + 2
+          done_h = (b["tasks_completed"] * CHART_H.to_f / peak).round(1)
+          err_h = (b["tasks_errored"] * CHART_H.to_f / peak).round(1)
+          label = "#{b['start'].to_s.sub('T', ' ')[11, 5]}: #{b['tasks_completed']} completed, #{b['tasks_errored']} errored, " \
+                  "#{b['steps_failed']} failed attempts"
+          svg << "<g class=\"bar\"><title>#{h(label)}</title>"
+          svg << "<rect class=\"done\" x=\"#{x.round(1)}\" y=\"#{(CHART_H - done_h).round(1)}\" width=\"#{(slot - 4).round(1)}\" height=\"#{done_h}\"/>"
+          svg << "<rect class=\"errored\" x=\"#{x.round(1)}\" y=\"#{(CHART_H - done_h - err_h).round(1)}\" width=\"#{(slot - 4).round(1)}\" " \
+                 "height=\"#{err_h}\"/></g>"
+        end
+        svg << "<text x=\"0\" y=\"#{CHART_H + 15}\">#{h(buckets.first['start'].to_s[11, 5])}</text>" \
+               "<text x=\"#{CHART_W}\" y=\"#{CHART_H + 15}\" text-anchor=\"end\">now</text></svg>"
+      end
+
+      def queue_section(queue)
+        rows = queue.map do |q|
+          wait = q["oldest_enqueued_seconds"] ? "#{q['oldest_enqueued_seconds']} s" : ""
+          [link(q["namespace"], url("/tasks", namespace: q["namespace"])), h(q["enqueued"]), h(wait), h(q["in_progress"]),
+           h(q["waiting_for_retry"]), h(q["retry_due"])]
+        end
+        "<section aria-labelledby=\"h-queue\"><h2 id=\"h-queue\">Queue</h2>" +
+          (rows.empty? ? "<p>No namespaces.</p>" : table(["Namespace", "Enqueued", "Oldest waiting", "In progress", "Waiting for retry", "Retry due"],
+                                                         rows, raw: true, id: "queue")) + "</section>"
+      end
+
+      def workers_section(workers)
+        alive = workers.count { |w| w["alive"] }
+        rows = workers.map do |w|
+          state = if w["stopped_at"] then "stopped"
+                  elsif w["alive"] then "alive"
+                  else "silent"
+                  end
+          ["<code title=\"#{h(w['worker_uuid'])}\">#{h(w['worker_uuid'].to_s[-12, 12])}</code>", h(w["hostname"]), h(w["pid"]),
+           h(Array(w["namespaces"]).join(", ")), "#{h(w['busy'])}/#{h(w['concurrency'])}",
+           "#{h(w['last_heartbeat_at'].to_s.sub('T', ' ')[0, 19])} (#{h(w['heartbeat_age_seconds'])} s ago)",
+           "<span class=\"worker-#{state}\">#{state}</span>"]
+        end
+        "<section aria-labelledby=\"h-workers\"><h2 id=\"h-workers\">Workers</h2><p><strong id=\"workers-alive\">#{alive}</strong> alive</p>" +
+          (rows.empty? ? "<p>No worker has reported.</p>" : table(["Worker", "Host", "PID", "Namespaces", "Busy", "Last heartbeat (UTC)", "State"],
+                                                                   rows, raw: true, id: "workers")) + "</section>"
+      end
+
       # -- the DAG ------------------------------------------------------------------------------
 
       NODE_W = 180
@@ -496,10 +590,15 @@ module TaskerCore
 
       def dl_row(term, value, raw: false) = "<dt>#{h(term)}</dt><dd>#{raw ? value : h(value)}</dd>"
 
-      def table(headers, rows, raw: false)
+      def table(headers, rows, raw: false, id: nil)
         head = headers.map { |c| "<th scope=\"col\">#{h(c)}</th>" }.join
         body = rows.map { |r| "<tr>#{r.map { |c| "<td>#{raw ? c : h(c)}</td>" }.join}</tr>" }.join
-        "<table><thead><tr>#{head}</tr></thead><tbody>#{body}</tbody></table>"
+        "<table#{id ? " id=\"#{h(id)}\"" : ''}><thead><tr>#{head}</tr></thead><tbody>#{body}</tbody></table>"
+      end
+
+      def text_input(name, label, value)
+        "<label for=\"f-#{h(name)}\">#{h(label)}</label> <input id=\"f-#{h(name)}\" name=\"#{h(name)}\" type=\"text\" " \
+          "maxlength=\"128\" size=\"16\" value=\"#{h(value)}\"> "
       end
 
       def select(name, label, options, selected, blank: true)

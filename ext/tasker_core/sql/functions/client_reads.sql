@@ -168,8 +168,11 @@ END $$;
 -- the pagination of SPEC 5 (page = offset / limit + 1). Dynamic SQL so that each filter
 -- combination is planned for its index. Without p_with_total nothing counts the matching rows:
 -- total_count and total_pages are null, and has_next comes from reading one row beyond the page.
+-- initiator and source_system (NULL: any) have no index of their own: the newest-first walk of
+-- the other filters' index reads rows until the page is full (docs/performance.md measures it).
+-- next_cursor continues from this page with list_tasks_after (keyset, no offset to skip).
 CREATE OR REPLACE FUNCTION tasker.list_tasks(p_limit integer, p_offset integer, p_namespace text, p_status text,
-                                             p_with_total boolean)
+                                             p_with_total boolean, p_initiator text, p_source_system text)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
   v_where text := 'true';
@@ -189,8 +192,15 @@ BEGIN
   IF p_status IS NOT NULL THEN
     v_where := v_where || ' AND t.status = $2';
   END IF;
+  IF p_initiator IS NOT NULL THEN
+    v_where := v_where || ' AND t.initiator = $5';
+  END IF;
+  IF p_source_system IS NOT NULL THEN
+    v_where := v_where || ' AND t.source_system = $6';
+  END IF;
   IF coalesce(p_with_total, true) THEN
-    EXECUTE 'SELECT count(*) FROM tasker.tasks t WHERE ' || v_where INTO v_total USING p_namespace, p_status;
+    EXECUTE 'SELECT count(*) FROM tasker.tasks t WHERE ' || replace(replace(v_where, '$5', '$3'), '$6', '$4')
+    INTO v_total USING p_namespace, p_status, p_initiator, p_source_system;
   END IF;
   -- One row more than the page when there is no total: its presence is has_next, and it is dropped.
   EXECUTE 'SELECT coalesce(jsonb_agg(tasker.task_fields(t, nt.name, nt.version) || tasker.task_summary(t.task_uuid)'
@@ -198,7 +208,8 @@ BEGIN
           ' FROM (SELECT * FROM tasker.tasks t WHERE ' || v_where ||
           '       ORDER BY t.created_at DESC, t.task_uuid DESC LIMIT $3 OFFSET $4) t'
           ' JOIN tasker.named_tasks nt USING (named_task_uuid)'
-  INTO v_tasks USING p_namespace, p_status, p_limit + CASE WHEN v_total IS NULL THEN 1 ELSE 0 END, p_offset;
+  INTO v_tasks USING p_namespace, p_status, p_limit + CASE WHEN v_total IS NULL THEN 1 ELSE 0 END, p_offset,
+                     p_initiator, p_source_system;
   IF v_total IS NULL THEN
     v_has_next := jsonb_array_length(v_tasks) > p_limit;
     IF v_has_next THEN
@@ -213,7 +224,10 @@ BEGIN
     'total_count', v_total,
     'total_pages', ceil(v_total::numeric / p_limit)::bigint,
     'has_next', v_has_next,
-    'has_previous', p_offset > 0));
+    'has_previous', p_offset > 0,
+    'next_cursor', CASE WHEN v_has_next AND jsonb_array_length(v_tasks) > 0
+                        THEN (v_tasks->(jsonb_array_length(v_tasks) - 1)->>'created_at') || '_'
+                             || (v_tasks->(jsonb_array_length(v_tasks) - 1)->>'task_uuid') END));
 END $$;
 
 -- A page of tasks, newest first, after a cursor (keyset pagination: the dashboard's task list). The
@@ -221,7 +235,8 @@ END $$;
 -- with it is an index condition of tasks_created_idx, tasks_namespace_created_idx or
 -- tasks_status_created_idx, so a page deep in a million tasks costs what the first does. has_next
 -- comes from reading one task more; nothing is counted.
-CREATE OR REPLACE FUNCTION tasker.list_tasks_after(p_limit integer, p_cursor text, p_namespace text, p_status text)
+CREATE OR REPLACE FUNCTION tasker.list_tasks_after(p_limit integer, p_cursor text, p_namespace text, p_status text,
+                                                   p_initiator text, p_source_system text)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
   v_where text := 'true';
@@ -252,12 +267,18 @@ BEGIN
   IF p_status IS NOT NULL THEN
     v_where := v_where || ' AND t.status = $2';
   END IF;
+  IF p_initiator IS NOT NULL THEN
+    v_where := v_where || ' AND t.initiator = $6';
+  END IF;
+  IF p_source_system IS NOT NULL THEN
+    v_where := v_where || ' AND t.source_system = $7';
+  END IF;
   EXECUTE 'SELECT coalesce(jsonb_agg(tasker.task_fields(t, nt.name, nt.version) || tasker.task_summary(t.task_uuid)'
           '                          ORDER BY t.created_at DESC, t.task_uuid DESC), ''[]''::jsonb)'
           ' FROM (SELECT * FROM tasker.tasks t WHERE ' || v_where ||
           '       ORDER BY t.created_at DESC, t.task_uuid DESC LIMIT $3) t'
           ' JOIN tasker.named_tasks nt USING (named_task_uuid)'
-  INTO v_tasks USING p_namespace, p_status, p_limit + 1, v_created, v_uuid;
+  INTO v_tasks USING p_namespace, p_status, p_limit + 1, v_created, v_uuid, p_initiator, p_source_system;
   v_has_next := jsonb_array_length(v_tasks) > p_limit;
   IF v_has_next THEN
     v_tasks := v_tasks - p_limit;

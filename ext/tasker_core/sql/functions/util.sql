@@ -58,3 +58,11 @@ CREATE OR REPLACE FUNCTION tasker.uuid_with_last_byte(p uuid, k integer) RETURNS
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT (left(p::text, 34) || lpad(to_hex(k), 2, '0'))::uuid
 $$;
+
+-- The smallest UUID version 7 of the millisecond p (a naive UTC timestamp): uuid_v7() keys
+-- created at p or later sort at or after it, so "rows since p" is a range of their primary key.
+CREATE OR REPLACE FUNCTION tasker.uuid_v7_floor(p timestamp) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT (lpad(to_hex(greatest(floor(extract(epoch FROM p) * 1000), 0)::bigint), 12, '0') || '7'
+          || repeat('0', 19))::uuid
+$$;
