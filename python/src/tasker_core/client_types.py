@@ -5,7 +5,7 @@ newer than this file), a missing required key raises KeyError (TaskerClient then
 dict instead)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -20,6 +20,8 @@ def _build(cls: type[T], data: dict[str, Any], **converted: Any) -> T:
             kwargs[f.name] = converted[f.name]
         elif f.name in data:
             kwargs[f.name] = data[f.name]
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise KeyError("%s needs %s, which the response does not have" % (cls.__name__, f.name))
     return cls(**kwargs)
 
 

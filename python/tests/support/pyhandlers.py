@@ -1,0 +1,125 @@
+"""Handlers of the suite's own templates (support/templates/*.yml)."""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from tasker_core import BatchableHandler, DecisionHandler, StepContext, StepHandler
+from tasker_core.errors import NetworkError, PermanentError, RetryableError, TimeoutError
+
+
+class PermanentFailHandler(StepHandler):
+    def call(self, context: StepContext):
+        raise PermanentError(message="the order is invalid", error_code="INVALID_ORDER", context={"order": 7})
+
+
+class FailureResultHandler(StepHandler):
+    def call(self, context: StepContext):
+        return self.failure("Validation failed", error_type="validation_error", retryable=False,
+                            error_code="INVALID_DATA")
+
+
+class RetryOnceHandler(StepHandler):
+    """Fails retryably (retry_after 1 second) on its first attempt, succeeds on the next."""
+
+    def call(self, context: StepContext):
+        kind = context.get_input_or("kind", "retryable")
+        if context.retry_count == 0:
+            if kind == "timeout":
+                raise TimeoutError("the gateway timed out", timeout_duration=5, retry_after=1)
+            if kind == "network":
+                raise NetworkError("connection refused", status_code=503, retry_after=1)
+            raise RetryableError(message="Payment gateway timeout", retry_after=1, context={"gateway": "stripe"})
+        return self.success({"attempt": context.retry_count})
+
+
+class BoomHandler(StepHandler):
+    def call(self, context: StepContext):
+        raise ValueError("boom: %s" % context.get_input("what"))
+
+
+class UnstorableHandler(StepHandler):
+    def call(self, context: StepContext):
+        return self.success({"value": object()})
+
+
+class AsyncSquareHandler(StepHandler):
+    """An async handler; records the thread it ran on (the worker's event loop)."""
+
+    threads: set = set()
+
+    async def call(self, context: StepContext):
+        await asyncio.sleep(0.01)
+        AsyncSquareHandler.threads.add(threading.current_thread().name)
+        n = context.get_input("n")
+        return self.success({"square": n * n})
+
+
+class CustomMethodHandler(StepHandler):
+    def compute(self, context: StepContext):
+        return self.success({"method": "compute", "config": self.config})
+
+
+class RouteHandler(DecisionHandler):
+    def call(self, context: StepContext):
+        amount = context.get_input("amount")
+        if amount is None:
+            return self.decision_no_branches(result_data={"reason": "no amount"})
+        return self.decision_success(steps=["large"] if amount >= 1000 else ["small"],
+                                     result_data={"amount": amount})
+
+
+class ApproveHandler(StepHandler):
+    def call(self, context: StepContext):
+        return self.success({"approved_by": self.config.get("approver")})
+
+
+class FinishRouteHandler(StepHandler):
+    def call(self, context: StepContext):
+        branches = sorted(name for name in context.dependency_results if name in ("small", "large"))
+        return self.success({"branches": branches})
+
+
+class AnalyzeHandler(BatchableHandler):
+    def call(self, context: StepContext):
+        total = context.get_input_or("rows", 0)
+        if total == 0:
+            return self.no_batches(reason="nothing to do", result_data={"total_rows": 0})
+        configs = self.create_cursor_configs(total, self.config.get("worker_count", 3))
+        return self.batch_success(worker_template_name="work", cursor_configs=configs, total_items=total,
+                                  result_data={"total_rows": total})
+
+
+class WorkHandler(BatchableHandler):
+    def call(self, context: StepContext):
+        if self.is_no_op_worker(context):
+            return self.handle_no_op_worker(context)
+        cursor = self.batch_cursor(context)
+        rows = list(range(cursor["start_cursor"], cursor["end_cursor"]))
+        return self.batch_worker_success(items_processed=len(rows), items_succeeded=len(rows),
+                                         last_cursor=cursor["end_cursor"], results={"sum": sum(rows)})
+
+
+class TotalHandler(StepHandler):
+    def call(self, context: StepContext):
+        total, workers = 0, []
+        for name in sorted(context.dependency_results):
+            if not name.startswith("work_"):
+                continue
+            workers.append(name)
+            result = context.get_dependency_result(name)
+            if not result.get("no_op"):
+                total += context.get_dependency_field(name, "results", "sum")
+        return self.success({"sum": total, "workers": workers})
+
+
+class SlowHandler(StepHandler):
+    """Runs until release is set (a test's graceful-shutdown probe)."""
+
+    started = threading.Event()
+    release = threading.Event()
+
+    def call(self, context: StepContext):
+        SlowHandler.started.set()
+        SlowHandler.release.wait(30)
+        return self.success({"slow": True})
