@@ -39,7 +39,7 @@ class StepHandlerResult:
 
     @classmethod
     def success(cls, result: Any = None, metadata: dict[str, Any] | None = None) -> "StepHandlerResult":
-        return cls(is_success=True, result=result, metadata=dict(metadata or {}))
+        return cls(is_success=True, result=result, metadata={} if metadata is None else metadata)
 
     @classmethod
     def failure(cls, message: str = "step failed", error_type: str = "UnexpectedError", retryable: bool = False,
@@ -47,8 +47,9 @@ class StepHandlerResult:
                 retry_after: float | None = None, context: dict[str, Any] | None = None,
                 backtrace: list[str] | None = None, exception_class: str | None = None) -> "StepHandlerResult":
         return cls(is_success=False, error_message=str(message), error_type=str(error_type), error_code=error_code,
-                   retryable=bool(retryable), retry_after=retry_after, metadata=dict(metadata or {}),
-                   context=dict(context or {}), backtrace=backtrace, exception_class=exception_class)
+                   retryable=bool(retryable), retry_after=retry_after,
+                   metadata={} if metadata is None else metadata, context={} if context is None else context,
+                   backtrace=backtrace, exception_class=exception_class)
 
     @classmethod
     def checkpoint(cls, cursor: Any, items_processed: int, accumulated_results: Any = None) -> "StepHandlerResult":
