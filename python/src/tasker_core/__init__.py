@@ -14,7 +14,7 @@ from .client_types import (
     TaskListResponse as ClientTaskListResponse,
     TaskResponse as ClientTaskResponse,
 )
-from .config import Config, boot, config, configure, migrate, shutdown
+from .configuration import Config, boot, config, configure, migrate, shutdown
 from .registry import HandlerRegistry
 from .step_context import DependencyResults, StepContext
 from .step_handler import BatchableHandler, DecisionHandler, StepHandler, StepHandlerResult

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 
-from . import config as config_module
+from . import configuration as config_module
 from . import templates
 from .errors import Error
 

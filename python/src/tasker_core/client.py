@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 from . import _tasker_core as _ffi
 from . import templates
 from .client_types import HealthResponse, StepAuditResponse, StepResponse, TaskListResponse, TaskResponse
-from .config import boot
+from .configuration import boot
 from .errors import NotFoundError, ValidationError
 
 logger = logging.getLogger("tasker_core.client")

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 import yaml
 
 from . import _tasker_core as _ffi
-from .config import boot, config
+from .configuration import boot, config
 from .errors import ConfigurationError, TemplateError
 
 LEGACY_KEYS = ("step_templates", "module_namespace", "task_handler_class", "concurrent", "schema")

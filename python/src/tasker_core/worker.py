@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from . import _tasker_core as _ffi
 from . import executor, templates
-from .config import boot, config
+from .configuration import boot, config
 from .errors import ConfigurationError, DatabaseError, StateError, TimeoutError, ValidationError
 from .registry import HandlerRegistry
 

@@ -123,3 +123,13 @@ class SlowHandler(StepHandler):
         SlowHandler.started.set()
         SlowHandler.release.wait(30)
         return self.success({"slow": True})
+
+
+class SleepHandler(StepHandler):
+    """Sleeps for the task context's seconds (a graceful-shutdown probe across processes)."""
+
+    def call(self, context: StepContext):
+        import time
+
+        time.sleep(context.get_input_or("seconds", 1))
+        return self.success({"slept": context.get_input_or("seconds", 1)})
