@@ -28,6 +28,7 @@ TEMPLATES = os.path.join(EXAMPLES, "templates")
 SUPPORT_TEMPLATES = os.path.join(SUPPORT, "templates")
 CHECKOUT_TEMPLATES = os.path.join(REPO, "examples", "checkout", "templates")
 CLIENT_TEMPLATES = os.path.join(REPO, "examples", "client_usage", "templates")
+APPROVAL_TEMPLATES = os.path.join(REPO, "examples", "approvals", "templates")
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +49,8 @@ def database_url():
 def engine(database_url):
     tasker_core.configure(database_url=database_url, pool_size=20)
     tasker_core.migrate()
-    tasker_core.load_templates([TEMPLATES, SUPPORT_TEMPLATES, CHECKOUT_TEMPLATES, CLIENT_TEMPLATES])
+    tasker_core.load_templates([TEMPLATES, SUPPORT_TEMPLATES, CHECKOUT_TEMPLATES, CLIENT_TEMPLATES,
+                                APPROVAL_TEMPLATES])
     yield
 
 

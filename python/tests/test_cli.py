@@ -2,6 +2,7 @@
 shuts down gracefully on SIGTERM and SIGINT; migrate, templates and health."""
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -55,6 +56,33 @@ def test_worker_command_lets_a_running_step_finish_before_it_exits(database_url,
     # The step finished on the stopping worker: no claim was left to expire.
     assert client.get_task(task.task_uuid).status == "complete"
     assert step_named(client, task.task_uuid, "only").results["result"] == {"slept": 1.5}
+
+
+def test_the_walkthrough_of_docs_python_md(database_url):
+    """docs/python.md: a worker for the checkout workflow, then examples/submit_checkout.py."""
+    checkout = os.path.join(os.path.dirname(os.path.dirname(EXAMPLES)), "examples", "checkout", "templates")
+    worker = run_cli(database_url, "worker", "--templates", checkout, "--import", "ecommerce.step_handlers",
+                     "--concurrency", "4", cwd=EXAMPLES)
+    try:
+        submit = subprocess.run([sys.executable, os.path.join(EXAMPLES, "submit_checkout.py")], cwd=EXAMPLES,
+                                env={**os.environ, "TASKER_DATABASE_URL": database_url,
+                                     "PYTHONPATH": os.pathsep.join(sys.path)},
+                                capture_output=True, text=True, timeout=120)
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+    lines = submit.stdout.splitlines()
+    assert lines[1] == "Task finished: complete"
+    assert lines[2:6] == ["  validate_cart: complete", "  process_payment: complete", "  update_inventory: complete",
+                          "  send_confirmation: complete"]
+    assert lines[6].startswith("Confirmation: ")
+    confirmation = ast.literal_eval(lines[6][len("Confirmation: "):])
+    assert confirmation["email_sent_to"] == "ada@example.com" and confirmation["items_reserved"] == 3
+    assert worker.returncode == 0, output
 
 
 def test_migrate_templates_and_health_commands(database_url):

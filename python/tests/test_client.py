@@ -107,6 +107,18 @@ def test_create_task_refuses_unknown_options_and_bad_input(client):
     assert e.value.code == "TC_ENOTFOUND"
 
 
+def test_create_task_checks_the_templates_input_schema(client):
+    with pytest.raises(ValidationError) as e:
+        client.create_task("approval_routing", namespace="approvals", context={"amount": -5, "purpose": "x"})
+    assert e.value.error_code == "INPUT_SCHEMA_VIOLATION" and e.value.field == "context"
+    assert e.value.context["violations"] == ["(root): 'requester' is a required property",
+                                             "/amount: -5 is less than or equal to the minimum of 0"]
+    task = client.create_task("approval_routing", namespace="approvals",
+                              context={"amount": 50, "requester": "ada", "purpose": "books"})
+    assert task.created is True
+    client.cancel_task(task.task_uuid)
+
+
 def test_list_tasks_pages_and_filters(client):
     namespace_tasks = [client.create_task("routing", namespace="py_flows", context={"amount": i}) for i in range(3)]
     listed = client.list_tasks(namespace="py_flows", limit=2)

@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable, TypeVar
 
 from . import _tasker_core as _ffi
-from . import templates
+from . import input_schema, templates
 from .client_types import HealthResponse, StepAuditResponse, StepResponse, TaskListResponse, TaskResponse
 from .configuration import boot
 from .errors import NotFoundError, ValidationError
@@ -57,8 +57,9 @@ class TaskerClient:
                     version: str = "1.0.0", reason: str = "Task requested", **kwargs: Any) -> TaskResponse:
         """Creates a task from a registered template. kwargs: initiator and source_system (this
         client's by default), tags, priority, correlation_id, parent_correlation_id,
-        idempotency_key, requested_at. A task with the same identity returns the existing task
-        (created False). When the template is not registered, the configured template paths
+        idempotency_key, requested_at. A context that does not match the template's input_schema
+        raises ValidationError (error_code INPUT_SCHEMA_VIOLATION). A task with the same identity
+        returns the existing task (created False). When the template is not registered, the configured template paths
         (TASKER_TEMPLATE_PATH) are registered once and the create is tried again."""
         initiator = kwargs.pop("initiator", self.initiator)
         source_system = kwargs.pop("source_system", self.source_system)
@@ -71,6 +72,8 @@ class TaskerClient:
                    "source_system": source_system, "reason": reason}
         request.update({k: v for k, v in kwargs.items() if v is not None})
         boot()
+        if isinstance(request["context"], dict) and all(isinstance(v, str) for v in (namespace, name, version)):
+            input_schema.validate(namespace, name, version, request["context"])
         return _typed(TaskResponse, self._registering_when_missing(lambda: _ffi.client_create_task(request)))
 
     def get_task(self, task_uuid: str) -> TaskResponse:
