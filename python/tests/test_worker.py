@@ -224,3 +224,20 @@ def test_worker_status_and_observability_services(start_worker):
         assert response.status == 200
         assert json.loads(response.read())["status"] == "healthy"
     assert "tasker" in worker.observe("metrics_prometheus")
+
+
+@pytest.mark.parametrize("mode", ["PollingOnly", "EventDrivenOnly"])
+def test_deployment_modes(client, start_worker, mode):
+    worker = start_worker(["linear_py"], deployment_mode=mode, poll_interval_ms=100)
+    assert worker.status()["deployment_mode"] == mode
+    task = client.create_task("linear_workflow", namespace="linear_py", context={"even_number": 8, "mode": mode})
+    assert finish(client, task.task_uuid) == "complete"
+
+
+def test_worker_options_are_checked():
+    with pytest.raises(tasker_core.errors.ConfigurationError, match="concurrency must be an int between 1 and 1000"):
+        tasker_core.Worker(namespaces=["x"], concurrency=0)
+    with pytest.raises(tasker_core.errors.ConfigurationError, match="deployment_mode must be one of"):
+        tasker_core.Worker(namespaces=["x"], deployment_mode="Sometimes")
+    with pytest.raises(tasker_core.errors.ConfigurationError, match="the worker has no namespaces"):
+        tasker_core.Worker(namespaces=[]).start()
