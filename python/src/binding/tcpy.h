@@ -70,5 +70,6 @@ void tcpy_worker_shutdown(void);
 extern PyMethodDef tcpy_runtime_methods[];
 extern PyMethodDef tcpy_client_methods[];
 extern PyMethodDef tcpy_worker_methods[];
+extern PyMethodDef tcpy_log_methods[];
 
 #endif /* TCPY_H */

@@ -107,7 +107,11 @@ def boot() -> bool:
     started it."""
     if _ffi.running():
         return False
-    return _ffi.bootstrap(config().runtime_config())
+    started = _ffi.bootstrap(config().runtime_config())
+    from . import engine_log
+
+    engine_log.start()
+    return started
 
 
 def migrate() -> dict[str, Any]:
@@ -122,4 +126,9 @@ def shutdown() -> bool:
     from .worker import Worker
 
     Worker.stop_current()
-    return _ffi.shutdown()
+    stopped = _ffi.shutdown()
+    # What the engine logged while stopping is delivered before shutdown() returns.
+    from . import engine_log
+
+    engine_log.flush()
+    return stopped
