@@ -71,5 +71,6 @@ extern PyMethodDef tcpy_runtime_methods[];
 extern PyMethodDef tcpy_client_methods[];
 extern PyMethodDef tcpy_worker_methods[];
 extern PyMethodDef tcpy_log_methods[];
+extern PyMethodDef tcpy_domain_methods[];
 
 #endif /* TCPY_H */

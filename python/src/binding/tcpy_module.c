@@ -13,7 +13,8 @@ static struct PyModuleDef tcpy_module = {
 PyMODINIT_FUNC PyInit__tasker_core(void) {
   PyObject *m = PyModule_Create(&tcpy_module);
   if (!m) return NULL;
-  PyMethodDef *tables[] = {tcpy_runtime_methods, tcpy_client_methods, tcpy_worker_methods, tcpy_log_methods};
+  PyMethodDef *tables[] = {tcpy_runtime_methods, tcpy_client_methods, tcpy_worker_methods, tcpy_log_methods,
+                           tcpy_domain_methods};
   for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
     if (PyModule_AddFunctions(m, tables[t]) != 0) {
       Py_DECREF(m);

@@ -40,6 +40,7 @@ def execute(event: dict[str, Any], *, worker_id: str | None = None, registry: Ha
     started_at = datetime.now(timezone.utc)
     clock = time.monotonic()
     handler_cls = None
+    context = None
     try:
         handler_cls = registry.resolve(event.get("handler_callable"))
         method = registry.handler_method(handler_cls, event.get("handler_method"), event.get("handler_callable"))
@@ -64,7 +65,9 @@ def execute(event: dict[str, Any], *, worker_id: str | None = None, registry: Ha
         "custom": {"handler_class": ("%s.%s" % (handler_cls.__module__, handler_cls.__qualname__))
                    if handler_cls else event.get("handler_callable")},
     }
-    return build_envelope(event, outcome, timing)
+    from . import domain_events
+
+    return domain_events.attach(build_envelope(event, outcome, timing), event, context, CHECKPOINT_KEY)
 
 
 def failure_for(error: BaseException) -> StepHandlerResult:

@@ -48,6 +48,8 @@ class StepContext:
         self.workflow_step: dict[str, Any] = tss.get("workflow_step") or {}
         self.step_definition: dict[str, Any] = tss.get("step_definition") or {}
         self.dependency_results = DependencyResults(tss.get("dependency_results"))
+        #: Events published by hand during this run (publish_domain_event).
+        self.published_domain_events: list[dict[str, Any]] = []
 
     @classmethod
     def for_test(cls, input_data: dict[str, Any] | None = None, *, dependency_results: dict[str, Any] | None = None,
@@ -156,6 +158,26 @@ class StepContext:
 
     def is_last_retry(self) -> bool:
         return self.retry_count >= self.max_retries - 1
+
+    # -- domain events --------------------------------------------------------------------------
+    def publish_domain_event(self, name: str, payload: dict[str, Any] | None = None, *,
+                             delivery_mode: str = "durable", condition: str = "always",
+                             schema: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> None:
+        """Publishes a domain event with this step's result: stored (durable, broadcast) in the
+        transaction that stores the result, whatever the outcome unless condition says otherwise. A
+        stale result (the claim was lost) publishes nothing. schema, when given, validates payload
+        (a mismatch is logged, never raised)."""
+        from . import domain_events
+
+        domain_events.validate_name(name)
+        domain_events.validate_mode(delivery_mode)
+        domain_events.validate_condition(condition)
+        if payload is not None and not isinstance(payload, dict):
+            from .errors import ValidationError
+
+            raise ValidationError("payload must be a dict", field="payload")
+        self.published_domain_events.append({"name": name, "payload": payload or {}, "delivery_mode": delivery_mode,
+                                             "condition": condition, "schema": schema, "metadata": metadata or {}})
 
     # -- checkpoints ----------------------------------------------------------------------------
     @property

@@ -201,6 +201,7 @@ class Worker:
         """Runs the handler; a checkpoint is saved and the handler runs again at once with it, in the
         same claim. The submission of a result may bring the next step (claim on complete), which
         runs next on this thread."""
+        carried: list[dict[str, Any]] = []  # events published by runs that yielded a checkpoint
         while event:
             settled = False
             try:
@@ -208,10 +209,16 @@ class Worker:
                                             run_coroutine=self._run_coroutine)
                 checkpoint = envelope.get(executor.CHECKPOINT_KEY)
                 if checkpoint is not None:
+                    carried.extend(envelope.get("domain_events") or [])
                     following = self._save_checkpoint(event, checkpoint)
                     settled = True
                     event = following
+                    if event is None:
+                        carried = []
                     continue
+                if carried:
+                    envelope["domain_events"] = carried + (envelope.get("domain_events") or [])
+                    carried = []
                 answer = self._submit(event, envelope)
                 settled = True
                 following = (answer or {}).get("next_steps") or []

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from tasker_core import BatchableHandler, DecisionHandler, StepContext, StepHandler
+from tasker_core import BatchableHandler, DecisionHandler, StepContext, StepHandler, StepHandlerResult
 from tasker_core.errors import NetworkError, PermanentError, RetryableError, TimeoutError
 
 
@@ -133,3 +133,35 @@ class SleepHandler(StepHandler):
 
         time.sleep(context.get_input_or("seconds", 1))
         return self.success({"slept": context.get_input_or("seconds", 1)})
+
+
+class ChargeHandler(StepHandler):
+    """Charges, publishing one event by hand; the template declares the others."""
+
+    def call(self, context: StepContext):
+        context.publish_domain_event("charge.attempted", {"amount": context.get_input("amount")})
+        if context.get_input("decline"):
+            raise PermanentError("card declined", error_code="DECLINED")
+        return self.success({"payment_id": "pay_%s" % context.get_input("amount"), "amount": context.get_input("amount")})
+
+
+from tasker_core.domain_events import BasePublisher  # noqa: E402
+
+
+class AuditPublisher(BasePublisher):
+    def transform_payload(self, step_result, event_declaration, step_context):
+        return {"audited_amount": step_result["result"]["amount"] * 100}
+
+    def additional_metadata(self, step_result, event_declaration, step_context):
+        return {"auditor": "py"}
+
+
+class CountingHandler(StepHandler):
+    """Counts to the context's total in checkpointed chunks of 2, publishing one event per run."""
+
+    def call(self, context: StepContext):
+        done = context.checkpoint_cursor or 0
+        context.publish_domain_event("count.progressed", {"done": done})
+        if done + 2 < context.get_input("total"):
+            return StepHandlerResult.checkpoint(cursor=done + 2, items_processed=done + 2)
+        return self.success({"counted": context.get_input("total")})
