@@ -16,7 +16,7 @@ from tasker_core import (
 from tasker_core import client as client_module
 from tasker_core.errors import NotFoundError, StateError, ValidationError
 
-from conftest import finish, step_named
+from conftest import finish
 
 
 @pytest.fixture(autouse=True, scope="module")
