@@ -74,4 +74,4 @@ extension = Extension(
     depends=headers + sql_files + [os.path.join(HERE, "gen_migrations.py")],
 )
 
-setup(ext_modules=[extension], cmdclass={"build_ext": BuildExt})
+setup(packages=["tasker_core"], package_dir={"": "src"}, ext_modules=[extension], cmdclass={"build_ext": BuildExt})

@@ -35,7 +35,7 @@ static PyObject *raise_with(const char *name, const char *msg, const char *code,
   Py_XDECREF(text);
   if (exc && code) {
     PyObject *c = PyUnicode_FromString(code);
-    PyObject *s = sqlstate && sqlstate[0] ? PyUnicode_FromString(sqlstate) : Py_NewRef(Py_None);
+    PyObject *s = sqlstate && sqlstate[0] ? PyUnicode_FromString(sqlstate) : (Py_INCREF(Py_None), Py_None);
     if (!c || !s || PyObject_SetAttrString(exc, "code", c) != 0 || PyObject_SetAttrString(exc, "sqlstate", s) != 0) {
       Py_CLEAR(exc);
     }
