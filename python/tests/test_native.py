@@ -105,7 +105,6 @@ def test_error_hierarchy():
 
 CHILD = r'''
 import sys, threading, time
-sys.path.insert(0, sys.argv[2])
 from tasker_core import _tasker_core as ffi
 from tasker_core.errors import FFIError, DatabaseError, TimeoutError, WorkerStoppedError
 url = sys.argv[1]

@@ -95,8 +95,9 @@ typedef struct {
 
 static int list_tasks_fn(tcpy_call_t *call) {
   list_call_t *lc = (list_call_t *)call;
+  /* Seed 000's list_tasks filters by namespace and status only. */
   return tc_client_list_tasks(call->rt, lc->limit, lc->offset, lc->has_ns ? lc->ns : NULL, lc->has_status ? lc->status : NULL,
-                              lc->with_total, &call->out, &call->err);
+                              NULL, NULL, lc->with_total, &call->out, &call->err);
 }
 
 /* An int argument as int64_t: values beyond its range saturate (the core reports them as out of range). */
