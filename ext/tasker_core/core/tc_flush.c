@@ -19,7 +19,10 @@
  * its claim expires and the step runs again (at least once, as before). A flush that fails on a
  * statement (not the connection) is rolled back whole and sent again through tasker.flush, the
  * PL/pgSQL twin that fails only a step whose event cannot be built; if that fails too, one result at
- * a time, so one bad result fails alone.
+ * a time, so one bad result fails alone. Each statement locks claims, then tasks, in uuid order; a
+ * flush with both kinds of results takes two such rounds, so two workers completing failures and
+ * successes of the same tasks at once can deadlock: PostgreSQL ends one after deadlock_timeout, and
+ * its group goes through tasker.flush as above (later, never lost).
  *
  * Locks: f->mu guards the queue, `flushing` and each queued item's done/rc/outcome fields. The
  * connection belongs to the leader of the moment (flushing == true); no query runs under f->mu.
