@@ -28,7 +28,12 @@ module Bench
       shape = Run::SHAPES.first
       start_large_worker
       prototype = one_task(shape, 0)[:uuid]
+      # A warm-up pass, discarded: the first create_task calls on each of the pool's connections
+      # are slower (the functions' plans are made per connection), which would favour the sizes
+      # measured later.
+      @warmup.times { |i| one_task(shape, -i - 1) }
       TaskerCore::Worker.stop(timeout: 10)
+      create_task_latency
       generator = LargeTables.new(@url, prototype)
       puts "large tables: copies of the finished linear task #{prototype} " \
            "(#{generator.prototype_rows.select { |_, n| n.positive? }.map { |t, n| "#{t} #{n}" }.join(', ')})"
@@ -56,12 +61,11 @@ module Bench
                     level["vacuum_analyze_s"])
         level["copy_check"] = check_copy(generator, count)
       end
-      level["finished_tasks"] = Sql.value(@url, "SELECT count(*) FROM tasker.tasks WHERE status = 'complete'").to_i
-      level["tables_mib"] = Sql.value(@url, "SELECT pg_total_relation_size('tasker.tasks') + " \
-                                            "pg_total_relation_size('tasker.workflow_steps')").to_i / 1_048_576
-
       start_large_worker
       wait_bench_idle
+      level["finished_tasks"] = Sql.value(@url, "SELECT count(*) FROM tasker.tasks WHERE status = 'complete'").to_i
+      level["tables_mib"] = Sql.value(@url, "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c " \
+                                            "WHERE c.relnamespace = 'tasker'::regnamespace AND c.relkind = 'r'").to_i / 1_048_576
       @warmup.times { |i| one_task(shape, -i - 1) }
       runs = Array.new(@samples) { |i| one_task(shape, i) }
       level["linear_ms"] = Stats.summary(runs.map { |r| r[:total] })
@@ -73,6 +77,7 @@ module Bench
       TaskerCore::Worker.stop(timeout: 10)
       level["plans"] = chain_plans(count)
       level["create_task"] = create_task_latency
+      level["load_average"] = File.read("/proc/loadavg").split.first(3).map(&:to_f) if File.exist?("/proc/loadavg")
       puts format("  %d finished: linear P50 %.2f ms, pickup P50 %.3f ms, between steps %.2f ms per hop, " \
                   "create_task P50 %.3f ms, %d statements with a scan of a whole table or index",
                   level["finished_tasks"], level["linear_ms"]["p50"], level["pickup_ms"]["p50"], level["hop_ms"],
@@ -130,7 +135,7 @@ module Bench
       PLAN_ROUNDS.times do |round|
         request = JSON.generate({ "name" => "bench_linear", "namespace" => "bench", "version" => "1.0.0",
                                   "initiator" => "bench", "source_system" => "bench", "reason" => "bench",
-                                  "context" => { "even_number" => 6, "plans" => "#{count}-#{round}" } })
+                                  "context" => { "even_number" => 6, "plans" => "#{count}-#{round}-#{SecureRandom.hex(4)}" } })
         script << "\\warn ROUND #{round}\n"
         script << "SELECT tasker.create_task_response(tasker.uuid_v7(), '#{request}'::jsonb || " \
                   "jsonb_build_object('correlation_id', tasker.uuid_v7())) IS NOT NULL AS created \\gset\n"
@@ -170,7 +175,7 @@ module Bench
       unkeyed = scans.any? { |s| s.match?(/\ASeq Scan on (tasks|workflow_|task_|events_outbox)/) } ||
                 rows_read > 1000 || buffers > 1000
       { "statement" => text[0, 160], "scans" => scans, "buffers" => buffers, "rows_read" => rows_read,
-        "unkeyed" => unkeyed }
+        "unkeyed" => unkeyed, "top_level" => text.match?(/\ASELECT (tasker\.create_task_response|c->'steps'|coalesce\(f->'handed')/) }
     end
 
     # The retention sweep (tasker.remove_finished_tasks, as the worker's sweeper calls it, through
@@ -227,8 +232,9 @@ module Bench
        ["create_task (FFI Hash) P50 ms", levels.map { |l| l["create_task"]["ffi_ms"]["p50"] }, "%.3f", true],
        ["statements with a whole-table or whole-index scan", levels.map { |l| l["plans"]["statements"].count { |s| s["unkeyed"] } },
         "%d", false],
-       ["buffers touched by the chain's statements (last round)",
-        levels.map { |l| l["plans"]["statements"].sum { |s| s["buffers"] } }, "%d", false]]
+       ["buffers touched by one task's create, claim and 4 flushes",
+        levels.map { |l| l["plans"]["statements"].select { |s| s["top_level"] }.sum { |s| s["buffers"] } }, "%d", false],
+       ["machine load average (1 min) after the measurements", levels.map { |l| l["load_average"]&.first }, "%.2f", false]]
     end
 
     def growth_verdict(values)
@@ -239,7 +245,8 @@ module Bench
 
     def print_large_tables(levels, sweep)
       puts
-      header = ["finished tasks", *levels.map { |l| l["finished_tasks"].to_s }, "largest / smallest", ""]
+      header = ["finished tasks (tables' size)", *levels.map { |l| "#{l['finished_tasks']} (#{l['tables_mib']} MiB)" },
+                "largest / smallest", ""]
       rows = large_tables_figures(levels).map do |label, values, fmt, verdict|
         ratio = values.none?(&:nil?) && values.first.to_f.positive? ? format("%.2fx", values.last.to_f / values.first) : ""
         [label, *values.map { |v| v.nil? ? "-" : format(fmt, v) }, ratio, verdict ? growth_verdict(values).to_s : ""]
