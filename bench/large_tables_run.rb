@@ -76,7 +76,9 @@ module Bench
       level["statements"] = statements.except("worker_statements")
       TaskerCore::Worker.stop(timeout: 10)
       level["plans"] = chain_plans(count)
+      Sql.rows(@url, "SELECT pg_stat_statements_reset()") if statements["available"]
       level["create_task"] = create_task_latency
+      level["create_task_server"] = create_task_server_side if statements["available"]
       level["load_average"] = File.read("/proc/loadavg").split.first(3).map(&:to_f) if File.exist?("/proc/loadavg")
       puts format("  %d finished: linear P50 %.2f ms, pickup P50 %.3f ms, between steps %.2f ms per hop, " \
                   "create_task P50 %.3f ms, %d statements with a scan of a whole table or index",
@@ -217,6 +219,19 @@ module Bench
         "rows_by_table" => counts.each_with_object(Hash.new(0)) { |c, h| c.each { |k, v| h[k] += v } } }
     end
 
+    # The server's side of the create_task calls just measured (pg_stat_statements): mean execution
+    # time, and pages per call read from outside shared_buffers, dirtied and written by the backend.
+    def create_task_server_side
+      calls, ms, read, dirtied, written = Sql.rows(@url, "SELECT sum(calls), sum(total_exec_time) / sum(calls), " \
+                                                         "sum(shared_blks_read)::float8 / sum(calls), " \
+                                                         "sum(shared_blks_dirtied)::float8 / sum(calls), " \
+                                                         "sum(shared_blks_written)::float8 / sum(calls) " \
+                                                         "FROM pg_stat_statements WHERE toplevel " \
+                                                         "AND query LIKE '%create_task_response%'").first
+      { "calls" => calls.to_i, "mean_ms" => ms.to_f, "blocks_read" => read.to_f, "blocks_dirtied" => dirtied.to_f,
+        "blocks_written" => written.to_f }
+    end
+
     # ---- output ----
 
     # The figures at each size, side by side: [label, values, format, whether the verdict applies].
@@ -230,6 +245,9 @@ module Bench
        ["create_task (typed) P50 ms", levels.map { |l| l["create_task"]["typed_ms"]["p50"] }, "%.3f", true],
        ["create_task (typed) P95 ms", levels.map { |l| l["create_task"]["typed_ms"]["p95"] }, "%.3f", false],
        ["create_task (FFI Hash) P50 ms", levels.map { |l| l["create_task"]["ffi_ms"]["p50"] }, "%.3f", true],
+       ["create_task server time, mean ms", levels.map { |l| l.dig("create_task_server", "mean_ms") }, "%.3f", true],
+       ["create_task pages read from outside shared_buffers per call",
+        levels.map { |l| l.dig("create_task_server", "blocks_read") }, "%.2f", false],
        ["statements with a whole-table or whole-index scan", levels.map { |l| l["plans"]["statements"].count { |s| s["unkeyed"] } },
         "%d", false],
        ["buffers touched by one task's create, claim and 4 flushes",
