@@ -61,11 +61,13 @@ module Bench
                     level["vacuum_analyze_s"])
         level["copy_check"] = check_copy(generator, count)
       end
+      level["floor"] = level_floors
       start_large_worker
       wait_bench_idle
       level["finished_tasks"] = Sql.value(@url, "SELECT count(*) FROM tasker.tasks WHERE status = 'complete'").to_i
       level["tables_mib"] = Sql.value(@url, "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c " \
                                             "WHERE c.relnamespace = 'tasker'::regnamespace AND c.relkind = 'r'").to_i / 1_048_576
+      level["identity_index_mib"] = Sql.value(@url, "SELECT pg_relation_size('tasker.tasks_identity_hash_key')").to_i / 1_048_576.0
       @warmup.times { |i| one_task(shape, -i - 1) }
       runs = Array.new(@samples) { |i| one_task(shape, i) }
       level["linear_ms"] = Stats.summary(runs.map { |r| r[:total] })
@@ -85,6 +87,16 @@ module Bench
                   level["finished_tasks"], level["linear_ms"]["p50"], level["pickup_ms"]["p50"], level["hop_ms"],
                   level["create_task"]["typed_ms"]["p50"], level["plans"]["statements"].count { |s| s["unkeyed"] })
       level
+    end
+
+    # The commit and NOTIFY round-trip floors again at this size (bench/floor.c, a small queue): on
+    # a shared machine they tell a slower machine from a slower engine.
+    def level_floors
+      out, err, status = Open3.capture3({ "LD_PRELOAD" => nil }, FLOOR_BINARY, @url, @samples.to_s, "1000")
+      raise "floor probe failed: #{err}" unless status.success?
+
+      raw = JSON.parse(out)
+      { "commit_ms" => Stats.summary(raw["commit_ms"]), "notify_rtt_ms" => Stats.summary(raw["notify_rtt_ms"]) }
     end
 
     # Tasks left enqueued by the previous size's create_task measurement run first.
@@ -248,10 +260,14 @@ module Bench
        ["create_task server time, mean ms", levels.map { |l| l.dig("create_task_server", "mean_ms") }, "%.3f", true],
        ["create_task pages read from outside shared_buffers per call",
         levels.map { |l| l.dig("create_task_server", "blocks_read") }, "%.2f", false],
+       ["size of tasks' identity_hash index (random order), MiB", levels.map { |l| l["identity_index_mib"] }, "%.1f", false],
        ["statements with a whole-table or whole-index scan", levels.map { |l| l["plans"]["statements"].count { |s| s["unkeyed"] } },
         "%d", false],
        ["buffers touched by one task's create, claim and 4 flushes",
         levels.map { |l| l["plans"]["statements"].select { |s| s["top_level"] }.sum { |s| s["buffers"] } }, "%d", false],
+       ["floor: 1-row commit P50 ms (same size, same minute)", levels.map { |l| l.dig("floor", "commit_ms", "p50") }, "%.3f",
+        false],
+       ["floor: NOTIFY round trip P50 ms", levels.map { |l| l.dig("floor", "notify_rtt_ms", "p50") }, "%.3f", false],
        ["machine load average (1 min) after the measurements", levels.map { |l| l["load_average"]&.first }, "%.2f", false]]
     end
 
