@@ -110,6 +110,9 @@ module Bench
         writer.join
         out.join
         raise "generating large tables failed: #{errors}" unless wait.value.success? && @generated == last
+      rescue Exception # an interrupted run (Ctrl-C) stops psql too, then goes on unwinding
+        Process.kill("TERM", wait.pid) if wait&.alive?
+        raise
       end
       Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
     end

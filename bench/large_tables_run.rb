@@ -28,9 +28,8 @@ module Bench
       shape = Run::SHAPES.first
       start_large_worker
       prototype = one_task(shape, 0)[:uuid]
-      # A warm-up pass, discarded: the first create_task calls on each of the pool's connections
-      # are slower (the functions' plans are made per connection), which would favour the sizes
-      # measured later.
+      # A warm-up pass, discarded: without it the smallest size's create_task came out twice as
+      # slow as the same size measured again right after, which would favour the larger sizes.
       @warmup.times { |i| one_task(shape, -i - 1) }
       TaskerCore::Worker.stop(timeout: 10)
       create_task_latency
