@@ -109,7 +109,7 @@ module Bench
       end
     end
 
-    # The newest copy, as the engine sees it: create_task with its context finds it (identity),
+    # The last copy made (the oldest task), as the engine sees it: create_task with its context finds it,
     # get_task and list_task_steps answer as for the prototype.
     def check_copy(generator, n)
       proto = TaskerCore::Client.get_task(generator.prototype)
