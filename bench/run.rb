@@ -13,8 +13,11 @@
 #   BENCH_THREADS              handler threads per worker process in the throughput runs (default 16)
 #   BENCH_ONLY                 a comma-separated subset to run: shape keys (linear, diamond, ...),
 #                              components, statements, create_task, create_tasks, drain, load, memory,
-#                              task_list (default: all)
+#                              task_list (default: all of these), large_tables (only when named: the
+#                              step path with 0, 100k and 1M finished tasks, and the retention sweep;
+#                              several minutes, bench/large_tables_run.rb)
 #   BENCH_LIST_TASKS           tasks in the database for the task_list part (default 100000)
+#   BENCH_LARGE_LEVELS         the finished-task counts of large_tables (default 0,100000,1000000)
 #
 # Prints a table (figure, P50/P95/P99 or value, floor, ratio, target, PASS/MISS, reference) and
 # writes the same figures as JSON.
@@ -29,6 +32,7 @@ require "time"
 require_relative "../lib/tasker_core"
 require_relative "../lib/tasker_core/embedded_postgres"
 require_relative "handlers"
+require_relative "large_tables_run"
 require_relative "../examples/csv_batch/handlers"
 require_relative "../examples/approvals/handlers"
 
@@ -71,6 +75,8 @@ module Bench
 
   # One benchmark run.
   class Run
+    include LargeTablesRun
+
     SHAPES = [
       # key, template name, namespace, context, sequential commits on the critical path
       # (the create, then one completion per level), steps that run
@@ -128,8 +134,9 @@ module Bench
         @results["create_tasks"] = create_tasks_batch if part?("create_tasks")
         @results["throughput"] = { "drain" => (drain if part?("drain")), "load" => (load_run if part?("load")) }.compact
         @results["memory"] = memory_run if part?("memory")
-        # Last: it leaves its tasks in the database.
+        # Last: they leave their tasks in the database.
         @results["task_list"] = task_list_latency if part?("task_list")
+        @results["large_tables"] = large_tables if @only&.include?("large_tables")
         report
       end
     ensure
@@ -778,7 +785,7 @@ module Bench
                 value: format("%.1f -> %.1f MiB (%+.1f %%)", m["rss_first_kib"] / 1024.0, m["rss_last_kib"] / 1024.0,
                               m["growth_pct"]),
                 target: "< 10 %", verdict: m["growth_pct"] < 10 ? "PASS" : "MISS" }
-      rows
+      rows.concat(large_table_rows)
     end
 
     def print_table(rows)
