@@ -68,9 +68,13 @@ END $$;
 -- Moves due retries of the given namespaces back to the queue and recovers steps whose claim
 -- expired (their worker died or hung): each counts as a failed, retryable attempt. Returns the
 -- number of steps moved; returns at once, through two probes of the partial indexes, when nothing
--- is due (the common case: every claim runs it first).
+-- is due (the common case: every claim runs it first). No bitmap scans: on young tables the
+-- expired-claim probe was planned as one, and a bitmap scan never marks dead index entries, so
+-- every claim visited each claim ever expired (thousands of dead entries after a few hundred tasks).
 CREATE OR REPLACE FUNCTION tasker.recover_steps(p_namespaces text[], p_limit integer) RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_bitmapscan = off
+AS $$
 DECLARE
   v_now timestamp := clock_timestamp() AT TIME ZONE 'utc';
   v_promoted integer;
