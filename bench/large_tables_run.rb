@@ -3,6 +3,7 @@
 require "json"
 require "securerandom"
 require "open3"
+require_relative "flush_statements"
 require_relative "large_tables"
 
 module Bench
@@ -130,9 +131,10 @@ module Bench
 
     # A worker's chain through psql, with auto_explain logging every statement's plan to this
     # session: create_task_response, then the claim and four flushes (each completing a step and
-    # taking the next by hand-off), PLAN_ROUNDS times, in one session with the engine's settings,
-    # so the last round runs on the plans a long-running worker has cached. The last round's plans
-    # are kept: each statement, the scans it made and the buffers it touched.
+    # taking the next by hand-off: the flusher's two prepared statements, read from
+    # core/tc_flush_sql.h, in one transaction with the flusher's session settings), PLAN_ROUNDS
+    # times, in one session, so the last round runs on the plans a long-running worker has cached.
+    # The last round's plans are kept: each statement, the scans it made and the buffers it touched.
     def chain_plans(count)
       result = '{"success": true, "status": "completed", "result": {"result": 1}, "metadata": {"execution_time_ms": 0}}'
       script = +<<~SQL
@@ -144,7 +146,10 @@ module Bench
         SET auto_explain.log_timing = off;
         SET client_min_messages = log;
         \\set w '#{SecureRandom.uuid}'
+        PREPARE tc_flush_complete(uuid, uuid[], uuid[], jsonb, boolean[], integer) AS #{FlushStatements.complete};
+        PREPARE tc_flush_claim(uuid, text[], integer, integer, uuid[]) AS #{FlushStatements.claim};
       SQL
+      flush_settings = "SET plan_cache_mode = force_generic_plan; SET enable_bitmapscan = off;\n"
       PLAN_ROUNDS.times do |round|
         request = JSON.generate({ "name" => "bench_linear", "namespace" => "bench", "version" => "1.0.0",
                                   "initiator" => "bench", "source_system" => "bench", "reason" => "bench",
@@ -154,11 +159,18 @@ module Bench
                   "jsonb_build_object('correlation_id', tasker.uuid_v7())) IS NOT NULL AS created \\gset\n"
         script << "SELECT c->'steps'->0->>0 AS token, c->'steps'->0->>2 AS step " \
                   "FROM (SELECT tasker.claim(:'w', '{bench}', 1, 30)::jsonb AS c) x \\gset\n"
-        4.times do
-          script << "SELECT coalesce(f->'handed'->0->>0, '') AS token, coalesce(f->'handed'->0->>2, '') AS step FROM " \
-                    "(SELECT tasker.flush(:'w', jsonb_build_array(jsonb_build_object('step_uuid', :'step', " \
-                    "'claim_token', :'token', 'next', true, 'result', '#{result}'::jsonb)), 1, '{bench}', 30)::jsonb AS f) x \\gset\n"
+        script << flush_settings
+        4.times do |i|
+          script << "BEGIN;\n"
+          script << "EXECUTE tc_flush_complete(:'w', ARRAY[:'step']::uuid[], ARRAY[:'token']::uuid[], " \
+                    "'[#{result}]', '{t}', 30) \\g /dev/null\n"
+          if i < 3
+            script << "EXECUTE tc_flush_claim(:'w', '{bench}', 1, 30, ARRAY[:'step']::uuid[]) \\gset\n"
+            script << "SELECT :'event'::json->>0 AS token, :'event'::json->>2 AS step \\gset\n"
+          end
+          script << "COMMIT;\n"
         end
+        script << "RESET plan_cache_mode; RESET enable_bitmapscan;\n"
       end
       _out, err, status = Open3.capture3({ "LD_PRELOAD" => nil, "PGOPTIONS" => ENGINE_OPTIONS }, "psql", @url, "-X",
                                          "-q", "-v", "ON_ERROR_STOP=1", stdin_data: script)
@@ -188,7 +200,7 @@ module Bench
       unkeyed = scans.any? { |s| s.match?(/\ASeq Scan on (tasks|workflow_|task_|events_outbox)/) } ||
                 rows_read > 1000 || buffers > 1000
       { "statement" => text[0, 160], "scans" => scans, "buffers" => buffers, "rows_read" => rows_read,
-        "unkeyed" => unkeyed, "top_level" => text.match?(/\ASELECT (tasker\.create_task_response|c->'steps'|coalesce\(f->'handed')/) }
+        "unkeyed" => unkeyed, "top_level" => text.match?(%r{\A(SELECT (tasker\.create_task_response|c->'steps')|/\* tasker\.flush)}) }
     end
 
     # The retention sweep (tasker.remove_finished_tasks, as the worker's sweeper calls it, through

@@ -13,9 +13,9 @@
 #   BENCH_THREADS              handler threads per worker process in the throughput runs (default 16)
 #   BENCH_ONLY                 a comma-separated subset to run: shape keys (linear, diamond, ...),
 #                              components, statements, create_task, create_tasks, drain, load, memory,
-#                              task_list (default: all of these), large_tables (only when named: the
-#                              step path with 0, 100k and 1M finished tasks, and the retention sweep;
-#                              several minutes, bench/large_tables_run.rb)
+#                              python, task_list (default: all of these), large_tables (only when
+#                              named: the step path with 0, 100k and 1M finished tasks, and the
+#                              retention sweep; several minutes, bench/large_tables_run.rb)
 #   BENCH_LIST_TASKS           tasks in the database for the task_list part (default 100000)
 #   BENCH_LARGE_LEVELS         the finished-task counts of large_tables (default 0,100000,1000000)
 #
@@ -33,6 +33,7 @@ require_relative "../lib/tasker_core"
 require_relative "../lib/tasker_core/embedded_postgres"
 require_relative "handlers"
 require_relative "large_tables_run"
+require_relative "python_run"
 require_relative "../examples/csv_batch/handlers"
 require_relative "../examples/approvals/handlers"
 
@@ -76,6 +77,7 @@ module Bench
   # One benchmark run.
   class Run
     include LargeTablesRun
+    include PythonRun
 
     SHAPES = [
       # key, template name, namespace, context, sequential commits on the critical path
@@ -134,6 +136,7 @@ module Bench
         @results["create_tasks"] = create_tasks_batch if part?("create_tasks")
         @results["throughput"] = { "drain" => (drain if part?("drain")), "load" => (load_run if part?("load")) }.compact
         @results["memory"] = memory_run if part?("memory")
+        @results["python"] = python_part if part?("python")
         # Last: they leave their tasks in the database.
         @results["task_list"] = task_list_latency if part?("task_list")
         @results["large_tables"] = large_tables if @only&.include?("large_tables")
@@ -785,6 +788,7 @@ module Bench
                 value: format("%.1f -> %.1f MiB (%+.1f %%)", m["rss_first_kib"] / 1024.0, m["rss_last_kib"] / 1024.0,
                               m["growth_pct"]),
                 target: "< 10 %", verdict: m["growth_pct"] < 10 ? "PASS" : "MISS" }
+      rows.concat(python_rows)
       rows.concat(large_table_rows)
     end
 
