@@ -71,6 +71,7 @@ struct tc_flusher {
   PGconn *conn;            /* the leader's */
   int waiting;              /* results submitted and not yet answered */
   long long flushes, results;
+  long long flush_us;       /* time spent in flushes' round trips, summed */
 };
 
 int tc_flusher_new(tc_runtime_t *rt, const char *worker_uuid, const char *ns_literal, int visibility_s,
@@ -103,10 +104,11 @@ void tc_flusher_abandon(tc_flusher_t *f) {
   if (f && f->conn && PQsocket(f->conn) >= 0) close(PQsocket(f->conn));
 }
 
-void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results, int *waiting) {
+void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results, long long *flush_us, int *waiting) {
   pthread_mutex_lock(&f->mu);
   *flushes = f->flushes;
   *results = f->results;
+  *flush_us = f->flush_us;
   *waiting = f->waiting;
   pthread_mutex_unlock(&f->mu);
 }
@@ -485,6 +487,8 @@ static void lead(tc_flusher_t *f, tc_flush_item_t *mine) {
     if (!f->head) f->tail = NULL;
     f->flushing = true;
     pthread_mutex_unlock(&f->mu);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     run_flush(f, batch, n);
     /* A statement error with several results: one of them may be the cause; each goes alone. */
     if (n > 1 && batch[0]->rc != TC_OK && batch[0]->err.sqlstate[0] != '\0' && f->conn) {
@@ -495,7 +499,9 @@ static void lead(tc_flusher_t *f, tc_flush_item_t *mine) {
         run_flush(f, &batch[i], 1);
       }
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     pthread_mutex_lock(&f->mu);
+    f->flush_us += (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000;
     f->flushing = false;
     f->flushes++;
     f->results += n;

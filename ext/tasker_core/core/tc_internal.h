@@ -217,7 +217,7 @@ int tc_flusher_new(tc_runtime_t *rt, const char *worker_uuid, const char *ns_lit
 int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_token, json_object *result,
                       bool claim_next, json_object **outcome, json_object **next, tc_error_t *err);
 /* Flushes run, results they applied, results submitted and not yet answered. */
-void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results, int *waiting);
+void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results, long long *flush_us, int *waiting);
 /* No submission may be waiting. */
 void tc_flusher_free(tc_flusher_t *f);
 /* In a forked child: closes the parent's socket without talking to the server. */
