@@ -30,6 +30,8 @@ RSpec.describe "group commit of results" do
     # A flush's counters move once its leader has the answer, just after the commit a waiter sees.
     status = sleep_until(timeout: 10) { TaskerCore::FFI.worker_status.then { |s| s if s["flushed_results"] == 16 } }
     expect(status["flushes"]).to be < 16
+    # The round trips' time, summed: at least the wait on the task's lock the first flush sat in.
+    expect(status["flush_ms"]).to be > 0
     expect(psql_value("SELECT count(*) FROM tasker.workflow_steps WHERE status = 'complete'")).to eq("16")
   ensure
     lock&.release
