@@ -40,7 +40,7 @@ module Bench
           reason = peer.missing
           result =
             if reason
-              { "label" => peer.name, "skipped" => reason }
+              { "label" => peer.title, "skipped" => reason }
             else
               measure(peer)
             end
@@ -52,8 +52,8 @@ module Bench
       private
 
       def line(peer, result)
-        return "#{peer.name}: skipped, #{result['skipped']}" if result["skipped"]
-        return "#{peer.name}: failed, #{result['error']}" if result["error"]
+        return "#{peer.title}: skipped, #{result['skipped']}" if result["skipped"]
+        return "#{peer.title}: failed, #{result['error']}" if result["error"]
 
         format("%-60s drain %7.0f jobs/s  pickup P50 %7.2f ms  chain P50 %7.2f ms", result["label"],
                result["drain"]["jobs_per_s"], result["pickup_ms"]["p50"], result["chain_ms"]["p50"])
@@ -61,12 +61,13 @@ module Bench
 
       def measure(peer)
         database = "bench_peer_#{peer.name}" if peer.database?
-        create_database(database) if database
         peer_url = database ? url_for(database) : @url
-        peer.prepare(peer_url)
-        events = Events.new
+        events = nil
         workers = []
         begin
+          create_database(database) if database
+          peer.prepare(peer_url)
+          events = Events.new
           result = { "label" => peer.label }
           result["drain"] = drain(peer, peer_url, events, workers)
           workers.concat(start_workers(peer, peer_url, events))
@@ -78,12 +79,12 @@ module Bench
           result
         ensure
           workers.each { |pid| stop(pid) }
-          events.close
+          events&.close
           peer.close
           drop_database(database) if database
         end
       rescue StandardError => e
-        { "label" => peer.label, "error" => "#{e.class}: #{e.message}" }
+        { "label" => peer.title, "error" => "#{e.class}: #{e.message}" }
       end
 
       # The jobs become visible once both workers have booted; the clock runs from the first job's
@@ -105,7 +106,8 @@ module Bench
         count = totals.sum { |t| t[:count] }
         raise "the workers ran #{count} of #{@drain_jobs} jobs" unless count == @drain_jobs
 
-        seconds = totals.map { |t| t[:last] }.max - totals.map { |t| t[:first] }.min
+        ran = totals.select { |t| t[:count].positive? }
+        seconds = ran.map { |t| t[:last] }.max - ran.map { |t| t[:first] }.min
         { "jobs" => count, "seconds" => seconds, "jobs_per_s" => count / seconds,
           "per_worker" => totals.map { |t| t[:count] } }
       end

@@ -39,7 +39,8 @@ module Bench
       end
 
       def name = "delayed_job"
-      def label = "Delayed::Job #{Gem.loaded_specs['delayed_job']&.version} (1 job at a time per process)"
+      def title = "Delayed::Job"
+      def label = "#{title} #{Gem.loaded_specs['delayed_job']&.version} (1 job at a time per process)"
       def database? = true
       def missing = self.class.load
 

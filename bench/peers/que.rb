@@ -37,7 +37,8 @@ module Bench
       end
 
       def name = "que"
-      def label = "Que #{Gem.loaded_specs['que']&.version} (6 worker threads per process)"
+      def title = "Que"
+      def label = "#{title} #{Gem.loaded_specs['que']&.version} (6 worker threads per process)"
       def database? = true
       def missing = self.class.load
 
@@ -56,10 +57,10 @@ module Bench
       def enqueue(mode, id, step) = self.class.job_class.enqueue(mode, id, step)
 
       # Enqueues n drain jobs with Que.bulk_enqueue in one transaction that commits after the
-      # block returns.
+      # block returns; with a NOTIFY per job, as Que.enqueue does, so that both workers wake.
       def enqueue_drain(count)
         ::Que.transaction do
-          ::Que.bulk_enqueue { count.times { |i| enqueue("drain", i, 0) } }
+          ::Que.bulk_enqueue(notify: true) { count.times { |i| enqueue("drain", i, 0) } }
           yield
         end
       end

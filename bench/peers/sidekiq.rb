@@ -49,7 +49,8 @@ module Bench
       end
 
       def name = "sidekiq"
-      def label = "Sidekiq #{Gem.loaded_specs['sidekiq']&.version} (5 threads per process; Redis, not durable)"
+      def title = "Sidekiq"
+      def label = "#{title} #{Gem.loaded_specs['sidekiq']&.version} (5 threads per process; Redis, not durable)"
       def database? = false
       def missing = self.class.load
 

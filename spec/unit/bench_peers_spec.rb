@@ -28,7 +28,7 @@ RSpec.describe "the benchmark's peers" do
     expect(results.keys).to eq(%w[delayed_job que sidekiq])
     expect(results.values).to all(include("skipped"))
     expect(results.values_at("delayed_job", "que").map { |r| r["skipped"] }).to all(include("bench_peers group"))
-    expect(out).to include("delayed_job: skipped, gem not loadable")
+    expect(out).to include("Delayed::Job: skipped, gem not loadable")
   end
 
   it "skips Sidekiq when redis-server is not on PATH" do
