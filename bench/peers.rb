@@ -9,7 +9,8 @@ require_relative "peers/sidekiq"
 module Bench
   # Other job systems measured in the same run as the engine, with the same three figures: the
   # drain of 10,000 no-op jobs by 2 worker processes, pickup (enqueue returned -> job start, one at
-  # a time) and a 4-step chain (each job enqueues the next; enqueue of the first -> end of the last).
+  # a time, after a random pause) and a 4-step chain (each job enqueues the next; enqueue of the
+  # first -> end of the last).
   #
   # The PostgreSQL peers each get a throwaway database on the benchmark's server (same settings);
   # Sidekiq gets a throwaway redis-server. A peer whose gem cannot be loaded (the Gemfile's optional
@@ -21,6 +22,10 @@ module Bench
     DRAIN_TIMEOUT = 600
     JOB_TIMEOUT = 30
     STOP_TIMEOUT = 60
+    # Before each pickup and chain sample, a random pause of up to this many seconds: a sample that
+    # followed the previous job at once would find a polling worker (Delayed::Job) still awake from
+    # it, and measure its re-poll after a job instead of its pickup.
+    IDLE_PAUSE = 0.1
 
     # Measures every peer; returns { name => figures or { "skipped" => reason } or { "error" => message } }.
     class Runner
@@ -118,6 +123,7 @@ module Bench
       def pickups(peer, events)
         (-@warmup...@samples).filter_map do |i|
           id = "p#{i}"
+          sleep(rand * IDLE_PAUSE)
           called = Probe.now
           peer.enqueue("pickup", id, 0)
           enqueued = Probe.now
@@ -129,6 +135,7 @@ module Bench
       def chains(peer, events)
         (-@warmup...@samples).filter_map do |i|
           id = "c#{i}"
+          sleep(rand * IDLE_PAUSE)
           t0 = Probe.now
           peer.enqueue("chain", id, 1)
           done = events.wait_for("done", id, JOB_TIMEOUT)
