@@ -13,11 +13,13 @@
 #   BENCH_THREADS              handler threads per worker process in the throughput runs (default 16)
 #   BENCH_ONLY                 a comma-separated subset to run: shape keys (linear, diamond, ...),
 #                              components, statements, create_task, create_tasks, drain, load, memory,
-#                              python, task_list (default: all of these), large_tables (only when
-#                              named: the step path with 0, 100k and 1M finished tasks, and the
-#                              retention sweep; several minutes, bench/large_tables_run.rb)
+#                              python, task_list, peers (default: all of these), large_tables (only
+#                              when named: the step path with 0, 100k and 1M finished tasks, and the
+#                              retention sweep; several minutes, bench/large_tables_run.rb); peers also
+#                              runs linear, components and drain, the figures the peers are shown beside
 #   BENCH_LIST_TASKS           tasks in the database for the task_list part (default 100000)
 #   BENCH_LARGE_LEVELS         the finished-task counts of large_tables (default 0,100000,1000000)
+#   BENCH_PEERS_JOBS           jobs in each peer's drain (default 10,000 x BENCH_SCALE)
 #
 # Prints a table (figure, P50/P95/P99 or value, floor, ratio, target, PASS/MISS, reference) and
 # writes the same figures as JSON.
@@ -33,6 +35,7 @@ require_relative "../lib/tasker_core"
 require_relative "../lib/tasker_core/embedded_postgres"
 require_relative "handlers"
 require_relative "large_tables_run"
+require_relative "peers"
 require_relative "python_run"
 require_relative "../examples/csv_batch/handlers"
 require_relative "../examples/approvals/handlers"
@@ -116,6 +119,7 @@ module Bench
       @results = { "started_at" => Time.now.utc.iso8601 }
       @children = []
       @only = ENV["BENCH_ONLY"]&.split(",")&.map(&:strip)
+      @only |= %w[linear components drain] if @only&.include?("peers")
     end
 
     def part?(name) = @only.nil? || @only.include?(name)
@@ -137,6 +141,7 @@ module Bench
         @results["throughput"] = { "drain" => (drain if part?("drain")), "load" => (load_run if part?("load")) }.compact
         @results["memory"] = memory_run if part?("memory")
         @results["python"] = python_part if part?("python")
+        @results["peers"] = peers if part?("peers")
         # Last: they leave their tasks in the database.
         @results["task_list"] = task_list_latency if part?("task_list")
         @results["large_tables"] = large_tables if @only&.include?("large_tables")
@@ -177,6 +182,13 @@ module Bench
         puts format("| %s | %.2f | %.2f | %.2f | %.2f | %.2f |", key, st["create_ms"], st["pickup_ms"],
                     st["handlers_ms"], st["between_steps_ms"], st["finish_notice_ms"])
       end
+      return unless results["peers"]
+
+      header, *rows = Peers.table(results["peers"], ours_for_peers)
+      puts
+      puts "| #{header.join(' | ')} |"
+      puts "|---|---|---|---|"
+      rows.each { |r| puts "| #{r.map { |c| c.gsub('|', '/') }.join(' | ')} |" }
     end
 
     private
@@ -683,6 +695,21 @@ module Bench
 
     def rss_kib(pid) = File.read("/proc/#{pid}/status")[/^VmRSS:\s*(\d+)/, 1].to_i
 
+    # ---- the peers (bench/peers.rb) ----
+
+    def peers
+      log_dir = File.join(ROOT, "tmp", "bench", "peers")
+      FileUtils.mkdir_p(log_dir)
+      Peers::Runner.new(url: @url, samples: @samples, log_dir: log_dir,
+                        drain_jobs: Integer(ENV.fetch("BENCH_PEERS_JOBS", (10_000 * @scale).to_i.to_s))).call
+    end
+
+    # The engine's figures the peers are compared with: drain steps/s, pickup P50, linear P50.
+    def ours_for_peers
+      { drain: @results.dig("throughput", "drain", "steps_per_s"), pickup: @results.dig("components", "pickup_ms", "p50"),
+        chain: @results.dig("workflows", "linear", "p50") }
+    end
+
     # ---- the table ----
 
     def report
@@ -690,6 +717,10 @@ module Bench
       @results["table"] = rows
       @results["finished_at"] = Time.now.utc.iso8601
       print_table(rows)
+      if @results["peers"]
+        puts
+        print_cells(Peers.table(@results["peers"], ours_for_peers))
+      end
       FileUtils.mkdir_p(File.dirname(@json_path))
       File.write(@json_path, JSON.pretty_generate(@results))
       puts
@@ -794,10 +825,15 @@ module Bench
 
     def print_table(rows)
       headers = ["figure", "value", "floor", "ratio", "target", "", "reference"]
-      cells = rows.map do |r|
+      print_cells([headers] + rows.map do |r|
         [r[:figure], r[:value], r[:floor] || "", r[:ratio] ? format("%.2fx", r[:ratio]) : "", r[:target] || "",
          r[:verdict] || "", r[:reference] || ""]
-      end
+      end)
+    end
+
+    # A plain-text table; the first row is the header.
+    def print_cells(all)
+      headers, *cells = all
       widths = headers.each_index.map { |i| ([headers[i]] + cells.map { |c| c[i] }).map(&:size).max }
       line = ->(c) { c.each_with_index.map { |v, i| v.ljust(widths[i]) }.join(" | ").rstrip }
       puts line.call(headers)
