@@ -249,16 +249,25 @@ static PGresult *pipeline_next(PGconn *conn, ExecStatusType want, tc_error_t *er
   return r;
 }
 
-/* The outcome of a result applied by the completion statement (the shape complete_results gives). */
+/* Adds v under key, taking v whether or not it was added; false when v is NULL (out of memory) or
+ * the add failed. */
+static bool put(json_object *obj, const char *key, json_object *v) {
+  if (v && json_object_object_add(obj, key, v) == 0) return true;
+  json_object_put(v);
+  return false;
+}
+
+/* The outcome of a result applied by the completion statement (the shape complete_results gives);
+ * NULL when out of memory. */
 static json_object *plain_outcome(PGresult *r, int row) {
   json_object *o = json_object_new_object();
   if (!o) return NULL;
-  bool ok = json_object_object_add(o, "applied", json_object_new_boolean(1)) == 0 &&
-            json_object_object_add(o, "step_status", json_object_new_string("complete")) == 0 &&
-            json_object_object_add(o, "task_status", json_object_new_string(PQgetvalue(r, row, 1))) == 0 &&
-            json_object_object_add(o, "enqueued", json_object_new_int(atoi(PQgetvalue(r, row, 2)))) == 0 &&
+  bool ok = put(o, "applied", json_object_new_boolean(1)) &&
+            put(o, "step_status", json_object_new_string("complete")) &&
+            put(o, "task_status", json_object_new_string(PQgetvalue(r, row, 1))) &&
+            put(o, "enqueued", json_object_new_int(atoi(PQgetvalue(r, row, 2)))) &&
             json_object_object_add(o, "next_retry_at", NULL) == 0 &&
-            json_object_object_add(o, "namespace", json_object_new_string(PQgetvalue(r, row, 3))) == 0;
+            put(o, "namespace", json_object_new_string(PQgetvalue(r, row, 3)));
   if (!ok) {
     json_object_put(o);
     return NULL;
