@@ -61,15 +61,7 @@ module Bench
     end
 
     def spawn_python_worker(python, namespace, concurrency)
-      reader, writer = IO.pipe
-      pid = Process.spawn({ "TASKER_DATABASE_URL" => @url, "LD_PRELOAD" => nil }, python, WORKER, namespace,
-                          concurrency.to_s, out: writer)
-      writer.close
-      line = reader.gets
-      raise "python benchmark worker #{pid} did not start" unless line&.start_with?("ready")
-
-      @children << pid
-      [pid, reader]
+      spawn_worker(namespace, concurrency, command: [python, WORKER])
     end
 
     # One task at a time, create_task -> observed complete, as the Ruby shapes are measured.

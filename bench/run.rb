@@ -551,10 +551,12 @@ module Bench
 
     # ---- throughput: separate worker processes ----
 
-    def spawn_worker(namespace, concurrency)
+    # A benchmark worker process (bench/worker.rb, or another language's twin given as command),
+    # once it says it is ready.
+    def spawn_worker(namespace, concurrency, command: [RbConfig.ruby, File.join(__dir__, "worker.rb")])
       reader, writer = IO.pipe
-      pid = Process.spawn({ "TASKER_DATABASE_URL" => @url }, RbConfig.ruby, File.join(__dir__, "worker.rb"),
-                          namespace, concurrency.to_s, out: writer)
+      pid = Process.spawn({ "TASKER_DATABASE_URL" => @url, "LD_PRELOAD" => nil }, *command, namespace,
+                          concurrency.to_s, out: writer)
       writer.close
       line = reader.gets
       raise "benchmark worker #{pid} did not start" unless line&.start_with?("ready")
