@@ -60,13 +60,9 @@ module Bench
       dir
     end
 
-    def spawn_python_worker(python, namespace, concurrency)
-      spawn_worker(namespace, concurrency, command: [python, WORKER])
-    end
-
     # One task at a time, create_task -> observed complete, as the Ruby shapes are measured.
     def python_chain(python)
-      worker, = spawn_python_worker(python, "bench_py", 5)
+      worker, = spawn_worker("bench_py", 5, command: [python, WORKER])
       run = lambda do |i|
         t0 = Probe.now
         task = TaskerCore::Client.create_task(name: "bench_linear", namespace: "bench_py",
@@ -86,24 +82,8 @@ module Bench
 
     # drain's measurement with Python worker processes.
     def python_drain(python)
-      n = (10_000 * @scale).to_i
-      create_many("bench_single", "bench_py_drain", n, "py")
-      server_before = server_cpu_seconds
-      workers = Array.new(2) { spawn_python_worker(python, "bench_py_drain", Run::THROUGHPUT_THREADS) }
-      workers_before = workers.sum { |pid, _| cpu_seconds(pid) }
-      wait_drained("bench_py_drain", n)
-      server_cpu = server_cpu_seconds - server_before
-      worker_cpu = workers.sum { |pid, _| cpu_seconds(pid) } - workers_before
-      workers.each { |pid, _| stop_child(pid) }
-      seconds = Sql.value(@url, "SELECT extract(epoch FROM max(t.completed_at) - min(s.last_attempted_at)) " \
-                                "FROM tasker.tasks t JOIN tasker.workflow_steps s USING (task_uuid) " \
-                                "WHERE t.namespace_name = 'bench_py_drain'").to_f
-      rate = n / seconds
-      puts format("python: drain %d single-step tasks, 2 Python processes x %d threads: %.0f steps/s (%.2f s); " \
-                  "CPU per step: server %.0f us, workers %.0f us", n, Run::THROUGHPUT_THREADS, rate, seconds,
-                  server_cpu * 1e6 / n, worker_cpu * 1e6 / n)
-      { "tasks" => n, "seconds" => seconds, "steps_per_s" => rate, "threads_per_process" => Run::THROUGHPUT_THREADS,
-        "server_cpu_us_per_step" => server_cpu * 1e6 / n, "worker_cpu_us_per_step" => worker_cpu * 1e6 / n }
+      drain(namespace: "bench_py_drain", command: [python, WORKER],
+            label: "python: drain %d single-step tasks, 2 Python processes")
     end
 
     def python_rows

@@ -609,24 +609,25 @@ module Bench
       end
     end
 
-    # 10,000 single-step no-op tasks, created first, then drained by 2 worker processes.
-    def drain
+    # 10,000 single-step no-op tasks, created first, then drained by 2 worker processes (the Ruby
+    # benchmark worker, or another language's given as command, serving namespace).
+    def drain(namespace: "bench_drain", command: nil, label: "drain: %d single-step tasks, 2 worker processes")
       n = (10_000 * @scale).to_i
-      create_many("bench_single", "bench_drain", n, "d")
+      create_many("bench_single", namespace, n, namespace)
       server_before = server_cpu_seconds
-      workers = Array.new(2) { spawn_worker("bench_drain", THROUGHPUT_THREADS) }
+      options = command ? { command: command } : {}
+      workers = Array.new(2) { spawn_worker(namespace, THROUGHPUT_THREADS, **options) }
       workers_before = workers.sum { |pid, _| cpu_seconds(pid) }
-      wait_drained("bench_drain", n)
+      wait_drained(namespace, n)
       server_cpu = server_cpu_seconds - server_before
       worker_cpu = workers.sum { |pid, _| cpu_seconds(pid) } - workers_before
       workers.each { |pid, _| stop_child(pid) }
       seconds = Sql.value(@url, "SELECT extract(epoch FROM max(t.completed_at) - min(s.last_attempted_at)) " \
                                 "FROM tasker.tasks t JOIN tasker.workflow_steps s USING (task_uuid) " \
-                                "WHERE t.namespace_name = 'bench_drain'").to_f
+                                "WHERE t.namespace_name = '#{namespace}'").to_f
       rate = n / seconds
-      puts format("drain: %d single-step tasks, 2 worker processes x %d threads: %.0f steps/s (%.2f s); CPU per step: " \
-                  "server %.0f us, workers %.0f us", n, THROUGHPUT_THREADS, rate, seconds, server_cpu * 1e6 / n,
-                  worker_cpu * 1e6 / n)
+      puts format("#{label} x %d threads: %.0f steps/s (%.2f s); CPU per step: server %.0f us, workers %.0f us", n,
+                  THROUGHPUT_THREADS, rate, seconds, server_cpu * 1e6 / n, worker_cpu * 1e6 / n)
       { "tasks" => n, "seconds" => seconds, "steps_per_s" => rate, "threads_per_process" => THROUGHPUT_THREADS,
         "server_cpu_us_per_step" => server_cpu * 1e6 / n, "worker_cpu_us_per_step" => worker_cpu * 1e6 / n }
     end
