@@ -60,6 +60,8 @@ extern int tcrb_worker_calls;
 /* Runs call->fn without the GVL, raises on failure, returns call->convert's value (or the
  * plain converted out when convert is NULL). */
 VALUE tcrb_call_run(tcrb_call_t *call);
+/* Converts call->out, produced with the GVL held (fn is not run), with tcrb_call_run's cleanup. */
+VALUE tcrb_call_convert(tcrb_call_t *call);
 
 /* ---- The process's runtime (tcrb_runtime.c). ---- */
 /* The bootstrapped runtime; raises FFIError "runtime not bootstrapped" when there is none. A

@@ -57,6 +57,17 @@ VALUE tcrb_call_run(tcrb_call_t *call) {
   return rb_ensure(call_body, (VALUE)call, call_cleanup, (VALUE)call);
 }
 
+static VALUE convert_body(VALUE arg) {
+  tcrb_call_t *call = (tcrb_call_t *)arg;
+  VALUE result = call->convert ? call->convert(call) : tcrb_json_to_value(call->out);
+  call->consumed = true;
+  return result;
+}
+
+VALUE tcrb_call_convert(tcrb_call_t *call) {
+  return rb_ensure(convert_body, (VALUE)call, call_cleanup, (VALUE)call);
+}
+
 void tcrb_copy_string(VALUE v, const char *what, char *buf, size_t cap) {
   if (!RB_TYPE_P(v, T_STRING)) {
     char msg[200];

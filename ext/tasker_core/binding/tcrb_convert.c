@@ -31,8 +31,9 @@ VALUE tcrb_json_to_value(json_object *obj) {
     }
     case json_type_object: {
       VALUE hash = rb_hash_new();
+      /* Keys as interned frozen strings: the Hash stores them as they are (no copy per key). */
       json_object_object_foreach(obj, key, val) {
-        rb_hash_aset(hash, rb_utf8_str_new_cstr(key), tcrb_json_to_value(val));
+        rb_hash_aset(hash, rb_enc_interned_str_cstr(key, rb_utf8_encoding()), tcrb_json_to_value(val));
       }
       return hash;
     }

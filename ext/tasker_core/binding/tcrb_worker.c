@@ -136,6 +136,12 @@ static VALUE tcrb_worker_m_next_step(VALUE self, VALUE timeout) {
   tc_worker_t *w = current_worker();
   double seconds = NUM2DBL(timeout);
   if (!(seconds >= 0 && seconds <= 3600)) tcrb_raise_validation("timeout must be between 0 and 3600 seconds");
+  /* A step already queued is taken without giving up the GVL: no thread switch per step under load. */
+  json_object *ev = NULL;
+  if (tc_worker_try_next_step(w, &ev)) {
+    tcrb_call_t call = {.convert = next_convert, .on_abandon = next_abandon, .worker = w, .out = ev};
+    return tcrb_call_convert(&call);
+  }
   tcrb_call_t call = {.fn = next_fn, .convert = next_convert, .on_abandon = next_abandon, .worker = w,
                       .timeout_ms = (int)(seconds * 1000), .ubf = next_ubf};
   return tcrb_call_run(&call);
@@ -153,8 +159,14 @@ static void complete_abandon(tcrb_call_t *call) {
   json_object_put(call->out);
 }
 
+/* The answer to a result posted to another thread's flush: {"posted": true, "next_steps": []}
+ * (frozen, shared). */
+static VALUE posted_answer = Qnil;
+
 /* FFI.complete_step(step_uuid, claim_token, result) -> {"applied", "step_status", "task_status",
- * "enqueued", "next_steps"}; an event in next_steps is the caller's to run. */
+ * "enqueued", "next_steps"}; an event in next_steps is the caller's to run. A plain result that
+ * joined another thread's flush answers {"posted": true, "next_steps": []} at once: its outcome
+ * is the engine's to apply, and its slot's next step goes to the queue. */
 static VALUE tcrb_worker_m_complete_step(VALUE self, VALUE step_uuid, VALUE claim_token, VALUE result) {
   tc_worker_t *w = current_worker();
   tcrb_call_t call = {.fn = complete_fn, .on_abandon = complete_abandon, .worker = w};
@@ -163,6 +175,17 @@ static VALUE tcrb_worker_m_complete_step(VALUE self, VALUE step_uuid, VALUE clai
   if (!RB_TYPE_P(result, T_HASH)) tcrb_raise_validation("the step result must be a Hash");
   char msg[700];
   if (tcrb_value_to_json(result, "result", &call.in, msg, sizeof msg) != 0) tcrb_raise_validation(msg);
+  /* While another thread leads a flush, a plain result joins it without waiting (the GVL kept). */
+  bool posted = false;
+  tc_error_t err = {0};
+  if (tc_worker_post_step(w, call.s1, call.s2, call.in, &posted, &err) != TC_OK) {
+    json_object_put(call.in);
+    tcrb_raise(&err);
+  }
+  if (posted) {
+    json_object_put(call.in);
+    return posted_answer;
+  }
   return tcrb_call_run(&call);
 }
 
@@ -253,6 +276,11 @@ tc_obs_t *tcrb_current_obs(tc_worker_t **w) {
 }
 
 void tcrb_worker_init(void) {
+  posted_answer = rb_hash_new();
+  rb_hash_aset(posted_answer, rb_str_freeze(rb_str_new_cstr("posted")), Qtrue);
+  rb_hash_aset(posted_answer, rb_str_freeze(rb_str_new_cstr("next_steps")), rb_ary_freeze(rb_ary_new()));
+  rb_obj_freeze(posted_answer);
+  rb_gc_register_mark_object(posted_answer);
   rb_define_module_function(tcrb_mFFI, "worker_start", tcrb_worker_m_start, 1);
   rb_define_module_function(tcrb_mFFI, "next_step", tcrb_worker_m_next_step, 1);
   rb_define_module_function(tcrb_mFFI, "complete_step", tcrb_worker_m_complete_step, 3);

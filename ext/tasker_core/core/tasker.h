@@ -345,6 +345,20 @@ void tc_worker_requeue(tc_worker_t *w, json_object *ev);
  * call (with another result after TC_EINVAL), or give up with tc_worker_abandon_step. */
 int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *claim_token,
                             json_object *result, json_object **out, tc_error_t *err);
+/* Hands a plain result (a success without domain events) of a step handed out by
+ * tc_worker_next_step to the flush another thread is leading, without waiting for it: *posted
+ * true. The step keeps its slot and claim until that transaction commits; then the slot takes the
+ * step claimed or handed over with the result (into the queue) or is freed. A failure of the
+ * database is retried until twice the visibility timeout, a result the database refuses is
+ * replaced by a permanent failure saying why; a result given up runs again when its claim expires.
+ * *posted false (nobody is flushing, the result is not plain, the worker is stopping): submit it
+ * with tc_worker_complete_step. Never waits for the database; TC_EINVAL for bad arguments or a
+ * result over TC_STEP_RESULT_MAX_BYTES (not posted). */
+int tc_worker_post_step(tc_worker_t *w, const char *step_uuid, const char *claim_token, json_object *result,
+                        bool *posted, tc_error_t *err);
+/* The next queued step without waiting: true with *out as tc_worker_next_step gives it, false
+ * when none is queued (or the worker is stopping). */
+bool tc_worker_try_next_step(tc_worker_t *w, json_object **out);
 /* Saves a checkpoint ({cursor, items_processed, accumulated_results}) of a step handed out by
  * tc_worker_next_step, keeping its claim and slot; *out: {"applied": true, "event": the step's fresh
  * event, to run the handler again} or {"applied": false} when the claim is no longer current. */

@@ -10,10 +10,18 @@
  * (failures, domain events). A submitter whose step's only child became ready with this result gets
  * that child handed over (no enqueue, no claim of the queue), the others a step of the claim. A
  * plain result the completion did not apply (a decision or batch step, a stale claim, an ended
- * task) goes through tasker.complete_results right after, which knows every case. The others wait;
- * whoever still waits when the flush ends leads the next one. A lone result therefore goes at once,
- * from its own thread, and under load the results that arrive during one flush share the next one:
- * there is no timer.
+ * task) goes through tasker.complete_results right after, which knows every case. The leader goes
+ * on leading while results keep arriving (its own next step, once its result is done, goes to the
+ * worker's queue through the sink so it does not wait behind other flushes). A lone result
+ * therefore goes at once, from its own thread, and under load the results that arrive during one
+ * flush share the next one: there is no timer.
+ *
+ * While a flush is being led, a plain result may be posted (tc_flusher_post) instead of
+ * submitted: the flusher copies it and its thread goes on at once; the leader reports its end to
+ * the worker through the sink (tc_flusher_set_sink). A posted result the database refused as bad
+ * data is replaced once by a permanent failure saying why; one that failed for want of the
+ * database goes round again, with a pause that grows while the connection is down, until twice
+ * the visibility timeout or the flusher stops; then it is given up (reported with its error).
  *
  * A result waits only in memory and only until its transaction commits; if the process dies first,
  * its claim expires and the step runs again (at least once, as before). A flush that fails on a
@@ -25,13 +33,14 @@
  * its group goes through tasker.flush as above (later, never lost).
  *
  * Locks: f->mu guards the queue, `flushing` and each queued item's done/rc/outcome fields. The
- * connection belongs to the leader of the moment (flushing == true); no query runs under f->mu.
- * Each submitter waits on a condition variable of its own, so a flush wakes only the submitters it
- * answered (and the next leader), not every handler thread.
+ * connection belongs to the leader of the moment (flushing == true); no query runs under f->mu, and
+ * the sink is called without it. Each submitter waits on a condition variable of its own, so a
+ * flush wakes only the submitters it answered, not every handler thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tc_flush_sql.h"
@@ -55,8 +64,15 @@ struct tc_flush_item {
   tc_error_t err;
   json_object *outcome;    /* handed to the submitter */
   json_object *next;       /* a claimed step for the submitter, or NULL */
-  pthread_cond_t cv;       /* signalled when done, or when its submitter should lead the next flush */
+  bool next_moved;         /* the leader's own next went to the worker's queue (it kept leading) */
+  pthread_cond_t cv;       /* signalled when done */
   struct tc_flush_item *link;
+  /* A posted result (tc_flusher_post): nobody waits for it; the flusher owns the item and its
+   * copies, and reports its end through the sink. */
+  bool posted;
+  int64_t posted_at;       /* monotonic ms: a posted result is retried until twice the visibility */
+  char step_buf[37], token_buf[37];
+  char *owned_text;
 };
 
 struct tc_flusher {
@@ -72,6 +88,11 @@ struct tc_flusher {
   int waiting;              /* results submitted and not yet answered */
   long long flushes, results;
   long long flush_us;       /* time spent in flushes' round trips, summed */
+  int visibility_s;
+  bool stopping;            /* posted results are no longer retried after a failure */
+  tc_flush_done_fn on_done; /* the sink of posted results (NULL: nothing is posted) */
+  tc_flush_next_fn on_next;
+  void *sink;
 };
 
 int tc_flusher_new(tc_runtime_t *rt, const char *worker_uuid, const char *ns_literal, int visibility_s,
@@ -86,6 +107,7 @@ int tc_flusher_new(tc_runtime_t *rt, const char *worker_uuid, const char *ns_lit
   f->rt = rt;
   snprintf(f->worker_uuid, sizeof f->worker_uuid, "%s", worker_uuid);
   snprintf(f->visibility, sizeof f->visibility, "%d", visibility_s);
+  f->visibility_s = visibility_s;
   f->max_batch = max_batch < 1 ? 1 : max_batch;
   pthread_mutex_init(&f->mu, NULL);
   *out = f;
@@ -482,20 +504,95 @@ static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
   if (n_late) run_others(f, batch, late_idx, n_late);
 }
 
-/* Leads flushes until the caller's own item is done (called and returning with f->mu held), then
- * hands the lead to the first result still waiting. */
+/* The permanent failure that replaces a posted result the database refused as bad data (as the
+ * host does for a result it submits itself); NULL when out of memory. */
+static char *unstorable_text(const char *step_uuid, const char *message) {
+  char text[sizeof ((tc_error_t *)0)->message + 64];
+  snprintf(text, sizeof text, "the step result could not be stored: %s", message);
+  json_object *error = json_object_new_object(), *meta = json_object_new_object(), *r = json_object_new_object();
+  bool ok = error && meta && r && put(error, "message", json_object_new_string(text)) &&
+            put(error, "error_type", json_object_new_string("StepCompletionError")) &&
+            put(error, "retryable", json_object_new_boolean(0)) &&
+            put(meta, "execution_time_ms", json_object_new_int(0)) &&
+            put(meta, "retryable", json_object_new_boolean(0)) &&
+            put(meta, "error_type", json_object_new_string("StepCompletionError")) &&
+            json_object_object_add(meta, "error_code", NULL) == 0 &&
+            put(r, "step_uuid", json_object_new_string(step_uuid)) &&
+            put(r, "success", json_object_new_boolean(0)) && put(r, "status", json_object_new_string("failed")) &&
+            json_object_object_add(r, "result", NULL) == 0;
+  if (ok) {
+    ok = put(r, "error", error);
+    error = NULL;
+  }
+  if (ok) {
+    ok = put(r, "metadata", meta);
+    meta = NULL;
+  }
+  char *out = ok ? tc_strdup(tc_json_str(r)) : NULL;
+  json_object_put(error);
+  json_object_put(meta);
+  json_object_put(r);
+  return out;
+}
+
+static void free_posted(tc_flush_item_t *item) {
+  json_object_put(item->outcome);
+  json_object_put(item->next);
+  tc_free(item->owned_text);
+  tc_free(item);
+}
+
+/* After its flush: whether a posted result goes round again, reset for it (f->mu not held). A
+ * result the database refused is replaced once by a permanent failure saying why; a failure of
+ * the database is retried until twice the visibility timeout, unless the flusher stops. */
+static bool retry_posted(tc_flusher_t *f, tc_flush_item_t *item) {
+  if (item->rc == TC_OK) return false;
+  if (item->rc == TC_EINVAL && item->plain) {
+    char *text = unstorable_text(item->step_uuid, item->err.message);
+    if (!text) return false;
+    tc_log(f->rt, TC_LOG_WARN, "step_result_unstorable", "the result of step %s could not be stored: %s",
+           item->step_uuid, item->err.message);
+    tc_free(item->owned_text);
+    item->owned_text = text;
+    item->result_text = text;
+    item->plain = false;
+  } else if (item->rc == TC_EDB || item->rc == TC_ETIMEDOUT) {
+    pthread_mutex_lock(&f->mu);
+    bool stopping = f->stopping;
+    pthread_mutex_unlock(&f->mu);
+    if (stopping || tc_now_ms() - item->posted_at > 2000LL * f->visibility_s) return false;
+  } else {
+    return false;
+  }
+  json_object_put(item->outcome);
+  json_object_put(item->next);
+  item->outcome = item->next = NULL;
+  item->rc = TC_OK;
+  memset(&item->err, 0, sizeof item->err);
+  return true;
+}
+
+/* Leads flushes (called and returning with f->mu held) until nothing waits: the caller's own
+ * result, the results other threads submit or post meanwhile. A caller whose own result is done
+ * while others still wait gives its next step to the worker's queue and goes on leading, so no
+ * claimed step waits behind other flushes. */
 static void lead(tc_flusher_t *f, tc_flush_item_t *mine) {
   tc_flush_item_t *batch[256];
   int cap = f->max_batch < 256 ? f->max_batch : 256;
-  while (!mine->done) {
+  int backoff_ms = 0;
+  f->flushing = true;
+  while (f->head) {
     int n = 0;
     while (f->head && n < cap) {
       batch[n++] = f->head;
       f->head = f->head->link;
     }
     if (!f->head) f->tail = NULL;
-    f->flushing = true;
     pthread_mutex_unlock(&f->mu);
+    if (backoff_ms) {
+      struct timespec pause = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000L};
+      nanosleep(&pause, NULL);
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     run_flush(f, batch, n);
@@ -509,36 +606,147 @@ static void lead(tc_flusher_t *f, tc_flush_item_t *mine) {
       }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* The database away: the next round waits, longer each time (posted results are retried). */
+    backoff_ms = !f->conn ? (backoff_ms ? (backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2) : 50) : 0;
+    tc_flush_item_t *again[256], *ended[256];
+    int n_again = 0, n_ended = 0;
+    for (int i = 0; i < n; i++) {
+      if (!batch[i]->posted) continue;
+      if (retry_posted(f, batch[i])) again[n_again++] = batch[i];
+      else ended[n_ended++] = batch[i];
+    }
     pthread_mutex_lock(&f->mu);
     f->flush_us += (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000;
-    f->flushing = false;
     f->flushes++;
     f->results += n;
     for (int i = 0; i < n; i++) {
+      if (batch[i]->posted || batch[i] == mine) continue;
       batch[i]->done = true;
-      if (batch[i] != mine) pthread_cond_signal(&batch[i]->cv);
+      pthread_cond_signal(&batch[i]->cv);
     }
-    f->waiting -= n;
+    /* Retried results go first, in their order. */
+    for (int k = n_again - 1; k >= 0; k--) {
+      again[k]->link = f->head;
+      f->head = again[k];
+      if (!f->tail) f->tail = again[k];
+    }
+    f->waiting -= n - n_again;
+    bool mine_now = false;
+    for (int i = 0; i < n; i++)
+      if (batch[i] == mine) mine_now = true;
+    pthread_mutex_unlock(&f->mu);
+    /* The sink runs with the flush still ours: what others post meanwhile waits for the next round. */
+    for (int k = 0; k < n_ended; k++) {
+      tc_flush_report_t report = {.step_uuid = ended[k]->step_uuid, .claim_token = ended[k]->claim_token,
+                                  .success = ended[k]->plain, .rc = ended[k]->rc, .err = &ended[k]->err,
+                                  .outcome = ended[k]->outcome, .next = ended[k]->next};
+      f->on_done(f->sink, &report);
+      free_posted(ended[k]);
+    }
+    pthread_mutex_lock(&f->mu);
+    if (mine_now) mine->done = true;
+    if (mine->done && f->head) {
+      if (!f->on_next) {
+        /* Without a sink the caller keeps its next step: the first waiting submitter leads on. */
+        pthread_cond_signal(&f->head->cv);
+        break;
+      }
+      if (mine->next && !mine->next_moved && mine->rc == TC_OK) {
+        json_object *next = mine->next;
+        mine->next = NULL;
+        mine->next_moved = true;
+        pthread_mutex_unlock(&f->mu);
+        f->on_next(f->sink, next);
+        json_object_put(next);
+        pthread_mutex_lock(&f->mu);
+      }
+    }
   }
-  /* Results that arrived meanwhile: the first one's submitter leads the next flush. Only the
-   * submitters whose results are done, and this one, wake: not every thread at every flush. */
-  if (f->head) pthread_cond_signal(&f->head->cv);
+  f->flushing = false;
 }
 
-int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_token, json_object *result,
-                      bool claim_next, json_object **outcome, json_object **next, tc_error_t *err) {
-  /* Plain: a success without domain events (an empty list counts as none). */
+void tc_flusher_set_sink(tc_flusher_t *f, tc_flush_done_fn on_done, tc_flush_next_fn on_next, void *sink) {
+  pthread_mutex_lock(&f->mu);
+  f->on_done = on_done;
+  f->on_next = on_next;
+  f->sink = sink;
+  pthread_mutex_unlock(&f->mu);
+}
+
+void tc_flusher_stop(tc_flusher_t *f) {
+  pthread_mutex_lock(&f->mu);
+  f->stopping = true;
+  pthread_mutex_unlock(&f->mu);
+}
+
+/* Plain: a success without domain events (an empty list counts as none). */
+static bool is_plain(json_object *result) {
   json_object *events = tc_json_get(result, "domain_events");
-  bool plain = json_object_is_type(tc_json_get(result, "success"), json_type_boolean) &&
-               json_object_get_boolean(tc_json_get(result, "success")) &&
-               (!events || (json_object_is_type(events, json_type_array) && json_object_array_length(events) == 0));
-  tc_flush_item_t item = {.step_uuid = step_uuid, .claim_token = claim_token,
-                          .result_text = tc_json_str(result), .claim_next = claim_next, .plain = plain};
-  if (!item.result_text) return tc_error_set(err, TC_ENOMEM, "out of memory serializing the step result");
-  size_t bytes = strlen(item.result_text);
+  return json_object_is_type(tc_json_get(result, "success"), json_type_boolean) &&
+         json_object_get_boolean(tc_json_get(result, "success")) &&
+         (!events || (json_object_is_type(events, json_type_array) && json_object_array_length(events) == 0));
+}
+
+static int check_size(const char *text, tc_error_t *err) {
+  if (!text) return tc_error_set(err, TC_ENOMEM, "out of memory serializing the step result");
+  size_t bytes = strlen(text);
   if (bytes > TC_STEP_RESULT_MAX_BYTES)
     return tc_error_set(err, TC_EINVAL, "the step result is %zu bytes serialized; the limit is %d", bytes,
                         TC_STEP_RESULT_MAX_BYTES);
+  return TC_OK;
+}
+
+int tc_flusher_post(tc_flusher_t *f, const char *step_uuid, const char *claim_token, json_object *result,
+                    bool claim_next, bool *posted, tc_error_t *err) {
+  *posted = false;
+  pthread_mutex_lock(&f->mu);
+  bool open = f->flushing && f->on_done && !f->stopping;
+  pthread_mutex_unlock(&f->mu);
+  if (!open || !is_plain(result)) return TC_OK;
+  const char *text = tc_json_str(result);
+  int rc = check_size(text, err);
+  if (rc != TC_OK) return rc;
+  tc_flush_item_t *item = tc_calloc(1, sizeof *item);
+  char *copy = tc_strdup(text);
+  if (!item || !copy) {
+    tc_free(item);
+    tc_free(copy);
+    return TC_OK; /* the caller submits it itself */
+  }
+  snprintf(item->step_buf, sizeof item->step_buf, "%s", step_uuid);
+  snprintf(item->token_buf, sizeof item->token_buf, "%s", claim_token);
+  item->step_uuid = item->step_buf;
+  item->claim_token = item->token_buf;
+  item->owned_text = copy;
+  item->result_text = copy;
+  item->claim_next = claim_next;
+  item->plain = true;
+  item->posted = true;
+  item->posted_at = tc_now_ms();
+  pthread_mutex_lock(&f->mu);
+  /* Taken only while a flush is being led: its leader takes every result waiting before it stops. */
+  if (f->flushing && !f->stopping) {
+    if (f->tail) f->tail->link = item;
+    else f->head = item;
+    f->tail = item;
+    f->waiting++;
+    *posted = true;
+  }
+  pthread_mutex_unlock(&f->mu);
+  if (!*posted) {
+    tc_free(copy);
+    tc_free(item);
+  }
+  return TC_OK;
+}
+
+int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_token, json_object *result,
+                      bool claim_next, json_object **outcome, json_object **next, bool *next_moved,
+                      tc_error_t *err) {
+  tc_flush_item_t item = {.step_uuid = step_uuid, .claim_token = claim_token,
+                          .result_text = tc_json_str(result), .claim_next = claim_next, .plain = is_plain(result)};
+  int rc = check_size(item.result_text, err);
+  if (rc != TC_OK) return rc;
   pthread_cond_init(&item.cv, NULL);
   pthread_mutex_lock(&f->mu);
   if (f->tail) f->tail->link = &item;
@@ -551,6 +759,7 @@ int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_
   }
   pthread_mutex_unlock(&f->mu);
   pthread_cond_destroy(&item.cv);
+  *next_moved = item.next_moved;
   if (item.rc != TC_OK) {
     if (err) *err = item.err;
     return item.rc;

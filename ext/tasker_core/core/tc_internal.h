@@ -213,9 +213,36 @@ typedef struct tc_flush_item tc_flush_item_t;
 int tc_flusher_new(tc_runtime_t *rt, const char *worker_uuid, const char *ns_literal, int visibility_s,
                    int max_batch, tc_flusher_t **out, tc_error_t *err);
 /* Submits one result and returns once the transaction that applied it committed (or failed):
- * *outcome is its outcome, *next a step claimed for the caller (claim_next) or NULL. */
+ * *outcome is its outcome, *next a step claimed for the caller (claim_next) or NULL. A caller that
+ * led the flush and had to go on leading for other results gives its next step to the worker's
+ * queue through the sink instead: *next is NULL and *next_moved true. */
 int tc_flusher_submit(tc_flusher_t *f, const char *step_uuid, const char *claim_token, json_object *result,
-                      bool claim_next, json_object **outcome, json_object **next, tc_error_t *err);
+                      bool claim_next, json_object **outcome, json_object **next, bool *next_moved,
+                      tc_error_t *err);
+/* What the flusher tells the worker of a posted result once its transaction committed (rc TC_OK),
+ * or once it gave up on it (a failure that outlived its retries, or the worker stopping). */
+typedef struct {
+  const char *step_uuid, *claim_token;
+  bool success;          /* the result reported a success */
+  int rc;
+  const tc_error_t *err;
+  json_object *outcome;  /* borrowed; NULL unless rc is TC_OK */
+  json_object *next;     /* borrowed: a step row claimed or handed over into the result's slot */
+} tc_flush_report_t;
+typedef void (*tc_flush_done_fn)(void *sink, const tc_flush_report_t *report);
+/* A step row (borrowed) that takes the slot of the leader's own result: the leader went on
+ * leading, so the step goes to the worker's queue. */
+typedef void (*tc_flush_next_fn)(void *sink, json_object *row);
+void tc_flusher_set_sink(tc_flusher_t *f, tc_flush_done_fn on_done, tc_flush_next_fn on_next, void *sink);
+/* Posts a plain result (a success without domain events) without waiting: *posted is true when
+ * another thread is leading a flush, which takes the result along and reports it through the
+ * sink; false when the caller must tc_flusher_submit it itself (nobody is flushing, the result is
+ * not plain, no sink, the flusher is stopping). TC_EINVAL for a result over the size limit. Takes
+ * no lock but the flusher's own and never waits for the database. */
+int tc_flusher_post(tc_flusher_t *f, const char *step_uuid, const char *claim_token, json_object *result,
+                    bool claim_next, bool *posted, tc_error_t *err);
+/* From now on a posted result that fails is given up (reported with its error), not retried. */
+void tc_flusher_stop(tc_flusher_t *f);
 /* Flushes run, results they applied, results submitted and not yet answered. */
 void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results, long long *flush_us, int *waiting);
 /* No submission may be waiting. */

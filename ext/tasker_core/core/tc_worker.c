@@ -33,6 +33,8 @@ static bool valid_namespace(const char *s) {
 }
 
 void tc_worker_free(tc_worker_t *w);
+static void posted_done(void *sink, const tc_flush_report_t *report);
+static void moved_next(void *sink, json_object *row);
 
 int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_error_t *err) {
   if (!options || !json_object_is_type(options, json_type_object))
@@ -123,6 +125,7 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
     if (ok) ok = (w->metrics = tc_metrics_new(w->namespaces, w->n_namespaces, capacity)) != NULL;
   }
   if (ok) ok = tc_flusher_new(rt, w->worker_uuid, w->ns_literal, vis, capacity, &w->flusher, err) == TC_OK;
+  if (ok) tc_flusher_set_sink(w->flusher, posted_done, moved_next, w);
   if (ok) ok = tc_step_defs_new(&w->step_defs, err) == TC_OK;
   if (!ok) {
     tc_worker_free(w);
@@ -176,18 +179,31 @@ void tc_cancel_fire(tc_cancel_t *cancel) {
   }
 }
 
+/* Whether this thread posted a result and has not asked for a step since (it counts in
+ * w->returning: a step queued meanwhile needs no wake-up, this thread takes it). */
+static __thread tc_worker_t *returning_to = NULL;
+
+/* Caller holds w->mu. */
+static void arrived_locked(tc_worker_t *w) {
+  if (returning_to != w) return;
+  returning_to = NULL;
+  if (w->returning > 0) w->returning--;
+}
+
 int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, json_object **out,
                         tc_error_t *err) {
   struct timespec deadline;
   tc_deadline(&deadline, timeout_ms < 0 ? 0 : timeout_ms);
   if (cancel) cancel->worker = w;
   pthread_mutex_lock(&w->mu);
+  arrived_locked(w);
   int rc = TC_OK;
   while (w->queue.count == 0 && !w->stopping && !(cancel && cancel->fired)) {
     if (pthread_cond_timedwait(&w->cv, &w->mu, &deadline) == ETIMEDOUT) break;
   }
   if (w->queue.count > 0 && !w->stopping && !(cancel && cancel->fired)) {
     json_object *ev = tc_ring_pop(&w->queue);
+    if (w->queue.count > w->returning) pthread_cond_signal(&w->cv);
     w->in_flight++;
     track_locked(w, json_object_get_string(tc_json_get(ev, "claim_token")), true);
     pthread_mutex_unlock(&w->mu);
@@ -202,6 +218,21 @@ int tc_worker_next_step(tc_worker_t *w, int timeout_ms, tc_cancel_t *cancel, jso
   else rc = tc_error_set(err, TC_ETIMEDOUT, "no step arrived within %d ms", timeout_ms);
   pthread_mutex_unlock(&w->mu);
   return rc;
+}
+
+bool tc_worker_try_next_step(tc_worker_t *w, json_object **out) {
+  pthread_mutex_lock(&w->mu);
+  arrived_locked(w);
+  json_object *ev = w->queue.count > 0 && !w->stopping ? tc_ring_pop(&w->queue) : NULL;
+  if (ev) {
+    w->in_flight++;
+    track_locked(w, json_object_get_string(tc_json_get(ev, "claim_token")), true);
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (!ev) return false;
+  tc_metrics_started(w->metrics, ev);
+  *out = ev;
+  return true;
 }
 
 void tc_worker_requeue(tc_worker_t *w, json_object *ev) {
@@ -226,7 +257,9 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
   bool claim_next = !w->stopping && w->claim_on_complete;
   pthread_mutex_unlock(&w->mu);
   json_object *res = NULL, *next = NULL;
-  if (rc == TC_OK) rc = tc_flusher_submit(w->flusher, step_uuid, claim_token, result, claim_next, &res, &next, err);
+  bool next_moved = false; /* the slot went to the queue with a step (moved_next) */
+  if (rc == TC_OK)
+    rc = tc_flusher_submit(w->flusher, step_uuid, claim_token, result, claim_next, &res, &next, &next_moved, err);
   if (rc == TC_OK && !res) {
     json_object_put(next); /* its claim expires and the step runs again */
     next = NULL;
@@ -258,7 +291,7 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
       /* The slot goes straight to the next step: in_flight stays, its claim is tracked. */
       track_locked(w, json_object_get_string(tc_json_get(next, "claim_token")), true);
       w->claimed_total++;
-    } else if (w->in_flight > 0) {
+    } else if (w->in_flight > 0 && !next_moved) {
       w->in_flight--;
     }
   }
@@ -284,6 +317,92 @@ int tc_worker_complete_step(tc_worker_t *w, const char *step_uuid, const char *c
            json_object_get_string(tc_json_get(res, "step_status")));
   *out = res;
   return TC_OK;
+}
+
+int tc_worker_post_step(tc_worker_t *w, const char *step_uuid, const char *claim_token, json_object *result,
+                        bool *posted, tc_error_t *err) {
+  *posted = false;
+  int rc = tc_uuid_require(step_uuid, "step_uuid", err);
+  if (rc == TC_OK) rc = tc_uuid_require(claim_token, "claim_token", err);
+  if (rc == TC_OK && (!result || !json_object_is_type(result, json_type_object)))
+    rc = tc_error_set(err, TC_EINVAL, "the step result must be an object");
+  if (rc != TC_OK) return rc;
+  pthread_mutex_lock(&w->mu);
+  bool claim_next = !w->stopping && w->claim_on_complete;
+  pthread_mutex_unlock(&w->mu);
+  /* The step keeps its slot and its claim (kept alive by the heartbeat) until posted_done. */
+  rc = tc_flusher_post(w->flusher, step_uuid, claim_token, result, claim_next, posted, err);
+  if (*posted && returning_to != w) {
+    pthread_mutex_lock(&w->mu);
+    returning_to = w;
+    w->returning++;
+    pthread_mutex_unlock(&w->mu);
+  }
+  return rc;
+}
+
+/* Puts a step claimed by a flush into the queue, in a slot the caller freed under w->mu; false
+ * when the worker is stopping or the queue is full (the caller gives the claim back). */
+static bool queue_locked(tc_worker_t *w, json_object *ev) {
+  if (w->stopping || !tc_ring_push(&w->queue, ev)) return false;
+  w->claimed_total++;
+  /* A thread on its way back from posting takes it without a wake-up (and a wait for the GVL). */
+  if (w->queue.count == w->returning + 1) pthread_cond_signal(&w->cv);
+  return true;
+}
+
+static void release_events(tc_worker_t *w, json_object **events, int n);
+
+/* A step claimed by a flush that the queue did not take (the worker stops): its claim goes back. */
+static void give_back(tc_worker_t *w, json_object *ev) {
+  tc_metrics_forget(w->metrics, json_object_get_string(tc_json_get(ev, "claim_token")));
+  release_events(w, &ev, 1);
+}
+
+/* The end of a posted result (tc_flusher_post), in the thread that led its flush: its slot goes to
+ * the step claimed or handed over with it, or is freed. */
+static void posted_done(void *sink, const tc_flush_report_t *report) {
+  tc_worker_t *w = sink;
+  json_object *ev = report->rc == TC_OK && report->next ? tc_worker_event_from_row(w, json_object_get(report->next))
+                                                        : NULL;
+  bool applied = report->rc == TC_OK && json_object_get_boolean(tc_json_get(report->outcome, "applied"));
+  if (ev) tc_metrics_claimed(w->metrics, ev, -1); /* before a handler thread can take (and free) it */
+  pthread_mutex_lock(&w->mu);
+  track_locked(w, report->claim_token, false);
+  if (w->in_flight > 0) w->in_flight--;
+  bool queued = ev && queue_locked(w, ev);
+  if (applied) {
+    if (report->success) w->completed_total++;
+    else w->failed_total++;
+  } else if (report->rc == TC_OK) {
+    w->stale_total++;
+  }
+  pthread_mutex_unlock(&w->mu);
+  tc_metrics_finished(w->metrics, report->claim_token, report->success, report->rc == TC_OK ? report->outcome : NULL);
+  if (ev && !queued) give_back(w, ev);
+  if (!queued) tc_claimer_wake(w);
+  if (report->rc != TC_OK)
+    tc_log(w->rt, TC_LOG_WARN, "step_abandoned",
+           "gave up submitting the result of step %s (%s); the step runs again when its claim expires",
+           report->step_uuid, report->err->message);
+  else if (!applied)
+    tc_log(w->rt, TC_LOG_WARN, "stale_result_refused",
+           "result for step %s refused: its claim is no longer current (step is %s)", report->step_uuid,
+           json_object_get_string(tc_json_get(report->outcome, "step_status")));
+}
+
+/* The step claimed for a flush leader's own result while it went on leading: it takes the leader's
+ * slot in the queue (tc_worker_complete_step then leaves in_flight alone). */
+static void moved_next(void *sink, json_object *row) {
+  tc_worker_t *w = sink;
+  json_object *ev = tc_worker_event_from_row(w, json_object_get(row));
+  if (ev) tc_metrics_claimed(w->metrics, ev, -1);
+  pthread_mutex_lock(&w->mu);
+  if (w->in_flight > 0) w->in_flight--;
+  bool queued = ev && queue_locked(w, ev);
+  pthread_mutex_unlock(&w->mu);
+  if (ev && !queued) give_back(w, ev);
+  if (!queued) tc_claimer_wake(w);
 }
 
 json_object *tc_worker_event_from_row(tc_worker_t *w, json_object *row) {
@@ -365,6 +484,7 @@ void tc_worker_abandon_step(tc_worker_t *w, const char *claim_token) {
 void tc_worker_handler_threads(tc_worker_t *w, int delta, bool lost) {
   if (!w) return;
   pthread_mutex_lock(&w->mu);
+  if (delta < 0) arrived_locked(w); /* an ending thread comes back for no step */
   w->handler_threads_declared = true;
   w->handler_threads += delta;
   if (w->handler_threads < 0) w->handler_threads = 0;
@@ -376,24 +496,14 @@ void tc_worker_handler_threads(tc_worker_t *w, int delta, bool lost) {
            lost_total);
 }
 
-/* Gives claimed but never started steps back to the queue at once. */
-static void release_queued(tc_worker_t *w) {
-  pthread_mutex_lock(&w->mu);
-  int n = w->queue.count;
-  json_object **events = tc_calloc((size_t)(n ? n : 1), sizeof(json_object *));
-  for (int i = 0; events && i < n; i++) events[i] = tc_ring_pop(&w->queue);
-  pthread_mutex_unlock(&w->mu);
-  if (!events || n == 0) {
-    tc_free(events);
-    return;
-  }
+/* Gives the claims of steps that never started back at once and frees their events. */
+static void release_events(tc_worker_t *w, json_object **events, int n) {
   json_object *tokens = json_object_new_array();
   for (int i = 0; tokens && i < n; i++) {
     json_object *tok = tc_json_get(events[i], "claim_token");
     if (tok) json_object_array_add(tokens, json_object_get(tok));
   }
   for (int i = 0; i < n; i++) json_object_put(events[i]);
-  tc_free(events);
   if (!tokens) return;
   const char *params[] = {tc_json_str(tokens)};
   tc_error_t err = {0};
@@ -410,6 +520,17 @@ static void release_queued(tc_worker_t *w) {
   json_object_put(tokens);
 }
 
+/* Gives claimed but never started steps back to the queue at once. */
+static void release_queued(tc_worker_t *w) {
+  pthread_mutex_lock(&w->mu);
+  int n = w->queue.count;
+  json_object **events = tc_calloc((size_t)(n ? n : 1), sizeof(json_object *));
+  for (int i = 0; events && i < n; i++) events[i] = tc_ring_pop(&w->queue);
+  pthread_mutex_unlock(&w->mu);
+  if (events && n > 0) release_events(w, events, n);
+  tc_free(events);
+}
+
 void tc_worker_stop(tc_worker_t *w) {
   if (!w) return;
   pthread_mutex_lock(&w->mu);
@@ -424,6 +545,7 @@ void tc_worker_stop(tc_worker_t *w) {
     return;
   }
   pthread_mutex_unlock(&w->mu);
+  tc_flusher_stop(w->flusher);
   tc_claimer_wake(w);
   if (w->thread_started) {
     pthread_join(w->thread, NULL);

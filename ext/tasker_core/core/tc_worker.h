@@ -54,7 +54,8 @@ struct tc_worker {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   tc_ring_t queue;            /* capacity slots: claimed, not yet handed out step events */
-  int in_flight;              /* handed out, not yet completed */
+  int in_flight;              /* handed out, not yet completed (a posted result's step included) */
+  int returning;              /* threads that posted a result and come back for a step at once */
   char (*flight_tokens)[37];  /* claim tokens of the in-flight steps (capacity slots, "" = free) */
   bool stopping;
   bool stopped;            /* the stopper finished: claimer joined, queue released (broadcast on cv) */

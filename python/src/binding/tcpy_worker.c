@@ -144,6 +144,14 @@ static PyObject *m_next_step(PyObject *self, PyObject *args) {
   tc_worker_t *w = current_worker();
   if (!w) return NULL;
   if (!(seconds >= 0 && seconds <= 3600)) return tcpy_raise_validation("timeout must be between 0 and 3600 seconds");
+  /* A step already queued is taken without releasing the GIL: no thread switch per step under load. */
+  json_object *ev = NULL;
+  if (tc_worker_try_next_step(w, &ev)) {
+    PyObject *queued = tcpy_json_to_py(ev);
+    if (queued) json_object_put(ev);
+    else tc_worker_requeue(w, ev);
+    return queued;
+  }
   tcpy_call_t call = {.fn = next_fn, .on_abandon = next_abandon, .worker = w, .timeout_ms = (int)(seconds * 1000)};
   PyObject *event = tcpy_call_run(&call);
   if (event == Py_None && call.s1[0] == 's') {
@@ -182,12 +190,25 @@ static int step_args(PyObject *args, const char *format, const char *what, tcpy_
 }
 
 /* complete_step(step_uuid, claim_token, result) -> {"applied", "step_status", "task_status",
- * "enqueued", "next_steps"}; an event in next_steps is the caller's to run. */
+ * "enqueued", "next_steps"}; an event in next_steps is the caller's to run. A plain result that
+ * joined another thread's flush answers {"posted": True, "next_steps": []} at once (its slot's next
+ * step goes to the queue). */
 static PyObject *m_complete_step(PyObject *self, PyObject *args) {
   tc_worker_t *w = current_worker();
   if (!w) return NULL;
   tcpy_call_t call = {.fn = complete_fn, .on_abandon = complete_abandon, .worker = w};
-  if (step_args(args, "OOO:complete_step", "result", &call) != 0) return NULL;
+  if (step_args(args, "OOO:complete_step", "result", &call) != 0) {
+    json_object_put(call.in);
+    return NULL;
+  }
+  bool posted = false;
+  tc_error_t err = {0};
+  int rc = tc_worker_post_step(w, call.s1, call.s2, call.in, &posted, &err);
+  if (rc != TC_OK || posted) {
+    json_object_put(call.in);
+    if (rc != TC_OK) return tcpy_raise(&err);
+    return Py_BuildValue("{s:O,s:[]}", "posted", Py_True, "next_steps");
+  }
   return tcpy_call_run(&call);
 }
 
