@@ -9,7 +9,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tc_flush_sql.h"
 #include "tc_worker.h"
+
+/* The claimer's claim is the flush's claim statement (tc_flush_sql.h) with no finished parents,
+ * prepared on its connection and run with generic plans for that transaction only (the
+ * connection's other statements, the heartbeat, staleness and retention functions among them,
+ * keep the session's planning). Before it, in the same pipeline and transaction, due retries and
+ * expired claims are put back (tasker.recover_due), which also says when the next retry falls due. */
+#define CLAIM_STATEMENT "tc_claim"
+#define RECOVER_SQL "SELECT tasker.recover_due($1::text[], 100)"
+#define PLANNING_SQL \
+  "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_bitmapscan', 'off', true), " \
+  "set_config('jit', 'off', true)"
 
 void tc_claimer_wake(tc_worker_t *w) {
   char b = 1;
@@ -58,7 +70,9 @@ static int open_conn(tc_worker_t *w, tc_error_t *err) {
     w->listen_connected = true;
     pthread_mutex_unlock(&w->mu);
   }
-  return TC_OK;
+  rc = tc_db_prepare(w->conn, CLAIM_STATEMENT, TC_FLUSH_CLAIM_SQL, 5, err);
+  if (rc != TC_OK) drop_conn(w);
+  return rc;
 }
 
 /* Consumes pending notifications; returns how many arrived. */
@@ -72,41 +86,139 @@ static int drain_notifies(tc_worker_t *w) {
   return count;
 }
 
-/* Claims up to `asked` steps into the queue (after the database put back due retries and expired
- * claims); returns the number claimed or a negative code. Records when the next retry falls due. */
-static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
+/* The next result of the pipeline, which must have status want; NULL (err set unless already)
+ * otherwise. Reads the NULL that ends each query's results, but not past the sync. */
+static PGresult *next_result(PGconn *conn, ExecStatusType want, tc_error_t *err) {
+  PGresult *r = PQgetResult(conn);
+  if (!r) {
+    if (err->code == TC_OK) tc_error_from_pg(err, conn, NULL, "a claim statement got no answer");
+    return NULL;
+  }
+  ExecStatusType status = PQresultStatus(r);
+  if (status != PGRES_PIPELINE_SYNC) {
+    PGresult *end = PQgetResult(conn);
+    if (end) PQclear(end);
+  }
+  if (status != want) {
+    if (err->code == TC_OK) {
+      if (status == PGRES_PIPELINE_ABORTED) tc_error_set(err, TC_EDB, "claim failed: the pipeline was aborted");
+      else tc_error_from_pg(err, conn, r, "claim failed");
+    }
+    PQclear(r);
+    return NULL;
+  }
+  return r;
+}
+
+/* Runs the recovery and the claim in one pipeline; *rows the claim's answer (NULL on failure).
+ * *statement_error when a statement failed with the connection intact. */
+static int claim_pipeline(tc_worker_t *w, int asked, PGresult **rows, bool *statement_error, tc_error_t *err) {
+  char limit[16], vis[16];
+  snprintf(limit, sizeof limit, "%d", asked);
+  snprintf(vis, sizeof vis, "%d", w->visibility_s);
+  const char *p_recover[] = {w->ns_literal};
+  const char *p_claim[] = {w->worker_uuid, w->ns_literal, limit, vis, "{}"};
+  PGconn *conn = w->conn;
+  *rows = NULL;
+  *statement_error = false;
+  bool sent = PQenterPipelineMode(conn) == 1 &&
+              PQsendQueryParams(conn, RECOVER_SQL, 1, NULL, p_recover, NULL, NULL, 0) == 1 &&
+              PQsendQueryParams(conn, PLANNING_SQL, 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+              PQsendQueryPrepared(conn, CLAIM_STATEMENT, 5, p_claim, NULL, NULL, 0) == 1 && PQpipelineSync(conn) == 1;
+  if (!sent) {
+    tc_error_from_pg(err, conn, NULL, "sending a claim failed");
+  } else {
+    PGresult *recovered = next_result(conn, PGRES_TUPLES_OK, err);
+    PGresult *planning = next_result(conn, PGRES_TUPLES_OK, err);
+    PGresult *claimed = next_result(conn, PGRES_TUPLES_OK, err);
+    PGresult *sync = next_result(conn, PGRES_PIPELINE_SYNC, err);
+    if (recovered && PQntuples(recovered) == 1) {
+      json_object *answer = NULL;
+      tc_error_t ignored = {0};
+      if (tc_json_parse_text(PQgetvalue(recovered, 0, 0), &answer, &ignored) == TC_OK) {
+        json_object *due = tc_json_get(answer, "next_due_in_ms");
+        w->retry_due_at = due ? tc_now_ms() + json_object_get_int64(due) : 0;
+      }
+      json_object_put(answer);
+    }
+    *statement_error = err->code != TC_OK && sync && err->sqlstate[0] != '\0';
+    PQclear(recovered);
+    PQclear(planning);
+    PQclear(sync);
+    if (err->code == TC_OK) *rows = claimed;
+    else PQclear(claimed);
+  }
+  if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF && PQexitPipelineMode(conn) != 1 && err->code == TC_OK)
+    tc_error_from_pg(err, conn, NULL, "leaving the claim's pipeline failed");
+  if (err->code != TC_OK && PQpipelineStatus(conn) != PQ_PIPELINE_OFF) *statement_error = false;
+  return err->code;
+}
+
+/* The claim of tasker.claim (PL/pgSQL), which fails for good only a step whose event cannot be
+ * built: after the pipeline failed on a statement. *rows is its array of step event rows. */
+static int claim_function(tc_worker_t *w, int asked, json_object **res, tc_error_t *err) {
   char limit[16], vis[16];
   snprintf(limit, sizeof limit, "%d", asked);
   snprintf(vis, sizeof vis, "%d", w->visibility_s);
   const char *params[] = {w->worker_uuid, w->ns_literal, limit, vis};
-  json_object *res = NULL;
-  int64_t t0 = tc_now_ms();
   int rc = tc_db_query_json(w->conn, "SELECT tasker.claim($1::uuid, $2::text[], $3::integer, $4::integer)", 4,
-                            params, &res, err);
+                            params, res, err);
   if (rc != TC_OK) return rc;
-  json_object *rows = tc_json_get(res, "steps");
-  json_object *due = tc_json_get(res, "next_due_in_ms");
+  json_object *due = tc_json_get(*res, "next_due_in_ms");
   w->retry_due_at = due ? tc_now_ms() + json_object_get_int64(due) : 0;
-  int got = rows ? (int)json_object_array_length(rows) : 0;
+  return TC_OK;
+}
+
+/* Claims up to `asked` steps into the queue (after the database put back due retries and expired
+ * claims); returns the number claimed or a negative code. Records when the next retry falls due. */
+static int claim(tc_worker_t *w, int asked, tc_error_t *err) {
+  int64_t t0 = tc_now_ms();
+  PGresult *rows = NULL;
+  json_object *res = NULL, *list = NULL;
+  bool statement_error = false;
+  int rc = claim_pipeline(w, asked, &rows, &statement_error, err);
+  if (rc != TC_OK && statement_error) {
+    tc_log(w->rt, TC_LOG_WARN, "claim_retried", "the claim failed (%s); claiming through tasker.claim",
+           err->message);
+    memset(err, 0, sizeof *err);
+    rc = claim_function(w, asked, &res, err);
+    list = tc_json_get(res, "steps");
+  }
+  if (rc != TC_OK) return rc;
+  int got = rows ? PQntuples(rows) : list ? (int)json_object_array_length(list) : 0;
   if (got > asked) got = asked;
   double claim_ms = (double)(tc_now_ms() - t0);
   /* Build every event, and let go of the answer, before any handler thread can see one. */
   json_object **events = got > 0 ? tc_calloc((size_t)got, sizeof *events) : NULL;
   if (got > 0 && !events) {
+    PQclear(rows);
     json_object_put(res); /* the claims expire and the steps run again */
     return tc_error_set(err, TC_ENOMEM, "out of memory taking %d claimed steps", got);
   }
   int built = 0;
   for (int i = 0; i < got; i++) {
-    json_object *ev = tc_worker_event_from_row(w, json_object_get(json_object_array_get_idx(rows, (size_t)i)));
+    json_object *row = NULL;
+    if (rows) {
+      tc_error_t parse_err = {0};
+      if (PQgetisnull(rows, i, 1) || tc_json_parse_text(PQgetvalue(rows, i, 1), &row, &parse_err) != TC_OK) {
+        tc_log(w->rt, TC_LOG_ERROR, "step_event_failed", "could not read a claimed step's row (%s); it runs again "
+               "when its claim expires", parse_err.message);
+        continue;
+      }
+    } else {
+      row = json_object_get(json_object_array_get_idx(list, (size_t)i));
+    }
+    json_object *ev = tc_worker_event_from_row(w, row);
     if (ev) events[built++] = ev;
   }
+  PQclear(rows);
   json_object_put(res);
   for (int i = 0; i < built; i++) tc_metrics_claimed(w->metrics, events[i], claim_ms);
   pthread_mutex_lock(&w->mu);
   w->claim_queries++;
   for (int i = 0; i < built; i++) {
-    /* The capacity check before the claim guarantees room: only this thread adds to the queue. */
+    /* The capacity check before the claim guarantees room: the claimer only fills free slots, and
+     * a flush only gives a step the slot its result frees. */
     tc_ring_push(&w->queue, events[i]);
     w->claimed_total++;
   }
@@ -157,7 +269,7 @@ static void heartbeat(tc_worker_t *w) {
   json_object *tokens = json_object_new_array();
   if (!tokens) return;
   pthread_mutex_lock(&w->mu);
-  for (int i = 0; i < w->capacity; i++)
+  for (int i = 0; i < w->token_slots; i++)
     if (w->flight_tokens[i][0]) json_object_array_add(tokens, json_object_new_string(w->flight_tokens[i]));
   for (int i = 0; i < w->queue.count; i++) {
     json_object *tok = tc_json_get(tc_ring_at(&w->queue, i), "claim_token");

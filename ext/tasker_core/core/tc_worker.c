@@ -105,7 +105,8 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
   int ring_rc = tc_ring_init(&w->queue, capacity);
-  w->flight_tokens = tc_calloc((size_t)capacity, sizeof *w->flight_tokens);
+  w->token_slots = 2 * capacity;
+  w->flight_tokens = tc_calloc((size_t)w->token_slots, sizeof *w->flight_tokens);
   w->namespaces = tc_calloc(n_ns, sizeof(char *));
   size_t lit_len = 3;
   for (size_t i = 0; i < n_ns; i++) lit_len += json_object_get_string_len(json_object_array_get_idx(ns, i)) + 1;
@@ -122,7 +123,7 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
       strcat(w->ns_literal, name);
     }
     strcat(w->ns_literal, "}");
-    if (ok) ok = (w->metrics = tc_metrics_new(w->namespaces, w->n_namespaces, capacity)) != NULL;
+    if (ok) ok = (w->metrics = tc_metrics_new(w->namespaces, w->n_namespaces, w->token_slots)) != NULL;
   }
   if (ok) ok = tc_flusher_new(rt, w->worker_uuid, w->ns_literal, vis, capacity, &w->flusher, err) == TC_OK;
   if (ok) tc_flusher_set_sink(w->flusher, posted_done, moved_next, w);
@@ -139,7 +140,7 @@ int tc_worker_new(tc_runtime_t *rt, json_object *options, tc_worker_t **out, tc_
  * slot to remember it in, or no such token to forget. Caller holds w->mu. */
 static bool track_locked(tc_worker_t *w, const char *token, bool add) {
   if (!token) return false;
-  for (int i = 0; i < w->capacity; i++) {
+  for (int i = 0; i < w->token_slots; i++) {
     if (add && w->flight_tokens[i][0] == '\0') {
       snprintf(w->flight_tokens[i], sizeof w->flight_tokens[i], "%s", token);
       return true;

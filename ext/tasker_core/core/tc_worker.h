@@ -56,7 +56,10 @@ struct tc_worker {
   tc_ring_t queue;            /* capacity slots: claimed, not yet handed out step events */
   int in_flight;              /* handed out, not yet completed (a posted result's step included) */
   int returning;              /* threads that posted a result and come back for a step at once */
-  char (*flight_tokens)[37];  /* claim tokens of the in-flight steps (capacity slots, "" = free) */
+  /* Claim tokens of the in-flight steps ("" = free): twice capacity slots, since a step handed
+   * over through the queue may start before the result that freed its slot is counted done. */
+  char (*flight_tokens)[37];
+  int token_slots;
   bool stopping;
   bool stopped;            /* the stopper finished: claimer joined, queue released (broadcast on cv) */
   bool started;

@@ -135,25 +135,38 @@ BEGIN
   RETURN v_promoted + v_recovered;
 END $$;
 
--- The claim of a worker: first due retries and expired claims are put back, then up to p_limit
--- enqueued steps are claimed. Returns {"steps": [step event rows], "next_due_in_ms": ms until the next
--- retry of these namespaces falls due (null when none)}.
+-- Due retries and expired claims of the given namespaces put back (recover_steps), and when the
+-- next retry of these namespaces falls due: {"moved": steps put back, "next_due_in_ms": ms until
+-- then, null when none}. A worker's claimer runs it in the transaction of each claim.
+CREATE OR REPLACE FUNCTION tasker.recover_due(p_namespaces text[], p_limit integer) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_moved integer := tasker.recover_steps(p_namespaces, p_limit);
+  v_due timestamp;
+BEGIN
+  SELECT min(next_retry_at) INTO v_due FROM tasker.workflow_steps
+  WHERE status = 'waiting_for_retry' AND namespace_name = ANY (p_namespaces);
+  RETURN json_build_object('moved', v_moved, 'next_due_in_ms',
+    CASE WHEN v_due IS NOT NULL
+         THEN greatest(0, ceil(extract(epoch FROM v_due - (clock_timestamp() AT TIME ZONE 'utc')) * 1000))::bigint
+    END);
+END $$;
+
+-- The claim of a worker in one call: first due retries and expired claims are put back, then up
+-- to p_limit enqueued steps are claimed. Returns {"steps": [step event rows], "next_due_in_ms": ms
+-- until the next retry of these namespaces falls due (null when none)}. The claimer uses the
+-- flush's claim statement instead, and this when that statement fails (claim_steps fails for good
+-- only a step whose event cannot be built).
 CREATE OR REPLACE FUNCTION tasker.claim(p_worker uuid, p_namespaces text[], p_limit integer,
                                         p_visibility_seconds integer) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
+  v_recovered json := tasker.recover_due(p_namespaces, 100);
   v_steps json;
-  v_due timestamp;
 BEGIN
-  PERFORM tasker.recover_steps(p_namespaces, 100);
   SELECT coalesce(json_agg(e), '[]'::json) INTO v_steps
   FROM tasker.claim_steps(p_worker, p_namespaces, p_limit, p_visibility_seconds) AS e;
-  SELECT min(next_retry_at) INTO v_due FROM tasker.workflow_steps
-  WHERE status = 'waiting_for_retry' AND namespace_name = ANY (p_namespaces);
-  RETURN json_build_object('steps', v_steps, 'next_due_in_ms',
-    CASE WHEN v_due IS NOT NULL
-         THEN greatest(0, ceil(extract(epoch FROM v_due - (clock_timestamp() AT TIME ZONE 'utc')) * 1000))::bigint
-    END);
+  RETURN json_build_object('steps', v_steps, 'next_due_in_ms', v_recovered->'next_due_in_ms');
 END $$;
 
 -- Keeps a worker's claims alive while their handlers run (a heartbeat); returns how many it held.
