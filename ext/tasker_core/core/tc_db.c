@@ -2,6 +2,7 @@
  * tc_db.c - the libpq connection pool and the query helpers every engine module uses.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -305,12 +306,34 @@ static int run(PGconn *conn, const char *sql, int n, const char *const *params, 
 /* Results may nest deeper than json-c's default limit of 32 levels. */
 #define TC_JSON_MAX_DEPTH 128
 
+/* One tokener per thread, kept: a new one allocates its parse stack (kilobytes), and on the
+ * step path a large allocation per parse made glibc consolidate its free lists each time. */
+static pthread_key_t tokener_key;
+static pthread_once_t tokener_once = PTHREAD_ONCE_INIT;
+static bool tokener_key_ok;
+
+static void tokener_free(void *tok) { json_tokener_free(tok); }
+
+static void tokener_key_init(void) { tokener_key_ok = pthread_key_create(&tokener_key, tokener_free) == 0; }
+
+static json_tokener *thread_tokener(void) {
+  pthread_once(&tokener_once, tokener_key_init);
+  json_tokener *tok = tokener_key_ok ? pthread_getspecific(tokener_key) : NULL;
+  if (tok) {
+    json_tokener_reset(tok);
+    return tok;
+  }
+  tok = json_tokener_new_ex(TC_JSON_MAX_DEPTH);
+  if (tok && tokener_key_ok && pthread_setspecific(tokener_key, tok) == 0) return tok;
+  json_tokener_free(tok);
+  return NULL;
+}
+
 int tc_json_parse_text(const char *text, json_object **out, tc_error_t *err) {
-  json_tokener *tok = json_tokener_new_ex(TC_JSON_MAX_DEPTH);
+  json_tokener *tok = thread_tokener();
   if (!tok) return tc_error_set(err, TC_ENOMEM, "out of memory parsing JSON");
   json_object *obj = json_tokener_parse_ex(tok, text, (int)strlen(text) + 1); /* + NUL ends a bare number */
   enum json_tokener_error jerr = json_tokener_get_error(tok);
-  json_tokener_free(tok);
   if (jerr != json_tokener_success) {
     json_object_put(obj);
     return tc_error_set(err, TC_EDB, "the database returned invalid JSON: %s",

@@ -75,6 +75,13 @@ struct tc_flush_item {
   char *owned_text;
 };
 
+/* A growing text buffer; ok turns false (and stays false) when memory runs out. */
+typedef struct {
+  char *text;
+  size_t len, cap;
+  bool ok;
+} text_t;
+
 struct tc_flusher {
   tc_runtime_t *rt;
   char worker_uuid[37];
@@ -93,6 +100,9 @@ struct tc_flusher {
   tc_flush_done_fn on_done; /* the sink of posted results (NULL: nothing is posted) */
   tc_flush_next_fn on_next;
   void *sink;
+  /* The leader's parameter texts, kept between flushes (emptied, not freed): a fresh set of
+   * kilobyte buffers per flush made glibc consolidate its free lists each time. */
+  text_t p_steps, p_tokens, p_results, p_wants, p_parents, p_others;
 };
 
 int tc_flusher_new(tc_runtime_t *rt, const char *worker_uuid, const char *ns_literal, int visibility_s,
@@ -116,6 +126,12 @@ int tc_flusher_new(tc_runtime_t *rt, const char *worker_uuid, const char *ns_lit
 
 void tc_flusher_free(tc_flusher_t *f) {
   if (!f) return;
+  tc_free(f->p_steps.text);
+  tc_free(f->p_tokens.text);
+  tc_free(f->p_results.text);
+  tc_free(f->p_wants.text);
+  tc_free(f->p_parents.text);
+  tc_free(f->p_others.text);
   if (f->conn) PQfinish(f->conn);
   pthread_mutex_destroy(&f->mu);
   tc_free(f->ns_literal);
@@ -232,13 +248,6 @@ static void run_flush_function(tc_flusher_t *f, tc_flush_item_t **batch, int n) 
   json_object_put(res);
 }
 
-/* A growing text buffer; ok turns false (and stays false) when memory runs out. */
-typedef struct {
-  char *text;
-  size_t len, cap;
-  bool ok;
-} text_t;
-
 static void add(text_t *t, const char *s) {
   if (t->ok) t->ok = append(&t->text, &t->len, &t->cap, s);
 }
@@ -337,8 +346,13 @@ static void run_others(tc_flusher_t *f, tc_flush_item_t **batch, const int *idx,
 static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
   int plain_idx[256], others_idx[256], late_idx[256];
   int n_plain = 0, n_others = 0, n_late = 0, claims = 0, n_parents = 0;
-  text_t steps = {.ok = true}, tokens = {.ok = true}, results = {.ok = true}, wants = {.ok = true},
-         parents = {.ok = true}, others = {.ok = true};
+  text_t *bufs[] = {&f->p_steps, &f->p_tokens, &f->p_results, &f->p_wants, &f->p_parents, &f->p_others};
+  for (size_t b = 0; b < sizeof bufs / sizeof *bufs; b++) {
+    bufs[b]->len = 0;
+    bufs[b]->ok = true;
+  }
+  text_t steps = f->p_steps, tokens = f->p_tokens, results = f->p_results, wants = f->p_wants, parents = f->p_parents,
+         others = f->p_others;
   add(&steps, "{");
   add(&tokens, "{");
   add(&results, "[");
@@ -415,12 +429,20 @@ static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
       statement_error = false;
     }
   }
-  tc_free(steps.text);
-  tc_free(tokens.text);
-  tc_free(results.text);
-  tc_free(wants.text);
-  tc_free(parents.text);
-  tc_free(others.text);
+  /* Kept for the next flush (append may have moved them), unless a large result grew one. */
+  text_t *kept[] = {&steps, &tokens, &results, &wants, &parents, &others};
+  for (size_t b = 0; b < sizeof kept / sizeof *kept; b++) {
+    if (kept[b]->cap > 256 * 1024) {
+      tc_free(kept[b]->text);
+      *kept[b] = (text_t){0};
+    }
+  }
+  f->p_steps = steps;
+  f->p_tokens = tokens;
+  f->p_results = results;
+  f->p_wants = wants;
+  f->p_parents = parents;
+  f->p_others = others;
 
   if (rc != TC_OK) {
     PQclear(r_others);
