@@ -37,6 +37,31 @@ RSpec.describe "group commit of results" do
     lock&.release
   end
 
+  it "takes a result posted during another thread's flush along, its thread going on at once" do
+    uuids = create_linear(4)
+    lock = SpecSupport::TaskLock.new(DATABASE_URL, uuids.first(1))
+    TaskerCore::Worker.start(namespaces: ["math"], concurrency: 4)
+    # The flush carrying the locked task's result waits on the lock; every result that finishes
+    # meanwhile joins it without waiting (posted), until all four slots hold a waiting result.
+    status = sleep_until(timeout: 30, interval: 0.1) do
+      TaskerCore::FFI.worker_status.then { |s| s if flush_waiting_on_lock? && s["flush_waiting"] == 4 }
+    end
+    expect(status["posted_results"]).to be >= 3
+    expect(status["in_flight"]).to eq(4)
+    lock.release
+    uuids.each { |uuid| expect(wait_for_task(uuid)["status"]).to eq("complete") }
+    status = sleep_until(timeout: 10) do
+      TaskerCore::FFI.worker_status.then { |s| s if s["completed_total"] == 16 && s["in_flight"].zero? }
+    end
+    expect(status["queued"]).to eq(0)
+    successes = psql("SELECT workflow_step_uuid, count(*) FROM tasker.workflow_step_result_audit " \
+                     "WHERE applied AND success GROUP BY 1")
+    expect(successes.size).to eq(16)
+    expect(successes.map(&:last).uniq).to eq(["1"])
+  ensure
+    lock&.release
+  end
+
   it "loses nothing when a worker dies with results waiting in its flusher: the steps run again elsewhere" do
     uuids = create_linear(4)
     lock = SpecSupport::TaskLock.new(DATABASE_URL, uuids)

@@ -94,6 +94,7 @@ struct tc_flusher {
   PGconn *conn;            /* the leader's */
   int waiting;              /* results submitted and not yet answered */
   long long flushes, results;
+  long long posted;         /* results posted (tc_flusher_post) rather than submitted */
   long long flush_us;       /* time spent in flushes' round trips, summed */
   int visibility_s;
   bool stopping;            /* posted results are no longer retried after a failure */
@@ -142,8 +143,10 @@ void tc_flusher_abandon(tc_flusher_t *f) {
   if (f && f->conn && PQsocket(f->conn) >= 0) close(PQsocket(f->conn));
 }
 
-void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results, long long *flush_us, int *waiting) {
+void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results, long long *posted, long long *flush_us,
+                      int *waiting) {
   pthread_mutex_lock(&f->mu);
+  *posted = f->posted;
   *flushes = f->flushes;
   *results = f->results;
   *flush_us = f->flush_us;
@@ -752,6 +755,7 @@ int tc_flusher_post(tc_flusher_t *f, const char *step_uuid, const char *claim_to
     else f->head = item;
     f->tail = item;
     f->waiting++;
+    f->posted++;
     *posted = true;
   }
   pthread_mutex_unlock(&f->mu);

@@ -243,8 +243,10 @@ int tc_flusher_post(tc_flusher_t *f, const char *step_uuid, const char *claim_to
                     bool claim_next, bool *posted, tc_error_t *err);
 /* From now on a posted result that fails is given up (reported with its error), not retried. */
 void tc_flusher_stop(tc_flusher_t *f);
-/* Flushes run, results they applied, results submitted and not yet answered. */
-void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results, long long *flush_us, int *waiting);
+/* Flushes run, results they applied, results posted, the flushes' time, results submitted and not
+ * yet answered. */
+void tc_flusher_stats(tc_flusher_t *f, long long *flushes, long long *results, long long *posted, long long *flush_us,
+                      int *waiting);
 /* No submission may be waiting. */
 void tc_flusher_free(tc_flusher_t *f);
 /* In a forked child: closes the parent's socket without talking to the server. */

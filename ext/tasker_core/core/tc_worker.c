@@ -583,12 +583,14 @@ int tc_worker_status(tc_worker_t *w, json_object **out, tc_error_t *err) {
   }
   bool claimer_alive = w->thread_started && w->started && !w->stopping;
   pthread_mutex_unlock(&w->mu);
-  long long flushes = 0, flushed = 0, flush_us = 0;
+  long long flushes = 0, flushed = 0, posted = 0, flush_us = 0;
   int flush_waiting = 0;
-  tc_flusher_stats(w->flusher, &flushes, &flushed, &flush_us, &flush_waiting);
+  tc_flusher_stats(w->flusher, &flushes, &flushed, &posted, &flush_us, &flush_waiting);
   json_object_object_add(s, "flush_waiting", json_object_new_int(flush_waiting));
   json_object_object_add(s, "flushes", json_object_new_int64(flushes));
   json_object_object_add(s, "flushed_results", json_object_new_int64(flushed));
+  /* Results that joined a flush another thread led, their threads going on at once. */
+  json_object_object_add(s, "posted_results", json_object_new_int64(posted));
   /* The flushes' round trips (statements and commit), summed: the database's share of the steps. */
   json_object_object_add(s, "flush_ms", json_object_new_double((double)flush_us / 1000.0));
   int64_t now = tc_now_ms(), tick = __atomic_load_n(&w->claimer_tick, __ATOMIC_RELAXED),
