@@ -14,6 +14,14 @@ RSpec.describe "group commit of results" do
     end
   end
 
+  # Every step has exactly one applied success: nothing applied twice, nothing lost.
+  def expect_one_applied_success_each(steps)
+    successes = psql("SELECT workflow_step_uuid, count(*) FROM tasker.workflow_step_result_audit " \
+                     "WHERE applied AND success GROUP BY 1")
+    expect(successes.size).to eq(steps)
+    expect(successes.map(&:last).uniq).to eq(["1"])
+  end
+
   def flush_waiting_on_lock?
     psql_value("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' " \
                "AND query LIKE '%tasker.flush%'").to_i.positive?
@@ -54,10 +62,7 @@ RSpec.describe "group commit of results" do
       TaskerCore::FFI.worker_status.then { |s| s if s["completed_total"] == 16 && s["in_flight"].zero? }
     end
     expect(status["queued"]).to eq(0)
-    successes = psql("SELECT workflow_step_uuid, count(*) FROM tasker.workflow_step_result_audit " \
-                     "WHERE applied AND success GROUP BY 1")
-    expect(successes.size).to eq(16)
-    expect(successes.map(&:last).uniq).to eq(["1"])
+    expect_one_applied_success_each(16)
   ensure
     lock&.release
   end
@@ -90,11 +95,7 @@ RSpec.describe "group commit of results" do
       expect(runs[step_uuid].map(&:last).uniq.size).to eq(2)
       expect(attempts).to eq("2")
     end
-    # Every step has exactly one applied success: nothing applied twice, nothing lost.
-    successes = psql("SELECT workflow_step_uuid, count(*) FROM tasker.workflow_step_result_audit " \
-                     "WHERE applied AND success GROUP BY 1")
-    expect(successes.size).to eq(16)
-    expect(successes.map(&:last).uniq).to eq(["1"])
+    expect_one_applied_success_each(16)
   ensure
     lock&.release
     [victim, survivor].compact.each do |pid|

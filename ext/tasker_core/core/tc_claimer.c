@@ -86,30 +86,6 @@ static int drain_notifies(tc_worker_t *w) {
   return count;
 }
 
-/* The next result of the pipeline, which must have status want; NULL (err set unless already)
- * otherwise. Reads the NULL that ends each query's results, but not past the sync. */
-static PGresult *next_result(PGconn *conn, ExecStatusType want, tc_error_t *err) {
-  PGresult *r = PQgetResult(conn);
-  if (!r) {
-    if (err->code == TC_OK) tc_error_from_pg(err, conn, NULL, "a claim statement got no answer");
-    return NULL;
-  }
-  ExecStatusType status = PQresultStatus(r);
-  if (status != PGRES_PIPELINE_SYNC) {
-    PGresult *end = PQgetResult(conn);
-    if (end) PQclear(end);
-  }
-  if (status != want) {
-    if (err->code == TC_OK) {
-      if (status == PGRES_PIPELINE_ABORTED) tc_error_set(err, TC_EDB, "claim failed: the pipeline was aborted");
-      else tc_error_from_pg(err, conn, r, "claim failed");
-    }
-    PQclear(r);
-    return NULL;
-  }
-  return r;
-}
-
 /* Runs the recovery and the claim in one pipeline; *rows the claim's answer (NULL on failure).
  * *statement_error when a statement failed with the connection intact. */
 static int claim_pipeline(tc_worker_t *w, int asked, PGresult **rows, bool *statement_error, tc_error_t *err) {
@@ -128,10 +104,10 @@ static int claim_pipeline(tc_worker_t *w, int asked, PGresult **rows, bool *stat
   if (!sent) {
     tc_error_from_pg(err, conn, NULL, "sending a claim failed");
   } else {
-    PGresult *recovered = next_result(conn, PGRES_TUPLES_OK, err);
-    PGresult *planning = next_result(conn, PGRES_TUPLES_OK, err);
-    PGresult *claimed = next_result(conn, PGRES_TUPLES_OK, err);
-    PGresult *sync = next_result(conn, PGRES_PIPELINE_SYNC, err);
+    PGresult *recovered = tc_db_pipeline_next(conn, PGRES_TUPLES_OK, err);
+    PGresult *planning = tc_db_pipeline_next(conn, PGRES_TUPLES_OK, err);
+    PGresult *claimed = tc_db_pipeline_next(conn, PGRES_TUPLES_OK, err);
+    PGresult *sync = tc_db_pipeline_next(conn, PGRES_PIPELINE_SYNC, err);
     if (recovered && PQntuples(recovered) == 1) {
       json_object *answer = NULL;
       tc_error_t ignored = {0};

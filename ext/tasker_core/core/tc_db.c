@@ -306,6 +306,32 @@ static int run(PGconn *conn, const char *sql, int n, const char *const *params, 
 /* Results may nest deeper than json-c's default limit of 32 levels. */
 #define TC_JSON_MAX_DEPTH 128
 
+PGresult *tc_db_pipeline_next(PGconn *conn, ExecStatusType want, tc_error_t *err) {
+  PGresult *r = PQgetResult(conn);
+  if (!r) {
+    if (err->code == TC_OK) tc_error_from_pg(err, conn, NULL, "a pipelined statement got no answer");
+    return NULL;
+  }
+  ExecStatusType status = PQresultStatus(r);
+  if (status != PGRES_PIPELINE_SYNC) {
+    PGresult *end = PQgetResult(conn);
+    if (end) {
+      PQclear(end);
+      PQclear(r);
+      tc_error_set(err, TC_EDB, "a pipelined statement answered more than once");
+      return NULL;
+    }
+  }
+  if (status != want) {
+    /* An aborted statement follows the one that failed: keep that one's error. */
+    if (status != PGRES_PIPELINE_ABORTED && err->code == TC_OK) tc_error_from_pg(err, conn, r, "statement failed");
+    else if (err->code == TC_OK) tc_error_set(err, TC_EDB, "the pipeline was aborted");
+    PQclear(r);
+    return NULL;
+  }
+  return r;
+}
+
 /* One tokener per thread, kept: a new one allocates its parse stack (kilobytes), and on the
  * step path a large allocation per parse made glibc consolidate its free lists each time. */
 static pthread_key_t tokener_key;

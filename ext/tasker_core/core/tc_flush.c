@@ -255,34 +255,6 @@ static void add(text_t *t, const char *s) {
   if (t->ok) t->ok = append(&t->text, &t->len, &t->cap, s);
 }
 
-/* The next result of a pipeline, which must have status want; NULL (err set) otherwise. Reads
- * the NULL that ends each query's results, but not past a sync. */
-static PGresult *pipeline_next(PGconn *conn, ExecStatusType want, tc_error_t *err) {
-  PGresult *r = PQgetResult(conn);
-  if (!r) {
-    tc_error_from_pg(err, conn, NULL, "a flush statement got no answer");
-    return NULL;
-  }
-  ExecStatusType status = PQresultStatus(r);
-  if (status != PGRES_PIPELINE_SYNC) {
-    PGresult *end = PQgetResult(conn);
-    if (end) {
-      PQclear(end);
-      PQclear(r);
-      tc_error_set(err, TC_EDB, "a flush statement answered more than once");
-      return NULL;
-    }
-  }
-  if (status != want) {
-    /* An aborted statement follows the one that failed: keep that one's error. */
-    if (status != PGRES_PIPELINE_ABORTED && err->code == TC_OK) tc_error_from_pg(err, conn, r, "flush failed");
-    else if (err->code == TC_OK) tc_error_set(err, TC_EDB, "flush failed: the pipeline was aborted");
-    PQclear(r);
-    return NULL;
-  }
-  return r;
-}
-
 /* Adds v under key, taking v whether or not it was added; false when v is NULL (out of memory) or
  * the add failed. */
 static bool put(json_object *obj, const char *key, json_object *v) {
@@ -349,54 +321,54 @@ static void run_others(tc_flusher_t *f, tc_flush_item_t **batch, const int *idx,
 static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
   int plain_idx[256], others_idx[256], late_idx[256];
   int n_plain = 0, n_others = 0, n_late = 0, claims = 0, n_parents = 0;
-  text_t *bufs[] = {&f->p_steps, &f->p_tokens, &f->p_results, &f->p_wants, &f->p_parents, &f->p_others};
+  text_t *steps = &f->p_steps, *tokens = &f->p_tokens, *results = &f->p_results, *wants = &f->p_wants,
+         *parents = &f->p_parents, *others = &f->p_others;
+  text_t *bufs[] = {steps, tokens, results, wants, parents, others};
   for (size_t b = 0; b < sizeof bufs / sizeof *bufs; b++) {
     bufs[b]->len = 0;
     bufs[b]->ok = true;
   }
-  text_t steps = f->p_steps, tokens = f->p_tokens, results = f->p_results, wants = f->p_wants, parents = f->p_parents,
-         others = f->p_others;
-  add(&steps, "{");
-  add(&tokens, "{");
-  add(&results, "[");
-  add(&wants, "{");
-  add(&parents, "{");
-  add(&others, "[");
+  add(steps, "{");
+  add(tokens, "{");
+  add(results, "[");
+  add(wants, "{");
+  add(parents, "{");
+  add(others, "[");
   for (int i = 0; i < n; i++) {
     tc_flush_item_t *item = batch[i];
     if (item->claim_next) claims++;
     if (item->plain) {
       const char *sep = n_plain ? "," : "";
-      add(&steps, sep);
-      add(&steps, item->step_uuid);
-      add(&tokens, sep);
-      add(&tokens, item->claim_token);
-      add(&results, sep);
-      add(&results, item->result_text);
-      add(&wants, sep);
-      add(&wants, item->claim_next ? "t" : "f");
+      add(steps, sep);
+      add(steps, item->step_uuid);
+      add(tokens, sep);
+      add(tokens, item->claim_token);
+      add(results, sep);
+      add(results, item->result_text);
+      add(wants, sep);
+      add(wants, item->claim_next ? "t" : "f");
       if (item->claim_next) {
-        add(&parents, n_parents++ ? "," : "");
-        add(&parents, item->step_uuid);
+        add(parents, n_parents++ ? "," : "");
+        add(parents, item->step_uuid);
       }
       plain_idx[n_plain++] = i;
     } else {
       char head[160];
       snprintf(head, sizeof head, "%s{\"step_uuid\":\"%s\",\"claim_token\":\"%s\",\"result\":",
                n_others ? "," : "", item->step_uuid, item->claim_token);
-      add(&others, head);
-      add(&others, item->result_text);
-      add(&others, "}");
+      add(others, head);
+      add(others, item->result_text);
+      add(others, "}");
       others_idx[n_others++] = i;
     }
   }
-  add(&steps, "}");
-  add(&tokens, "}");
-  add(&results, "]");
-  add(&wants, "}");
-  add(&parents, "}");
-  add(&others, "]");
-  bool built = steps.ok && tokens.ok && results.ok && wants.ok && parents.ok && others.ok;
+  add(steps, "}");
+  add(tokens, "}");
+  add(results, "]");
+  add(wants, "}");
+  add(parents, "}");
+  add(others, "]");
+  bool built = steps->ok && tokens->ok && results->ok && wants->ok && parents->ok && others->ok;
 
   tc_error_t err = {0};
   int rc = built ? ensure_conn(f, &err) : tc_error_set(&err, TC_ENOMEM, "out of memory building a flush");
@@ -406,9 +378,9 @@ static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
     PGconn *conn = f->conn;
     char claim[16];
     snprintf(claim, sizeof claim, "%d", claims);
-    const char *p_others[] = {f->worker_uuid, others.text};
-    const char *p_complete[] = {f->worker_uuid, steps.text, tokens.text, results.text, wants.text, f->visibility};
-    const char *p_claim[] = {f->worker_uuid, f->ns_literal, claim, f->visibility, parents.text};
+    const char *p_others[] = {f->worker_uuid, others->text};
+    const char *p_complete[] = {f->worker_uuid, steps->text, tokens->text, results->text, wants->text, f->visibility};
+    const char *p_claim[] = {f->worker_uuid, f->ns_literal, claim, f->visibility, parents->text};
     bool sent = PQenterPipelineMode(conn) == 1 &&
                 (!n_others || PQsendQueryPrepared(conn, OTHERS_STATEMENT, 2, p_others, NULL, NULL, 0) == 1) &&
                 (!n_plain || PQsendQueryPrepared(conn, COMPLETE_STATEMENT, 6, p_complete, NULL, NULL, 0) == 1) &&
@@ -417,10 +389,10 @@ static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
     if (!sent) {
       rc = tc_error_from_pg(&err, conn, NULL, "sending a flush failed");
     } else {
-      if (n_others) r_others = pipeline_next(conn, PGRES_TUPLES_OK, &err);
-      if (n_plain) r_complete = pipeline_next(conn, PGRES_TUPLES_OK, &err);
-      if (claims) r_claim = pipeline_next(conn, PGRES_TUPLES_OK, &err);
-      PGresult *sync = pipeline_next(conn, PGRES_PIPELINE_SYNC, &err);
+      if (n_others) r_others = tc_db_pipeline_next(conn, PGRES_TUPLES_OK, &err);
+      if (n_plain) r_complete = tc_db_pipeline_next(conn, PGRES_TUPLES_OK, &err);
+      if (claims) r_claim = tc_db_pipeline_next(conn, PGRES_TUPLES_OK, &err);
+      PGresult *sync = tc_db_pipeline_next(conn, PGRES_PIPELINE_SYNC, &err);
       if (sync) PQclear(sync);
       if (err.code != TC_OK) rc = err.code;
       statement_error = rc != TC_OK && sync && err.sqlstate[0] != '\0';
@@ -432,20 +404,13 @@ static void run_flush(tc_flusher_t *f, tc_flush_item_t **batch, int n) {
       statement_error = false;
     }
   }
-  /* Kept for the next flush (append may have moved them), unless a large result grew one. */
-  text_t *kept[] = {&steps, &tokens, &results, &wants, &parents, &others};
-  for (size_t b = 0; b < sizeof kept / sizeof *kept; b++) {
-    if (kept[b]->cap > 256 * 1024) {
-      tc_free(kept[b]->text);
-      *kept[b] = (text_t){0};
+  /* Kept for the next flush, unless a large result grew one. */
+  for (size_t b = 0; b < sizeof bufs / sizeof *bufs; b++) {
+    if (bufs[b]->cap > 256 * 1024) {
+      tc_free(bufs[b]->text);
+      *bufs[b] = (text_t){0};
     }
   }
-  f->p_steps = steps;
-  f->p_tokens = tokens;
-  f->p_results = results;
-  f->p_wants = wants;
-  f->p_parents = parents;
-  f->p_others = others;
 
   if (rc != TC_OK) {
     PQclear(r_others);

@@ -137,6 +137,10 @@ int tc_db_query_json_rows(PGconn *conn, const char *sql, int n, const char *cons
                           json_object **out, tc_error_t *err);
 /* Prepares a named statement on conn (once per connection). */
 int tc_db_prepare(PGconn *conn, const char *name, const char *sql, int n, tc_error_t *err);
+/* The next result of a pipeline, which must have status want; NULL (err set, keeping an error
+ * already there: an aborted statement follows the one that failed) otherwise. Reads the NULL that
+ * ends each statement's results, but not past a sync. */
+PGresult *tc_db_pipeline_next(PGconn *conn, ExecStatusType want, tc_error_t *err);
 /* tc_db_query_json for a statement prepared with tc_db_prepare. */
 int tc_db_query_prepared_json(PGconn *conn, const char *name, int n, const char *const *params, json_object **out,
                               tc_error_t *err);
