@@ -2,7 +2,12 @@
 
 -- The creation itself, shared by create_task and create_tasks. p_notify false leaves the
 -- notification of the namespace's workers to the caller (create_tasks sends one per namespace).
-CREATE OR REPLACE FUNCTION tasker.insert_task(p_task_uuid uuid, p_request jsonb, p_notify boolean) RETURNS jsonb
+-- The answer is {task_uuid, status, correlation_id, created} (and step_count, namespace when
+-- created); with p_answer, a created task is answered with its whole TaskResponse instead (as
+-- get_task reads it, plus "created" and "step_count"), built from the rows just inserted rather
+-- than read back.
+CREATE OR REPLACE FUNCTION tasker.insert_task(p_task_uuid uuid, p_request jsonb, p_notify boolean,
+                                              p_answer boolean) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_ns_name text := coalesce(p_request->>'namespace', 'default');
@@ -14,6 +19,9 @@ DECLARE
   nt record;
   v_hash text;
   v_task uuid;
+  v_row tasker.tasks;
+  v_step_rows tasker.workflow_steps[];
+  v_edge_to uuid[];
   v_total integer;
   v_roots integer;
   v_status text;
@@ -66,7 +74,8 @@ BEGIN
           coalesce((p_request->>'requested_at')::timestamp, v_now), v_total, v_total, v_roots,
           CASE WHEN v_total = 0 THEN 3 ELSE 4 END)
   ON CONFLICT (identity_hash) DO NOTHING
-  RETURNING task_uuid INTO v_task;
+  RETURNING * INTO v_row;
+  v_task := v_row.task_uuid;
 
   IF v_task IS NULL THEN
     SELECT task_uuid, status, correlation_id INTO v_existing FROM tasker.tasks WHERE identity_hash = v_hash;
@@ -74,55 +83,82 @@ BEGIN
                               'correlation_id', v_existing.correlation_id, 'created', false);
   END IF;
 
-  INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name,
-    step_type, position, namespace_name, handler_callable, handler_method, status, retryable, max_attempts,
-    priority, pending_parents, ready_at, inputs, transition_seq, created_at, updated_at)
-  SELECT (n->>'uuid')::uuid, v_task, n->>'name', n->>'name', coalesce(n->'def'->>'type', 'standard'),
-         (n->>'position')::integer, v_ns_name, n->'def'->'handler'->>'callable', coalesce(n->'def'->'handler'->>'method', 'call'),
-         CASE WHEN (n->>'pending')::integer = 0 THEN 'enqueued' ELSE 'pending' END,
-         coalesce((n->'def'->'retry'->>'retryable')::boolean, true),
-         coalesce((n->'def'->'retry'->>'max_attempts')::integer, 3),
-         coalesce((p_request->>'priority')::integer, 0), (n->>'pending')::integer,
-         CASE WHEN (n->>'pending')::integer = 0 THEN v_now END,
-         coalesce(n->'def'->'handler'->'initialization', '{}'::jsonb),
-         CASE WHEN (n->>'pending')::integer = 0 THEN 2 ELSE 1 END, v_now, v_now
-  FROM jsonb_array_elements(v_steps) AS n;
-
-  INSERT INTO tasker.workflow_step_edges (task_uuid, from_step_uuid, to_step_uuid, name)
-  SELECT v_task, (p->>'uuid')::uuid, (c->>'uuid')::uuid, 'provides'
-  FROM jsonb_array_elements(v_steps) AS c
-  CROSS JOIN LATERAL jsonb_array_elements_text(c->'deps') AS d(dep)
-  JOIN jsonb_array_elements(v_steps) AS p ON p->>'name' = d.dep;
-
-  INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state,
-    to_state, event, sort_key, created_at)
-  SELECT (n->>'uuid')::uuid, v_task, NULL, 'pending', 'initialize', 1, v_now
-  FROM jsonb_array_elements(v_steps) AS n
-  UNION ALL
-  SELECT (n->>'uuid')::uuid, v_task, 'pending', 'enqueued', 'enqueue', 2, v_now
-  FROM jsonb_array_elements(v_steps) AS n WHERE (n->>'pending')::integer = 0;
-
-  IF v_total = 0 THEN
-    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, created_at)
-    VALUES (v_task, NULL, 'pending', 'initialize', 1, v_now),
-           (v_task, 'pending', 'initializing', 'start', 2, v_now),
-           (v_task, 'initializing', 'complete', 'no_steps_found', 3, v_now);
-  ELSE
+  -- The steps, their edges and the first transitions of the steps and the task, in one statement.
+  WITH ins_steps AS (
+    INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name,
+      step_type, position, namespace_name, handler_callable, handler_method, status, retryable, max_attempts,
+      priority, pending_parents, ready_at, inputs, transition_seq, created_at, updated_at)
+    SELECT (n->>'uuid')::uuid, v_task, n->>'name', n->>'name', coalesce(n->'def'->>'type', 'standard'),
+           (n->>'position')::integer, v_ns_name, n->'def'->'handler'->>'callable', coalesce(n->'def'->'handler'->>'method', 'call'),
+           CASE WHEN (n->>'pending')::integer = 0 THEN 'enqueued' ELSE 'pending' END,
+           coalesce((n->'def'->'retry'->>'retryable')::boolean, true),
+           coalesce((n->'def'->'retry'->>'max_attempts')::integer, 3),
+           coalesce((p_request->>'priority')::integer, 0), (n->>'pending')::integer,
+           CASE WHEN (n->>'pending')::integer = 0 THEN v_now END,
+           coalesce(n->'def'->'handler'->'initialization', '{}'::jsonb),
+           CASE WHEN (n->>'pending')::integer = 0 THEN 2 ELSE 1 END, v_now, v_now
+    FROM jsonb_array_elements(v_steps) AS n
+    RETURNING *
+  ), ins_edges AS (
+    INSERT INTO tasker.workflow_step_edges (task_uuid, from_step_uuid, to_step_uuid, name)
+    SELECT v_task, (p->>'uuid')::uuid, (c->>'uuid')::uuid, 'provides'
+    FROM jsonb_array_elements(v_steps) AS c
+    CROSS JOIN LATERAL jsonb_array_elements_text(c->'deps') AS d(dep)
+    JOIN jsonb_array_elements(v_steps) AS p ON p->>'name' = d.dep
+    RETURNING to_step_uuid
+  ), ins_step_transitions AS (
+    INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state,
+      to_state, event, sort_key, created_at)
+    SELECT (n->>'uuid')::uuid, v_task, NULL, 'pending', 'initialize', 1, v_now
+    FROM jsonb_array_elements(v_steps) AS n
+    UNION ALL
+    SELECT (n->>'uuid')::uuid, v_task, 'pending', 'enqueued', 'enqueue', 2, v_now
+    FROM jsonb_array_elements(v_steps) AS n WHERE (n->>'pending')::integer = 0
+  ), ins_task_transitions AS (
+    -- Three for a template without steps (the task is complete), four otherwise (empty: NULL is both).
     INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
-    VALUES (v_task, NULL, 'pending', 'initialize', 1, '{}', v_now),
-           (v_task, 'pending', 'initializing', 'start', 2, '{}', v_now),
-           (v_task, 'initializing', 'enqueuing_steps', 'ready_steps_found', 3,
-            jsonb_build_object('count', v_roots), v_now),
-           (v_task, 'enqueuing_steps', 'steps_in_process', 'steps_enqueued', 4, '{}', v_now);
-    IF p_notify THEN
-      PERFORM pg_notify('tasker_steps_' || v_ns_name, '');
-    END IF;
+    SELECT v_task, t.from_state, t.to_state, t.event, t.sort_key, t.metadata, v_now
+    FROM (VALUES (NULL, 'pending', 'initialize', 1, '{}'::jsonb, NULL::boolean),
+                 ('pending', 'initializing', 'start', 2, '{}', NULL),
+                 ('initializing', 'complete', 'no_steps_found', 3, '{}', true),
+                 ('initializing', 'enqueuing_steps', 'ready_steps_found', 3, jsonb_build_object('count', v_roots), false),
+                 ('enqueuing_steps', 'steps_in_process', 'steps_enqueued', 4, '{}', false))
+         AS t(from_state, to_state, event, sort_key, metadata, empty)
+    WHERE t.empty IS NULL OR t.empty = (v_total = 0)
+  )
+  SELECT (SELECT array_agg(s ORDER BY s.position, s.created_at, s.name) FROM ins_steps AS s),
+         (SELECT array_agg(e.to_step_uuid) FROM ins_edges AS e)
+  INTO v_step_rows, v_edge_to;
+
+  IF p_notify AND v_total > 0 THEN
+    PERFORM pg_notify('tasker_steps_' || v_ns_name, '');
   END IF;
 
-  RETURN jsonb_build_object('task_uuid', v_task, 'status', v_status,
-                            'correlation_id', p_request->>'correlation_id', 'created', true,
-                            'step_count', v_total, 'namespace', v_ns_name);
+  IF NOT p_answer THEN
+    RETURN jsonb_build_object('task_uuid', v_task, 'status', v_status,
+                              'correlation_id', p_request->>'correlation_id', 'created', true,
+                              'step_count', v_total, 'namespace', v_ns_name);
+  END IF;
+
+  -- get_task's answer for this task, from the rows above. The summary's counts are those of fresh
+  -- steps: a step without parents is enqueued (in progress, and ready), the others are pending
+  -- with parents to wait for; nothing has completed, failed or is retrying. A step's parents are
+  -- its incoming edges; none has failed yet.
+  RETURN tasker.task_fields(v_row, v_name, v_version)
+    || tasker.summary_of(v_total, v_total - v_roots, v_roots, 0, 0, 0, v_roots)
+    || jsonb_build_object(
+         'steps', (SELECT coalesce(jsonb_agg(tasker.step_readiness_of(s, p.parents, NULL)
+                                             ORDER BY s.position, s.created_at, s.name), '[]'::jsonb)
+                   FROM unnest(v_step_rows) AS s
+                   CROSS JOIN LATERAL (SELECT count(*)::integer AS parents FROM unnest(v_edge_to) AS e(u)
+                                       WHERE e.u = s.workflow_step_uuid) AS p),
+         'created', true, 'step_count', v_total);
 END $$;
+
+CREATE OR REPLACE FUNCTION tasker.insert_task(p_task_uuid uuid, p_request jsonb, p_notify boolean) RETURNS jsonb
+LANGUAGE sql AS $$
+  SELECT tasker.insert_task(p_task_uuid, p_request, p_notify, false)
+$$;
 
 CREATE OR REPLACE FUNCTION tasker.create_task(p_task_uuid uuid, p_request jsonb) RETURNS jsonb
 LANGUAGE sql AS $$
@@ -130,17 +166,20 @@ LANGUAGE sql AS $$
 $$;
 
 -- create_task answering with the whole TaskResponse (plus "created" and "step_count"), in the same
--- round trip. Under a concurrent duplicate the read runs after create_task's wait for the other
+-- round trip: a created task as insert_task builds it, an existing one (its identity's) read with
+-- get_task. Under a concurrent duplicate the read runs after the insert's wait for the other
 -- transaction, with a fresh snapshot (this function is volatile), so it sees the winner's task.
 CREATE OR REPLACE FUNCTION tasker.create_task_response(p_task_uuid uuid, p_request jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-  v_created jsonb := tasker.create_task(p_task_uuid, p_request);
+  v_created jsonb := tasker.insert_task(p_task_uuid, p_request, true, true);
   v_task jsonb;
 BEGIN
+  IF (v_created->>'created')::boolean THEN
+    RETURN v_created;
+  END IF;
   v_task := tasker.get_task((v_created->>'task_uuid')::uuid);
-  RETURN v_task || jsonb_build_object('created', v_created->'created',
-                                      'step_count', coalesce(v_created->'step_count', v_task->'total_steps'));
+  RETURN v_task || jsonb_build_object('created', false, 'step_count', v_task->'total_steps');
 END $$;
 
 -- Many tasks in one transaction, one request after another: p_requests is an array of
