@@ -67,6 +67,18 @@ RSpec.describe "create_task's answer" do
     expect(again.except("created", "step_count")).to eq(TaskerCore::FFI.client_get_task(first["task_uuid"]))
   end
 
+  # The engine's connections run create_task as a prepared statement, each preparing it on its
+  # first create; a connection the server replaced prepares it again.
+  it "creates on connections that prepared the statement, and on new ones" do
+    first = TaskerCore::FFI.client_create_task(request("math", "linear_workflow", { "even_number" => 10 }))
+    second = TaskerCore::FFI.client_create_task(request("math", "linear_workflow", { "even_number" => 12 }))
+    psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tasker_core' " \
+         "AND pid <> pg_backend_pid()")
+    third = TaskerCore::FFI.client_create_task(request("math", "linear_workflow", { "even_number" => 14 }))
+    expect([first, second, third].map { |t| t["created"] }).to eq([true, true, true])
+    expect(third.except("created", "step_count")).to eq(TaskerCore::FFI.client_get_task(third["task_uuid"]))
+  end
+
   it "is built alike on the caller's connection" do
     conn = PG.connect(DATABASE_URL)
     conn.transaction do
