@@ -18,48 +18,44 @@ module TaskerCore
         # A check's answer for a value its type refuses.
         INVALID = Object.new.freeze
 
-        module Checks
-          module_function
+        # The checks, each answering its value (a copy, for an Array) or INVALID. Lambdas: calling
+        # one costs less than calling a Method.
+        STRING = ->(v) { v.is_a?(::String) ? v : INVALID }
+        OPTIONAL_STRING = ->(v) { v.nil? || v.is_a?(::String) ? v : INVALID }
+        UUID = ->(v) { v.is_a?(::String) && UUID_FORMAT.match?(v) ? v : INVALID }
+        OPTIONAL_UUID = ->(v) { v.nil? || (v.is_a?(::String) && UUID_FORMAT.match?(v)) ? v : INVALID }
+        INTEGER = ->(v) { v.is_a?(::Integer) ? v : INVALID }
+        OPTIONAL_INTEGER = ->(v) { v.nil? || v.is_a?(::Integer) ? v : INVALID }
+        COUNT = ->(v) { v.is_a?(::Integer) && v >= 0 ? v : INVALID }
+        BOOL = ->(v) { v.equal?(true) || v.equal?(false) ? v : INVALID }
+        HASH = ->(v) { v.is_a?(::Hash) ? v : INVALID }
+        PERCENTAGE = ->(v) { v.is_a?(::Float) && v >= 0 && v <= 100 ? v : INVALID }
+        OPTIONAL_STRINGS = lambda do |v|
+          next v if v.nil?
+          next INVALID unless v.is_a?(::Array) && v.all?(::String)
 
-          def string(value) = value.is_a?(::String) ? value : INVALID
-          def optional_string(value) = value.nil? || value.is_a?(::String) ? value : INVALID
-          def uuid(value) = value.is_a?(::String) && UUID_FORMAT.match?(value) ? value : INVALID
-          def optional_uuid(value) = value.nil? ? value : uuid(value)
-          def integer(value) = value.is_a?(::Integer) ? value : INVALID
-          def optional_integer(value) = value.nil? || value.is_a?(::Integer) ? value : INVALID
-          def count(value) = value.is_a?(::Integer) && value >= 0 ? value : INVALID
-          def bool(value) = value.equal?(true) || value.equal?(false) ? value : INVALID
-          def a_hash(value) = value.is_a?(::Hash) ? value : INVALID
-          def percentage(value) = value.is_a?(::Float) && value >= 0 && value <= 100 ? value : INVALID
-
-          def optional_strings(value)
-            return value if value.nil?
-            return INVALID unless value.is_a?(::Array) && value.all?(::String)
-
-            value.dup
-          end
-
-          # A String among values (a Hash of them, for the lookup).
-          def enum(values)
-            ->(value) { value.is_a?(::String) && values.key?(value) ? value : INVALID }
-          end
+          v.dup
         end
 
-        def self.enum_check(values) = Checks.enum(values.to_h { |v| [v, true] }.freeze)
+        # A String among values.
+        def self.enum_check(values)
+          known = values.to_h { |v| [v, true] }.freeze
+          ->(v) { v.is_a?(::String) && known.key?(v) ? v : INVALID }
+        end
 
         # The attribute types a loader knows, with their checks.
         TYPES = {
-          Types::Strict::String => Checks.method(:string),
-          Types::Strict::String.optional => Checks.method(:optional_string),
-          Uuid => Checks.method(:uuid),
-          Uuid.optional => Checks.method(:optional_uuid),
-          Types::Strict::Integer => Checks.method(:integer),
-          Types::Strict::Integer.optional => Checks.method(:optional_integer),
-          Count => Checks.method(:count),
-          Types::Strict::Bool => Checks.method(:bool),
-          Types::Strict::Hash => Checks.method(:a_hash),
-          Types::Strict::Float.constrained(gteq: 0, lteq: 100) => Checks.method(:percentage),
-          Types::Strict::Array.of(Types::Strict::String).optional => Checks.method(:optional_strings),
+          Types::Strict::String => STRING,
+          Types::Strict::String.optional => OPTIONAL_STRING,
+          Uuid => UUID,
+          Uuid.optional => OPTIONAL_UUID,
+          Types::Strict::Integer => INTEGER,
+          Types::Strict::Integer.optional => OPTIONAL_INTEGER,
+          Count => COUNT,
+          Types::Strict::Bool => BOOL,
+          Types::Strict::Hash => HASH,
+          Types::Strict::Float.constrained(gteq: 0, lteq: 100) => PERCENTAGE,
+          Types::Strict::Array.of(Types::Strict::String).optional => OPTIONAL_STRINGS,
           TaskStatus => enum_check(TASK_STATES),
           StepState => enum_check(STEP_STATES),
           Types::Strict::String.enum(*EXECUTION_STATUSES) => enum_check(EXECUTION_STATUSES),
