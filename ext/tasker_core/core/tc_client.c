@@ -163,6 +163,12 @@ static int build_request(json_object *req, json_object **out, tc_error_t *err) {
  * search_path or other session settings. */
 static const char CREATE_TASK_SQL[] = "SELECT tasker.create_task_response($1::uuid, $2::jsonb)";
 static const char CREATE_TASKS_SQL[] = "SELECT tasker.create_tasks($1::jsonb)";
+/* CREATE_TASK_SQL's name as a prepared statement of the engine's connections, each of which
+ * prepares it on its first create (the first run answers "not prepared", SQLSTATE 26000): the
+ * server then neither parses nor plans it again for every task. */
+static const char CREATE_TASK_STATEMENT[] = "tasker_create_task";
+/* invalid_sql_statement_name: the connection has not prepared the statement (yet). */
+static const char NOT_PREPARED[] = "26000";
 
 /* The parameters of CREATE_TASK_SQL for a request: a fresh task uuid and the validated request
  * with defaults (*req, a new reference). */
@@ -206,6 +212,28 @@ static int statement(const char *sql, int n, const char *const *params, json_obj
   return TC_OK;
 }
 
+typedef struct {
+  const char *const *params;
+  json_object **out;
+} create_args_t;
+
+/* Runs CREATE_TASK_STATEMENT on conn, preparing it first when conn has not. A failure to prepare
+ * (a schema without the function, say) is reported as the statement's own failure would be. */
+static int run_create(PGconn *conn, void *arg, tc_error_t *err) {
+  create_args_t *a = arg;
+  int rc = tc_db_query_prepared_json(conn, CREATE_TASK_STATEMENT, 2, a->params, a->out, err);
+  if (rc != TC_EDB || strcmp(err->sqlstate, NOT_PREPARED) != 0) return rc;
+  PGresult *r = PQprepare(conn, CREATE_TASK_STATEMENT, CREATE_TASK_SQL, 2, NULL);
+  if (!r) return tc_error_from_pg(err, conn, NULL, "query failed");
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    rc = tc_error_from_pg(err, conn, r, "query failed");
+    PQclear(r);
+    return rc;
+  }
+  PQclear(r);
+  return tc_db_query_prepared_json(conn, CREATE_TASK_STATEMENT, 2, a->params, a->out, err);
+}
+
 int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **out,
                           tc_error_t *err) {
   json_object *req = NULL;
@@ -218,7 +246,11 @@ int tc_client_create_task(tc_runtime_t *rt, json_object *request, json_object **
     return tc_error_set(err, TC_ENOMEM, "out of memory");
   }
   json_object *res = NULL;
-  rc = client_query(rt, CREATE_TASK_SQL, 2, params, &res, err);
+  tc_error_t local = {0};
+  tc_error_t *e = err ? err : &local; /* run_create reads the SQLSTATE */
+  create_args_t args = {params, &res};
+  rc = tc_rt_with_conn(rt, run_create, &args, e);
+  if (rc != TC_OK) strip_query_prefix(e);
   json_object_put(req);
   if (rc != TC_OK) return rc;
   if (!res) return tc_error_set(err, TC_EDB, "create_task returned nothing");

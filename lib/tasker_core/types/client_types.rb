@@ -220,3 +220,6 @@ module TaskerCore
     ClientHealthResponse = ClientTypes::HealthResponse
   end
 end
+
+require "monitor"
+require_relative "fast_load"

@@ -12,7 +12,32 @@ LANGUAGE sql STABLE AS $$
           AND (s.next_retry_at IS NULL OR s.next_retry_at <= now() AT TIME ZONE 'utc'))
 $$;
 
--- Readiness of one step (SPEC 2.7's fields).
+-- Readiness of one step (SPEC 2.7's fields), given its parent count (its incoming edges) and the
+-- time of its last failure. A SQL function, inlined into its callers (an argument used twice, as
+-- p_parents is, must be a column or a variable for that, not a subquery).
+CREATE OR REPLACE FUNCTION tasker.step_readiness_of(s tasker.workflow_steps, p_parents integer,
+                                                    p_last_failure_at timestamp) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+    'workflow_step_uuid', s.workflow_step_uuid,
+    'task_uuid', s.task_uuid,
+    'named_step_uuid', NULL,
+    'name', s.name,
+    'current_state', s.status,
+    'dependencies_satisfied', s.pending_parents = 0,
+    'retry_eligible', s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts),
+    'ready_for_execution', tasker.step_ready(s),
+    'last_failure_at', p_last_failure_at,
+    'next_retry_at', s.next_retry_at,
+    'total_parents', p_parents,
+    'completed_parents', p_parents - s.pending_parents,
+    'attempts', s.attempts,
+    'max_attempts', s.max_attempts,
+    'backoff_request_seconds', s.backoff_request_seconds,
+    'last_attempted_at', s.last_attempted_at)
+$$;
+
+-- Readiness of one step, as stored.
 CREATE OR REPLACE FUNCTION tasker.step_readiness(s tasker.workflow_steps) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
@@ -24,23 +49,7 @@ BEGIN
     WHERE tr.workflow_step_uuid = s.workflow_step_uuid
       AND tr.to_state IN ('error', 'waiting_for_retry', 'enqueued_as_error_for_orchestration')
   )
-  SELECT jsonb_build_object(
-    'workflow_step_uuid', s.workflow_step_uuid,
-    'task_uuid', s.task_uuid,
-    'named_step_uuid', NULL,
-    'name', s.name,
-    'current_state', s.status,
-    'dependencies_satisfied', s.pending_parents = 0,
-    'retry_eligible', s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts),
-    'ready_for_execution', tasker.step_ready(s),
-    'last_failure_at', failure.at,
-    'next_retry_at', s.next_retry_at,
-    'total_parents', parents.total,
-    'completed_parents', parents.total - s.pending_parents,
-    'attempts', s.attempts,
-    'max_attempts', s.max_attempts,
-    'backoff_request_seconds', s.backoff_request_seconds,
-    'last_attempted_at', s.last_attempted_at)
+  SELECT tasker.step_readiness_of(s, parents.total, failure.at)
   FROM parents, failure);
 END $$;
 
@@ -63,17 +72,47 @@ BEGIN
   FROM tasker.step_readiness(s) AS r);
 END $$;
 
--- The execution summary of a task (SPEC 2.9), from its step rows. completion_percentage is a
--- numeric with two decimals, so JSON always carries it as a decimal number (100.00, never 100).
+-- The execution summary of a task (SPEC 2.9) from the counts of its steps: all of them, pending,
+-- in progress (enqueued, in_progress, enqueued_for_orchestration,
+-- enqueued_as_error_for_orchestration), completed (complete, resolved_manually), failed (error),
+-- retrying (waiting_for_retry) and ready (tasker.step_ready). completion_percentage is a numeric
+-- with two decimals, so JSON always carries it as a decimal number (100.00, never 100).
 -- health_status is 'recovering' while a failed step waits for its retry (what the reference calls a
--- failed but retry-eligible step), 'blocked' when a step failed for good.
+-- failed but retry-eligible step), 'blocked' when a step failed for good. Stable, as
+-- jsonb_build_object is, so that the planner inlines it.
+CREATE OR REPLACE FUNCTION tasker.summary_of(p_total integer, p_pending integer, p_in_progress integer,
+                                             p_completed integer, p_failed integer, p_retrying integer,
+                                             p_ready integer) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+    'total_steps', p_total,
+    'pending_steps', p_pending,
+    'in_progress_steps', p_in_progress,
+    'completed_steps', p_completed,
+    'failed_steps', p_failed,
+    'ready_steps', p_ready,
+    'execution_status', CASE WHEN p_failed > 0 THEN 'blocked_by_failures'
+                             WHEN p_ready > 0 THEN 'has_ready_steps'
+                             WHEN p_in_progress > 0 THEN 'processing'
+                             WHEN p_total > 0 AND p_completed = p_total THEN 'all_complete'
+                             ELSE 'waiting_for_dependencies' END,
+    'recommended_action', CASE WHEN p_failed > 0 THEN 'handle_failures'
+                               WHEN p_ready > 0 THEN 'execute_ready_steps'
+                               WHEN p_in_progress > 0 THEN 'wait_for_completion'
+                               WHEN p_total > 0 AND p_completed = p_total THEN 'finalize_task'
+                               ELSE 'wait_for_dependencies' END,
+    'completion_percentage',
+      CASE WHEN p_total = 0 THEN 0.00 ELSE round(p_completed::numeric * 100 / p_total, 2) END,
+    'health_status', CASE WHEN p_failed > 0 THEN 'blocked'
+                          WHEN p_retrying > 0 THEN 'recovering'
+                          ELSE 'healthy' END)
+$$;
+
+-- The execution summary of a task, from its step rows.
 CREATE OR REPLACE FUNCTION tasker.task_summary(p_task uuid) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
   c record;
-  v_exec text;
-  v_action text;
-  v_health text;
 BEGIN
   SELECT count(*)::integer AS total,
          count(*) FILTER (WHERE s.status = 'pending')::integer AS pending,
@@ -84,34 +123,7 @@ BEGIN
          count(*) FILTER (WHERE s.status = 'waiting_for_retry')::integer AS retrying,
          count(*) FILTER (WHERE tasker.step_ready(s))::integer AS ready
   INTO c FROM tasker.workflow_steps s WHERE s.task_uuid = p_task;
-
-  IF c.failed > 0 THEN
-    v_exec := 'blocked_by_failures'; v_action := 'handle_failures'; v_health := 'blocked';
-  ELSE
-    v_health := CASE WHEN c.retrying > 0 THEN 'recovering' ELSE 'healthy' END;
-    IF c.ready > 0 THEN
-      v_exec := 'has_ready_steps'; v_action := 'execute_ready_steps';
-    ELSIF c.in_progress > 0 THEN
-      v_exec := 'processing'; v_action := 'wait_for_completion';
-    ELSIF c.total > 0 AND c.completed = c.total THEN
-      v_exec := 'all_complete'; v_action := 'finalize_task';
-    ELSE
-      v_exec := 'waiting_for_dependencies'; v_action := 'wait_for_dependencies';
-    END IF;
-  END IF;
-
-  RETURN jsonb_build_object(
-    'total_steps', c.total,
-    'pending_steps', c.pending,
-    'in_progress_steps', c.in_progress,
-    'completed_steps', c.completed,
-    'failed_steps', c.failed,
-    'ready_steps', c.ready,
-    'execution_status', v_exec,
-    'recommended_action', v_action,
-    'completion_percentage',
-      CASE WHEN c.total = 0 THEN 0.00 ELSE round(c.completed::numeric * 100 / c.total, 2) END,
-    'health_status', v_health);
+  RETURN tasker.summary_of(c.total, c.pending, c.in_progress, c.completed, c.failed, c.retrying, c.ready);
 END $$;
 
 -- The task's own fields of a TaskResponse.

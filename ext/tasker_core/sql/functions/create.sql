@@ -2,7 +2,12 @@
 
 -- The creation itself, shared by create_task and create_tasks. p_notify false leaves the
 -- notification of the namespace's workers to the caller (create_tasks sends one per namespace).
-CREATE OR REPLACE FUNCTION tasker.insert_task(p_task_uuid uuid, p_request jsonb, p_notify boolean) RETURNS jsonb
+-- The answer is {task_uuid, status, correlation_id, created} (and step_count, namespace when
+-- created); with p_answer, a created task is answered with its whole TaskResponse instead (as
+-- get_task reads it, plus "created" and "step_count"), built from the rows just inserted rather
+-- than read back.
+CREATE OR REPLACE FUNCTION tasker.insert_task(p_task_uuid uuid, p_request jsonb, p_notify boolean,
+                                              p_answer boolean) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_ns_name text := coalesce(p_request->>'namespace', 'default');
@@ -14,11 +19,12 @@ DECLARE
   nt record;
   v_hash text;
   v_task uuid;
+  v_fields jsonb;
+  v_step_answers jsonb;
   v_total integer;
   v_roots integer;
   v_status text;
   v_existing record;
-  v_steps jsonb;
 BEGIN
   SELECT n.named_task_uuid, n.configuration, n.identity_strategy INTO nt
   FROM tasker.named_tasks n JOIN tasker.task_namespaces ns USING (task_namespace_uuid)
@@ -39,34 +45,96 @@ BEGIN
     v_hash := encode(sha256(convert_to(nt.named_task_uuid::text || chr(1) || 'ctx' || chr(1) || v_context::text, 'UTF8')), 'hex');
   END IF;
 
-  -- The initial step set: every template step the normalizer marked "initial", with fresh uuids.
-  SELECT coalesce(jsonb_agg(jsonb_build_object(
-           'uuid', tasker.uuid_v7(), 'name', d->>'name', 'def', d, 'position', ord,
-           'deps', coalesce(d->'dependencies', '[]'::jsonb),
-           'pending', jsonb_array_length(coalesce(d->'dependencies', '[]'::jsonb)))), '[]'::jsonb)
-  INTO v_steps
-  FROM jsonb_array_elements(nt.configuration->'steps') WITH ORDINALITY AS x(d, ord)
-  WHERE coalesce((d->>'initial')::boolean, true);
-
-  SELECT count(*), count(*) FILTER (WHERE (n->>'pending')::integer = 0) INTO v_total, v_roots
-  FROM jsonb_array_elements(v_steps) AS n;
-
+  -- One statement: the initial step set (every template step the normalizer marked "initial",
+  -- with fresh uuids), the task (nothing more when its identity exists: ON CONFLICT), its steps,
+  -- their edges and the first transitions of the steps and the task. It answers the task's fields,
+  -- the step counts and (with p_answer) the steps as get_task lists them: a step's parents are its
+  -- incoming edges, and none has failed yet.
+  WITH tpl AS MATERIALIZED (
+    SELECT tasker.uuid_v7() AS uuid, d, d->>'name' AS name, ord::integer AS position,
+           coalesce(d->'dependencies', '[]'::jsonb) AS deps,
+           jsonb_array_length(coalesce(d->'dependencies', '[]'::jsonb)) AS pending
+    FROM jsonb_array_elements(nt.configuration->'steps') WITH ORDINALITY AS x(d, ord)
+    WHERE coalesce((d->>'initial')::boolean, true)
+  ), counts AS (
+    SELECT count(*)::integer AS total, (count(*) FILTER (WHERE pending = 0))::integer AS roots FROM tpl
+  ), ins_task AS (
+    INSERT INTO tasker.tasks (task_uuid, named_task_uuid, namespace_name, status, complete, completed_at,
+                              initiator, source_system, reason, tags, context, identity_hash, priority,
+                              correlation_id, parent_correlation_id, requested_at, total_steps,
+                              unfinished_steps, active_steps, transition_seq)
+    SELECT p_task_uuid, nt.named_task_uuid, v_ns_name,
+           CASE WHEN c.total = 0 THEN 'complete' ELSE 'steps_in_process' END, c.total = 0,
+           CASE WHEN c.total = 0 THEN v_now END, p_request->>'initiator',
+           p_request->>'source_system', p_request->>'reason',
+           coalesce(p_request->'tags', '[]'::jsonb), v_context, v_hash,
+           coalesce((p_request->>'priority')::integer, 0),
+           (p_request->>'correlation_id')::uuid, (p_request->>'parent_correlation_id')::uuid,
+           coalesce((p_request->>'requested_at')::timestamp, v_now), c.total, c.total, c.roots,
+           CASE WHEN c.total = 0 THEN 3 ELSE 4 END
+    FROM counts AS c
+    ON CONFLICT (identity_hash) DO NOTHING
+    RETURNING *
+  ), ins_steps AS (
+    INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name,
+      step_type, position, namespace_name, handler_callable, handler_method, status, retryable, max_attempts,
+      priority, pending_parents, ready_at, inputs, transition_seq, created_at, updated_at)
+    SELECT n.uuid, t.task_uuid, n.name, n.name, coalesce(n.d->>'type', 'standard'),
+           n.position, v_ns_name, n.d->'handler'->>'callable', coalesce(n.d->'handler'->>'method', 'call'),
+           CASE WHEN n.pending = 0 THEN 'enqueued' ELSE 'pending' END,
+           coalesce((n.d->'retry'->>'retryable')::boolean, true),
+           coalesce((n.d->'retry'->>'max_attempts')::integer, 3),
+           t.priority, n.pending, CASE WHEN n.pending = 0 THEN v_now END,
+           coalesce(n.d->'handler'->'initialization', '{}'::jsonb),
+           CASE WHEN n.pending = 0 THEN 2 ELSE 1 END, v_now, v_now
+    FROM ins_task AS t CROSS JOIN tpl AS n
+    ORDER BY n.position
+    RETURNING *
+  ), ins_edges AS (
+    INSERT INTO tasker.workflow_step_edges (task_uuid, from_step_uuid, to_step_uuid, name)
+    SELECT t.task_uuid, p.uuid, c.uuid, 'provides'
+    FROM ins_task AS t CROSS JOIN tpl AS c
+    CROSS JOIN LATERAL jsonb_array_elements_text(c.deps) WITH ORDINALITY AS d(dep, ord)
+    JOIN tpl AS p ON p.name = d.dep
+    ORDER BY c.position, d.ord
+    RETURNING to_step_uuid
+  ), ins_step_transitions AS (
+    INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state,
+      to_state, event, sort_key, created_at)
+    SELECT x.uuid, t.task_uuid, x.from_state, x.to_state, x.event, x.sort_key, v_now
+    FROM ins_task AS t
+    CROSS JOIN (SELECT n.uuid, NULL AS from_state, 'pending' AS to_state, 'initialize' AS event, 1 AS sort_key,
+                       n.position, 1 AS pass
+                FROM tpl AS n
+                UNION ALL
+                SELECT n.uuid, 'pending', 'enqueued', 'enqueue', 2, n.position, 2 FROM tpl AS n WHERE n.pending = 0) AS x
+    ORDER BY x.pass, x.position
+  ), ins_task_transitions AS (
+    -- Three for a template without steps (the task is complete), four otherwise (empty: NULL is
+    -- both); ready_steps_found counts the steps enqueued (metadata NULL here).
+    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
+    SELECT t.task_uuid, x.from_state, x.to_state, x.event, x.sort_key,
+           coalesce(x.metadata, jsonb_build_object('count', t.active_steps)), v_now
+    FROM ins_task AS t
+    CROSS JOIN (VALUES (NULL, 'pending', 'initialize', 1, '{}'::jsonb, NULL::boolean),
+                       ('pending', 'initializing', 'start', 2, '{}', NULL),
+                       ('initializing', 'complete', 'no_steps_found', 3, '{}', true),
+                       ('initializing', 'enqueuing_steps', 'ready_steps_found', 3, NULL, false),
+                       ('enqueuing_steps', 'steps_in_process', 'steps_enqueued', 4, '{}', false))
+               AS x(from_state, to_state, event, sort_key, metadata, empty)
+    WHERE x.empty IS NULL OR x.empty = (t.total_steps = 0)
+  )
+  SELECT c.total, c.roots, t.task_uuid,
+         CASE WHEN p_answer AND t.task_uuid IS NOT NULL THEN tasker.task_fields(ROW(t.*)::tasker.tasks, v_name, v_version) END,
+         (SELECT coalesce(jsonb_agg(tasker.step_readiness_of(ROW(s.*)::tasker.workflow_steps, p.parents, NULL)
+                                    ORDER BY s.position, s.created_at, s.name), '[]'::jsonb)
+          FROM ins_steps AS s
+          CROSS JOIN LATERAL (SELECT count(*)::integer AS parents FROM ins_edges AS e
+                              WHERE e.to_step_uuid = s.workflow_step_uuid) AS p
+          WHERE p_answer)
+  INTO v_total, v_roots, v_task, v_fields, v_step_answers
+  FROM counts AS c LEFT JOIN ins_task AS t ON true;
   v_status := CASE WHEN v_total = 0 THEN 'complete' ELSE 'steps_in_process' END;
-
-  INSERT INTO tasker.tasks (task_uuid, named_task_uuid, namespace_name, status, complete, completed_at,
-                            initiator, source_system, reason, tags, context, identity_hash, priority,
-                            correlation_id, parent_correlation_id, requested_at, total_steps,
-                            unfinished_steps, active_steps, transition_seq)
-  VALUES (p_task_uuid, nt.named_task_uuid, v_ns_name, v_status, v_total = 0,
-          CASE WHEN v_total = 0 THEN v_now END, p_request->>'initiator',
-          p_request->>'source_system', p_request->>'reason',
-          coalesce(p_request->'tags', '[]'::jsonb), v_context, v_hash,
-          coalesce((p_request->>'priority')::integer, 0),
-          (p_request->>'correlation_id')::uuid, (p_request->>'parent_correlation_id')::uuid,
-          coalesce((p_request->>'requested_at')::timestamp, v_now), v_total, v_total, v_roots,
-          CASE WHEN v_total = 0 THEN 3 ELSE 4 END)
-  ON CONFLICT (identity_hash) DO NOTHING
-  RETURNING task_uuid INTO v_task;
 
   IF v_task IS NULL THEN
     SELECT task_uuid, status, correlation_id INTO v_existing FROM tasker.tasks WHERE identity_hash = v_hash;
@@ -74,55 +142,28 @@ BEGIN
                               'correlation_id', v_existing.correlation_id, 'created', false);
   END IF;
 
-  INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name,
-    step_type, position, namespace_name, handler_callable, handler_method, status, retryable, max_attempts,
-    priority, pending_parents, ready_at, inputs, transition_seq, created_at, updated_at)
-  SELECT (n->>'uuid')::uuid, v_task, n->>'name', n->>'name', coalesce(n->'def'->>'type', 'standard'),
-         (n->>'position')::integer, v_ns_name, n->'def'->'handler'->>'callable', coalesce(n->'def'->'handler'->>'method', 'call'),
-         CASE WHEN (n->>'pending')::integer = 0 THEN 'enqueued' ELSE 'pending' END,
-         coalesce((n->'def'->'retry'->>'retryable')::boolean, true),
-         coalesce((n->'def'->'retry'->>'max_attempts')::integer, 3),
-         coalesce((p_request->>'priority')::integer, 0), (n->>'pending')::integer,
-         CASE WHEN (n->>'pending')::integer = 0 THEN v_now END,
-         coalesce(n->'def'->'handler'->'initialization', '{}'::jsonb),
-         CASE WHEN (n->>'pending')::integer = 0 THEN 2 ELSE 1 END, v_now, v_now
-  FROM jsonb_array_elements(v_steps) AS n;
-
-  INSERT INTO tasker.workflow_step_edges (task_uuid, from_step_uuid, to_step_uuid, name)
-  SELECT v_task, (p->>'uuid')::uuid, (c->>'uuid')::uuid, 'provides'
-  FROM jsonb_array_elements(v_steps) AS c
-  CROSS JOIN LATERAL jsonb_array_elements_text(c->'deps') AS d(dep)
-  JOIN jsonb_array_elements(v_steps) AS p ON p->>'name' = d.dep;
-
-  INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state,
-    to_state, event, sort_key, created_at)
-  SELECT (n->>'uuid')::uuid, v_task, NULL, 'pending', 'initialize', 1, v_now
-  FROM jsonb_array_elements(v_steps) AS n
-  UNION ALL
-  SELECT (n->>'uuid')::uuid, v_task, 'pending', 'enqueued', 'enqueue', 2, v_now
-  FROM jsonb_array_elements(v_steps) AS n WHERE (n->>'pending')::integer = 0;
-
-  IF v_total = 0 THEN
-    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, created_at)
-    VALUES (v_task, NULL, 'pending', 'initialize', 1, v_now),
-           (v_task, 'pending', 'initializing', 'start', 2, v_now),
-           (v_task, 'initializing', 'complete', 'no_steps_found', 3, v_now);
-  ELSE
-    INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
-    VALUES (v_task, NULL, 'pending', 'initialize', 1, '{}', v_now),
-           (v_task, 'pending', 'initializing', 'start', 2, '{}', v_now),
-           (v_task, 'initializing', 'enqueuing_steps', 'ready_steps_found', 3,
-            jsonb_build_object('count', v_roots), v_now),
-           (v_task, 'enqueuing_steps', 'steps_in_process', 'steps_enqueued', 4, '{}', v_now);
-    IF p_notify THEN
-      PERFORM pg_notify('tasker_steps_' || v_ns_name, '');
-    END IF;
+  IF p_notify AND v_total > 0 THEN
+    PERFORM pg_notify('tasker_steps_' || v_ns_name, '');
   END IF;
 
-  RETURN jsonb_build_object('task_uuid', v_task, 'status', v_status,
-                            'correlation_id', p_request->>'correlation_id', 'created', true,
-                            'step_count', v_total, 'namespace', v_ns_name);
+  IF NOT p_answer THEN
+    RETURN jsonb_build_object('task_uuid', v_task, 'status', v_status,
+                              'correlation_id', p_request->>'correlation_id', 'created', true,
+                              'step_count', v_total, 'namespace', v_ns_name);
+  END IF;
+
+  -- get_task's answer for this task, from the rows above. The summary's counts are those of fresh
+  -- steps: a step without parents is enqueued (in progress, and ready), the others are pending
+  -- with parents to wait for; nothing has completed, failed or is retrying.
+  RETURN v_fields
+    || tasker.summary_of(v_total, v_total - v_roots, v_roots, 0, 0, 0, v_roots)
+    || jsonb_build_object('steps', v_step_answers, 'created', true, 'step_count', v_total);
 END $$;
+
+CREATE OR REPLACE FUNCTION tasker.insert_task(p_task_uuid uuid, p_request jsonb, p_notify boolean) RETURNS jsonb
+LANGUAGE sql AS $$
+  SELECT tasker.insert_task(p_task_uuid, p_request, p_notify, false)
+$$;
 
 CREATE OR REPLACE FUNCTION tasker.create_task(p_task_uuid uuid, p_request jsonb) RETURNS jsonb
 LANGUAGE sql AS $$
@@ -130,17 +171,20 @@ LANGUAGE sql AS $$
 $$;
 
 -- create_task answering with the whole TaskResponse (plus "created" and "step_count"), in the same
--- round trip. Under a concurrent duplicate the read runs after create_task's wait for the other
+-- round trip: a created task as insert_task builds it, an existing one (its identity's) read with
+-- get_task. Under a concurrent duplicate the read runs after the insert's wait for the other
 -- transaction, with a fresh snapshot (this function is volatile), so it sees the winner's task.
 CREATE OR REPLACE FUNCTION tasker.create_task_response(p_task_uuid uuid, p_request jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-  v_created jsonb := tasker.create_task(p_task_uuid, p_request);
+  v_created jsonb := tasker.insert_task(p_task_uuid, p_request, true, true);
   v_task jsonb;
 BEGIN
+  IF (v_created->>'created')::boolean THEN
+    RETURN v_created;
+  END IF;
   v_task := tasker.get_task((v_created->>'task_uuid')::uuid);
-  RETURN v_task || jsonb_build_object('created', v_created->'created',
-                                      'step_count', coalesce(v_created->'step_count', v_task->'total_steps'));
+  RETURN v_task || jsonb_build_object('created', false, 'step_count', v_task->'total_steps');
 END $$;
 
 -- Many tasks in one transaction, one request after another: p_requests is an array of
