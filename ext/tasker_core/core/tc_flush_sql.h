@@ -109,7 +109,7 @@
   /* The children through one probe of the edges per finished step (OFFSET 0 keeps the subquery \
    * lateral: joined, the planner may scan every edge of the table into a hash). */ \
   "  FROM (SELECT e.to_step_uuid, count(*)::integer AS n," \
-  "               min(e.ord) FILTER (WHERE e.want_next AND e.children = 1) AS taker" \
+  "               min(e.ord) FILTER (WHERE e.want_next AND e.children = 1) AS taker, array_agg(e.ord) AS parents" \
   "        FROM (SELECT x.to_step_uuid, d.ord, d.want_next," \
   "                     count(*) OVER (PARTITION BY d.workflow_step_uuid) AS children" \
   "              FROM done d CROSS JOIN LATERAL (" \
@@ -117,13 +117,24 @@
   "                WHERE y.from_step_uuid = d.workflow_step_uuid OFFSET 0) x) e" \
   "        GROUP BY e.to_step_uuid) k" \
   "  WHERE c.workflow_step_uuid = k.to_step_uuid" \
-  "  RETURNING c.workflow_step_uuid, c.task_uuid, c.namespace_name," \
+  "  RETURNING c.task_uuid, c.namespace_name, k.parents," \
   "            c.status = 'enqueued' AND c.pending_parents = 0 AS ready, c.status = 'in_progress' AS handed" \
+  /* Per task, in one aggregate over the finished steps and the children they released (no join, \
+   * whose generic plan is a nested loop, quadratic in the group's size): the counts, the finished \
+   * steps' positions and namespaces, and for each child that became ready the positions of its \
+   * finished parents (a parent's count of enqueued children is how often its position is there). */ \
   "), per_task AS (" \
-  "  SELECT d.task_uuid, count(*)::integer AS n_done," \
-  "         (SELECT count(*)::integer FROM released r" \
-  "          WHERE r.task_uuid = d.task_uuid AND (r.ready OR r.handed)) AS n_ready" \
-  "  FROM done d GROUP BY d.task_uuid" \
+  "  SELECT u.task_uuid, count(u.ord)::integer AS n_done, count(*) FILTER (WHERE u.active)::integer AS n_ready," \
+  "         array_agg(u.ord) FILTER (WHERE u.ord IS NOT NULL) AS ords," \
+  "         array_agg(u.namespace_name) FILTER (WHERE u.ord IS NOT NULL) AS namespaces," \
+  "         array_agg(u.parent) FILTER (WHERE u.parent IS NOT NULL) AS enqueuers" \
+  "  FROM (SELECT d.task_uuid, d.ord, d.namespace_name, false AS active, NULL::bigint AS parent FROM done d" \
+  "        UNION ALL" \
+  "        SELECT r.task_uuid, NULL, NULL, r.ready OR r.handed, NULL FROM released r" \
+  "        UNION ALL" \
+  "        SELECT r.task_uuid, NULL, NULL, false, p.parent FROM released r CROSS JOIN LATERAL unnest(r.parents) AS p(parent)" \
+  "        WHERE r.ready) u" \
+  "  GROUP BY u.task_uuid HAVING count(u.ord) > 0" \
   "), tasks_done AS (" \
   "  UPDATE tasker.tasks t" \
   "  SET unfinished_steps = t.unfinished_steps - p.n_done," \
@@ -139,7 +150,7 @@
   "      updated_at = now() AT TIME ZONE 'utc'" \
   "  FROM per_task p" \
   "  WHERE t.task_uuid = p.task_uuid" \
-  "  RETURNING t.task_uuid, t.status, t.transition_seq, t.error_steps" \
+  "  RETURNING t.task_uuid, t.status, t.transition_seq, t.error_steps, p.ords, p.namespaces, p.enqueuers" \
   "), tasks_logged AS (" \
   "  INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)" \
   "  SELECT x.task_uuid, v.from_state, v.to_state, v.event, x.transition_seq - v.back, v.metadata," \
@@ -158,10 +169,9 @@
   "    SELECT DISTINCT r.namespace_name FROM released r WHERE r.ready) n" \
   ")" \
   "SELECT d.ord, x.status," \
-  "       (SELECT count(*) FROM released r JOIN tasker.workflow_step_edges e ON e.to_step_uuid = r.workflow_step_uuid" \
-  "        WHERE r.ready AND e.from_step_uuid = d.workflow_step_uuid) AS enqueued," \
+  "       (SELECT count(*) FROM unnest(x.enqueuers) AS q(parent) WHERE q.parent = d.ord) AS enqueued," \
   "       d.namespace_name, (SELECT count(*) FROM woken) AS woken" \
-  " FROM done d JOIN tasks_done x ON x.task_uuid = d.task_uuid" \
+  " FROM tasks_done x CROSS JOIN LATERAL unnest(x.ords, x.namespaces) AS d(ord, namespace_name)" \
   " ORDER BY d.ord"
 
 /*
@@ -220,8 +230,9 @@
   "  FROM picked, clock k WHERE s.workflow_step_uuid = picked.workflow_step_uuid" \
   "  RETURNING s AS step" \
   ")" \
-  "SELECT h.parent, e.event FROM handed h CROSS JOIN LATERAL tasker.step_event_rows(ARRAY[h.step]) e" \
-  " UNION ALL " \
-  "SELECT NULL, e.event FROM claimed c CROSS JOIN LATERAL tasker.step_event_rows(ARRAY[c.step]) e"
+  /* One step_event_rows for both kinds of step: the plan builds its event rows once, not twice. */ \
+  "SELECT x.parent, e.event" \
+  " FROM (SELECT h.parent, h.step FROM handed h UNION ALL SELECT NULL::uuid, c.step FROM claimed c) x" \
+  " CROSS JOIN LATERAL tasker.step_event_rows(ARRAY[x.step]) e"
 
 #endif
