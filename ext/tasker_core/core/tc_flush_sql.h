@@ -119,21 +119,12 @@
   "  WHERE c.workflow_step_uuid = k.to_step_uuid" \
   "  RETURNING c.task_uuid, c.namespace_name, k.parents," \
   "            c.status = 'enqueued' AND c.pending_parents = 0 AS ready, c.status = 'in_progress' AS handed" \
-  /* Per task, in one aggregate over the finished steps and the children they released (no join, \
-   * whose generic plan is a nested loop, quadratic in the group's size): the counts, the finished \
-   * steps' positions and namespaces, and for each child that became ready the positions of its \
-   * finished parents (a parent's count of enqueued children is how often its position is there). */ \
+  /* Per task, in one aggregate over its finished steps and the children they released (no join: \
+   * its generic plan is a nested loop, quadratic in the group's size). */ \
   "), per_task AS (" \
-  "  SELECT u.task_uuid, count(u.ord)::integer AS n_done, count(*) FILTER (WHERE u.active)::integer AS n_ready," \
-  "         array_agg(u.ord) FILTER (WHERE u.ord IS NOT NULL) AS ords," \
-  "         array_agg(u.namespace_name) FILTER (WHERE u.ord IS NOT NULL) AS namespaces," \
-  "         array_agg(u.parent) FILTER (WHERE u.parent IS NOT NULL) AS enqueuers" \
-  "  FROM (SELECT d.task_uuid, d.ord, d.namespace_name, false AS active, NULL::bigint AS parent FROM done d" \
-  "        UNION ALL" \
-  "        SELECT r.task_uuid, NULL, NULL, r.ready OR r.handed, NULL FROM released r" \
-  "        UNION ALL" \
-  "        SELECT r.task_uuid, NULL, NULL, false, p.parent FROM released r CROSS JOIN LATERAL unnest(r.parents) AS p(parent)" \
-  "        WHERE r.ready) u" \
+  "  SELECT u.task_uuid, count(u.ord)::integer AS n_done, count(*) FILTER (WHERE u.active)::integer AS n_ready" \
+  "  FROM (SELECT d.task_uuid, d.ord, false AS active FROM done d" \
+  "        UNION ALL SELECT r.task_uuid, NULL, r.ready OR r.handed FROM released r) u" \
   "  GROUP BY u.task_uuid HAVING count(u.ord) > 0" \
   "), tasks_done AS (" \
   "  UPDATE tasker.tasks t" \
@@ -150,7 +141,7 @@
   "      updated_at = now() AT TIME ZONE 'utc'" \
   "  FROM per_task p" \
   "  WHERE t.task_uuid = p.task_uuid" \
-  "  RETURNING t.task_uuid, t.status, t.transition_seq, t.error_steps, p.ords, p.namespaces, p.enqueuers" \
+  "  RETURNING t.task_uuid, t.status, t.transition_seq, t.error_steps" \
   "), tasks_logged AS (" \
   "  INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)" \
   "  SELECT x.task_uuid, v.from_state, v.to_state, v.event, x.transition_seq - v.back, v.metadata," \
@@ -168,11 +159,19 @@
   "  SELECT pg_notify('tasker_steps_' || n.namespace_name, '') FROM (" \
   "    SELECT DISTINCT r.namespace_name FROM released r WHERE r.ready) n" \
   ")" \
-  "SELECT d.ord, x.status," \
-  "       (SELECT count(*) FROM unnest(x.enqueuers) AS q(parent) WHERE q.parent = d.ord) AS enqueued," \
-  "       d.namespace_name, (SELECT count(*) FROM woken) AS woken" \
-  " FROM tasks_done x CROSS JOIN LATERAL unnest(x.ords, x.namespaces) AS d(ord, namespace_name)" \
-  " ORDER BY d.ord"
+  /* Each applied result with its task's status and how many of its children it made ready: window \
+   * aggregates over one sorted list of the finished steps, their tasks and the ready children's \
+   * parents (one row per edge), not joins. */ \
+  "SELECT z.ord, z.status::varchar(32) AS status, z.enqueued, z.namespace_name, (SELECT count(*) FROM woken) AS woken" \
+  " FROM (SELECT u.ord, u.namespace_name, max(u.status) OVER (PARTITION BY u.task_uuid) AS status," \
+  "              count(u.parent) OVER (PARTITION BY u.task_uuid, u.k) AS enqueued" \
+  "       FROM (SELECT d.task_uuid, d.ord AS k, d.ord, d.namespace_name, NULL::text AS status, NULL::bigint AS parent" \
+  "             FROM done d" \
+  "             UNION ALL SELECT x.task_uuid, NULL, NULL, NULL, x.status, NULL FROM tasks_done x" \
+  "             UNION ALL SELECT r.task_uuid, p.parent, NULL, NULL, NULL, p.parent" \
+  "             FROM released r CROSS JOIN LATERAL unnest(r.parents) AS p(parent) WHERE r.ready) u) z" \
+  " WHERE z.ord IS NOT NULL AND z.status IS NOT NULL" \
+  " ORDER BY z.ord"
 
 /*
  * The claim, on the snapshot after the completion (and stamped with the clock, which is past the
