@@ -229,7 +229,8 @@
   "  FROM picked, clock k WHERE s.workflow_step_uuid = picked.workflow_step_uuid" \
   "  RETURNING s AS step" \
   ")" \
-  /* One step_event_rows for both kinds of step: the plan builds its event rows once, not twice. */ \
+  /* One step_event_rows for both kinds of step: the plan holds (and each execution sets up) its \
+   * event part once, not twice. */ \
   "SELECT x.parent, e.event" \
   " FROM (SELECT h.parent, h.step FROM handed h UNION ALL SELECT NULL::uuid, c.step FROM claimed c) x" \
   " CROSS JOIN LATERAL tasker.step_event_rows(ARRAY[x.step]) e"

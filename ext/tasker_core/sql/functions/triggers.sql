@@ -7,13 +7,13 @@ LANGUAGE sql AS $$
 $$;
 
 -- A trigger rather than a call in each path: every way a task ends (finalization, staleness,
--- cancellation, operator actions) wakes its waiters. The trigger's WHEN clause is its only
--- condition, and it notifies directly (the message of notify_task_finished): a finished task costs
--- one statement in the trigger, not a second function call inside it.
+-- cancellation, operator actions) wakes its waiters.
 CREATE OR REPLACE FUNCTION tasker.tasks_finished_trigger() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_notify('tasker_task_' || replace(NEW.task_uuid::text, '-', ''), NEW.status);
+  IF NEW.status IN ('complete', 'error', 'cancelled', 'resolved_manually') AND NEW.status IS DISTINCT FROM OLD.status THEN
+    PERFORM tasker.notify_task_finished(NEW.task_uuid, NEW.status);
+  END IF;
   RETURN NULL;
 END $$;
 
