@@ -109,7 +109,7 @@
   /* The children through one probe of the edges per finished step (OFFSET 0 keeps the subquery \
    * lateral: joined, the planner may scan every edge of the table into a hash). */ \
   "  FROM (SELECT e.to_step_uuid, count(*)::integer AS n," \
-  "               min(e.ord) FILTER (WHERE e.want_next AND e.children = 1) AS taker" \
+  "               min(e.ord) FILTER (WHERE e.want_next AND e.children = 1) AS taker, array_agg(e.ord) AS parents" \
   "        FROM (SELECT x.to_step_uuid, d.ord, d.want_next," \
   "                     count(*) OVER (PARTITION BY d.workflow_step_uuid) AS children" \
   "              FROM done d CROSS JOIN LATERAL (" \
@@ -117,13 +117,15 @@
   "                WHERE y.from_step_uuid = d.workflow_step_uuid OFFSET 0) x) e" \
   "        GROUP BY e.to_step_uuid) k" \
   "  WHERE c.workflow_step_uuid = k.to_step_uuid" \
-  "  RETURNING c.workflow_step_uuid, c.task_uuid, c.namespace_name," \
+  "  RETURNING c.task_uuid, c.namespace_name, k.parents," \
   "            c.status = 'enqueued' AND c.pending_parents = 0 AS ready, c.status = 'in_progress' AS handed" \
+  /* Per task, in one aggregate over its finished steps and the children they released (no join: \
+   * its generic plan is a nested loop, quadratic in the group's size). */ \
   "), per_task AS (" \
-  "  SELECT d.task_uuid, count(*)::integer AS n_done," \
-  "         (SELECT count(*)::integer FROM released r" \
-  "          WHERE r.task_uuid = d.task_uuid AND (r.ready OR r.handed)) AS n_ready" \
-  "  FROM done d GROUP BY d.task_uuid" \
+  "  SELECT u.task_uuid, count(u.ord)::integer AS n_done, count(*) FILTER (WHERE u.active)::integer AS n_ready" \
+  "  FROM (SELECT d.task_uuid, d.ord, false AS active FROM done d" \
+  "        UNION ALL SELECT r.task_uuid, NULL, r.ready OR r.handed FROM released r) u" \
+  "  GROUP BY u.task_uuid HAVING count(u.ord) > 0" \
   "), tasks_done AS (" \
   "  UPDATE tasker.tasks t" \
   "  SET unfinished_steps = t.unfinished_steps - p.n_done," \
@@ -157,12 +159,19 @@
   "  SELECT pg_notify('tasker_steps_' || n.namespace_name, '') FROM (" \
   "    SELECT DISTINCT r.namespace_name FROM released r WHERE r.ready) n" \
   ")" \
-  "SELECT d.ord, x.status," \
-  "       (SELECT count(*) FROM released r JOIN tasker.workflow_step_edges e ON e.to_step_uuid = r.workflow_step_uuid" \
-  "        WHERE r.ready AND e.from_step_uuid = d.workflow_step_uuid) AS enqueued," \
-  "       d.namespace_name, (SELECT count(*) FROM woken) AS woken" \
-  " FROM done d JOIN tasks_done x ON x.task_uuid = d.task_uuid" \
-  " ORDER BY d.ord"
+  /* Each applied result with its task's status and how many of its children it made ready: window \
+   * aggregates over one sorted list of the finished steps, their tasks and the ready children's \
+   * parents (one row per edge), not joins. */ \
+  "SELECT z.ord, z.status::varchar(32) AS status, z.enqueued, z.namespace_name, (SELECT count(*) FROM woken) AS woken" \
+  " FROM (SELECT u.ord, u.namespace_name, max(u.status) OVER (PARTITION BY u.task_uuid) AS status," \
+  "              count(u.parent) OVER (PARTITION BY u.task_uuid, u.k) AS enqueued" \
+  "       FROM (SELECT d.task_uuid, d.ord AS k, d.ord, d.namespace_name, NULL::text AS status, NULL::bigint AS parent" \
+  "             FROM done d" \
+  "             UNION ALL SELECT x.task_uuid, NULL, NULL, NULL, x.status, NULL FROM tasks_done x" \
+  "             UNION ALL SELECT r.task_uuid, p.parent, NULL, NULL, NULL, p.parent" \
+  "             FROM released r CROSS JOIN LATERAL unnest(r.parents) AS p(parent) WHERE r.ready) u) z" \
+  " WHERE z.ord IS NOT NULL AND z.status IS NOT NULL" \
+  " ORDER BY z.ord"
 
 /*
  * The claim, on the snapshot after the completion (and stamped with the clock, which is past the
@@ -220,8 +229,10 @@
   "  FROM picked, clock k WHERE s.workflow_step_uuid = picked.workflow_step_uuid" \
   "  RETURNING s AS step" \
   ")" \
-  "SELECT h.parent, e.event FROM handed h CROSS JOIN LATERAL tasker.step_event_rows(ARRAY[h.step]) e" \
-  " UNION ALL " \
-  "SELECT NULL, e.event FROM claimed c CROSS JOIN LATERAL tasker.step_event_rows(ARRAY[c.step]) e"
+  /* One step_event_rows for both kinds of step: the plan holds (and each execution sets up) its \
+   * event part once, not twice. */ \
+  "SELECT x.parent, e.event" \
+  " FROM (SELECT h.parent, h.step FROM handed h UNION ALL SELECT NULL::uuid, c.step FROM claimed c) x" \
+  " CROSS JOIN LATERAL tasker.step_event_rows(ARRAY[x.step]) e"
 
 #endif
