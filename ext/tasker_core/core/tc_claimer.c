@@ -15,13 +15,13 @@
 /* The claimer's claim is the flush's claim statement (tc_flush_sql.h) with no finished parents,
  * prepared on its connection and run with generic plans for that transaction only (the
  * connection's other statements, the heartbeat, staleness and retention functions among them,
- * keep the session's planning). Before it, in the same pipeline and transaction, due retries and
- * expired claims are put back (tasker.recover_due), which also says when the next retry falls due. */
+ * keep the session's planning). Before it, in the same pipeline and transaction and in the statement
+ * that sets those, due retries and expired claims are put back (tasker.recover_due, evaluated before
+ * the settings), which also says when the next retry falls due. */
 #define CLAIM_STATEMENT "tc_claim"
-#define RECOVER_SQL "SELECT tasker.recover_due($1::text[], 100)"
-#define PLANNING_SQL \
-  "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_bitmapscan', 'off', true), " \
-  "set_config('jit', 'off', true)"
+#define RECOVER_SQL \
+  "SELECT tasker.recover_due($1::text[], 100), set_config('plan_cache_mode', 'force_generic_plan', true), " \
+  "set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)"
 
 void tc_claimer_wake(tc_worker_t *w) {
   char b = 1;
@@ -99,13 +99,11 @@ static int claim_pipeline(tc_worker_t *w, int asked, PGresult **rows, bool *stat
   *statement_error = false;
   bool sent = PQenterPipelineMode(conn) == 1 &&
               PQsendQueryParams(conn, RECOVER_SQL, 1, NULL, p_recover, NULL, NULL, 0) == 1 &&
-              PQsendQueryParams(conn, PLANNING_SQL, 0, NULL, NULL, NULL, NULL, 0) == 1 &&
               PQsendQueryPrepared(conn, CLAIM_STATEMENT, 5, p_claim, NULL, NULL, 0) == 1 && PQpipelineSync(conn) == 1;
   if (!sent) {
     tc_error_from_pg(err, conn, NULL, "sending a claim failed");
   } else {
     PGresult *recovered = tc_db_pipeline_next(conn, PGRES_TUPLES_OK, err);
-    PGresult *planning = tc_db_pipeline_next(conn, PGRES_TUPLES_OK, err);
     PGresult *claimed = tc_db_pipeline_next(conn, PGRES_TUPLES_OK, err);
     PGresult *sync = tc_db_pipeline_next(conn, PGRES_PIPELINE_SYNC, err);
     if (recovered && PQntuples(recovered) == 1) {
@@ -119,7 +117,6 @@ static int claim_pipeline(tc_worker_t *w, int asked, PGresult **rows, bool *stat
     }
     *statement_error = err->code != TC_OK && sync && err->sqlstate[0] != '\0';
     PQclear(recovered);
-    PQclear(planning);
     PQclear(sync);
     if (err->code == TC_OK) *rows = claimed;
     else PQclear(claimed);
