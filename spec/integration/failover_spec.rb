@@ -119,6 +119,13 @@ RSpec.describe "failover to a synchronous standby", :failover, timeout: 240 do
                              .dig(0, 0) == "in_progress"
       end
       waiter = Thread.new { TaskerCore::Client.wait_for_task(slow, timeout: 90) }
+      # The wait must have begun (it LISTENs, then reads the status) before the primary goes: a
+      # database unreachable when a wait starts fails it at once, as any call.
+      sleep_until(timeout: 30) do
+        SpecSupport::Database.psql_on(pair.primary.url, "SELECT count(*) FROM pg_stat_activity " \
+                                                        "WHERE query LIKE 'SELECT to_jsonb(status) FROM tasker.tasks WHERE task_uuid%'")
+                             .dig(0, 0).to_i.positive?
+      end
 
       killed_at = Time.now.utc
       pair.primary.kill!
