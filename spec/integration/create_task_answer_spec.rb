@@ -92,4 +92,55 @@ RSpec.describe "create_task's answer" do
   ensure
     conn&.close
   end
+
+  # create_tasks builds the answer of every task it creates from the rows it inserted, in the same
+  # statement; a repeated identity answers the task created earlier in the batch, an existing one
+  # is read with get_task.
+  describe "of create_tasks" do
+    def batch
+      existing = TaskerCore::FFI.client_create_task(request("math", "linear_workflow", { "even_number" => 40 }))
+      psql("UPDATE tasker.tasks SET reason = 'changed since' WHERE task_uuid = '#{existing['task_uuid']}'")
+      fresh = templates.flat_map do |namespace, name, context|
+        [request(namespace, name, context), request(namespace, name, context.merge("n" => 2), "tags" => %w[x y],
+                                                    "priority" => 3, "idempotency_key" => "#{name}-k")]
+      end
+      requests = fresh + [request("math", "linear_workflow", { "even_number" => 40 }), # the existing task
+                          request("math", "tree_workflow", { "even_number" => 2 }), # the batch's first tree
+                          request("math", "diamond_workflow", { "even_number" => 9 }, "idempotency_key" => "diamond_workflow-k")]
+      [requests, existing]
+    end
+
+    def expect_get_task(answers)
+      answers.each_with_index do |answer, i|
+        read = TaskerCore::FFI.client_get_task(answer["task_uuid"])
+        expect(answer.except("created", "step_count")).to eq(read), "requests[#{i}]"
+        expect(answer["step_count"]).to eq(read["total_steps"]), "requests[#{i}]"
+      end
+    end
+
+    it "is get_task's TaskResponse of each task, created or not" do
+      requests, existing = batch
+      answers = TaskerCore::FFI.client_create_tasks(requests)
+      expect(answers.map { |a| a["created"] }).to eq([true] * 8 + [false] * 3)
+      expect(answers[8]).to include("task_uuid" => existing["task_uuid"], "reason" => "changed since")
+      expect(answers[9]["task_uuid"]).to eq(answers[4]["task_uuid"])
+      expect(answers[10]["task_uuid"]).to eq(answers[3]["task_uuid"])
+      expect_get_task(answers)
+    end
+
+    it "is built alike on the caller's connection, as the same structs" do
+      requests, = batch
+      conn = PG.connect(DATABASE_URL)
+      created = conn.transaction do
+        TaskerCore::Client.create_tasks(requests.map { |r| r.transform_keys(&:to_sym) }, connection: conn)
+      end
+      expect(created.map(&:created)).to eq([true] * 8 + [false] * 3)
+      created.each_with_index do |task, i|
+        expect(task.attributes.except(:created, :step_count))
+          .to eq(TaskerCore::Client.get_task(task.task_uuid).attributes), "requests[#{i}]"
+      end
+    ensure
+      conn&.close
+    end
+  end
 end

@@ -212,6 +212,20 @@ RSpec.describe "TaskerCore::Client.create_tasks" do
     expect(psql_value("SELECT count(*) FROM tasker.workflow_steps WHERE status = 'enqueued'")).to eq("10000")
   end
 
+  it "gives the rows of a batch distinct UUIDv7s of the batch's time (tasker.batch_uuid)" do
+    before = (Time.now.to_f * 1000).floor - 1000
+    TaskerCore::Client.create_tasks([request(2), request(4), request(6, name: "tree_workflow")])
+    after = (Time.now.to_f * 1000).ceil + 1000
+    uuids = psql("SELECT workflow_step_uuid FROM tasker.workflow_steps UNION ALL " \
+                 "SELECT workflow_step_edge_uuid FROM tasker.workflow_step_edges UNION ALL " \
+                 "SELECT workflow_step_transition_uuid FROM tasker.workflow_step_transition_log UNION ALL " \
+                 "SELECT task_transition_uuid FROM tasker.task_transitions").flatten
+    expect(uuids.size).to be > 40
+    expect(uuids.uniq.size).to eq(uuids.size)
+    expect(uuids).to all(match(/\A\h{8}-\h{4}-7\h{3}-[89ab]\h{3}-\h{12}\z/))
+    expect(uuids.map { |u| u.delete("-")[0, 12].to_i(16) }).to all(be_between(before, after))
+  end
+
   it "creates through a task handler class" do
     handler = Class.new(TaskerCore::TaskHandler::Base) do
       task_name "diamond_workflow"

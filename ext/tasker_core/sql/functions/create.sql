@@ -237,23 +237,53 @@ LANGUAGE sql AS $$
   CROSS JOIN LATERAL tasker.get_task(p_tasks[x.ord::integer]) AS g(task)
 $$;
 
+-- Uuid number p_n of a batch: a UUIDv7 (RFC 9562) of the batch's millisecond p_ms whose rand_a and
+-- the top 20 bits of rand_b hold the counter p_n (below 2^32) and whose other 42 bits are p_rand,
+-- random and drawn once per batch. Distinct counters give distinct uuids within the batch; another
+-- batch of the same millisecond would need the same 42 random bits to collide. Generating them
+-- this way costs a fraction of tasker.uuid_v7 (gen_random_uuid per row), which is most of a large
+-- batch's uuids: steps, edges and transitions.
+CREATE OR REPLACE FUNCTION tasker.batch_uuid(p_ms bigint, p_rand bigint, p_n bigint) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT encode(int8send((p_ms << 16) | 28672 | ((p_n >> 20) & 4095))
+                || int8send((-9223372036854775807 - 1) | ((p_n & 1048575) << 42) | (p_rand & 4398046511103)),
+                'hex')::uuid
+$$;
+
+-- 42 random bits for tasker.batch_uuid.
+CREATE OR REPLACE FUNCTION tasker.batch_rand() RETURNS bigint
+LANGUAGE sql VOLATILE AS $$
+  SELECT ('x' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 16))::bit(64)::bigint & 4398046511103
+$$;
+
 -- Many tasks in one transaction (one statement from the client): create_tasks_in_order's answer,
 -- set-based. Every request's template is resolved and its identity hash computed at once; the
 -- first request of each identity is inserted (ON CONFLICT on the identity hash, as create_task),
--- with the steps, edges and first transitions of every inserted task, each kind in one INSERT.
--- A later request of the same identity, or one whose task existed, answers that task with
--- "created": false. The rows are create_task's, column for column. A batch this path cannot
--- take (an unknown template, a missing idempotency key, any error) goes through
--- create_tasks_in_order instead, which names the request at fault.
+-- with the steps, edges and first transitions of every inserted task, each kind in one INSERT,
+-- and the same statement answers each created task from the rows it inserted, as insert_task does
+-- (get_task's TaskResponse, plus "created" and "step_count"). A later request of the same
+-- identity answers that task with "created": false; one whose identity existed before reads it
+-- with get_task in a fresh snapshot (the winner of a concurrent create). The rows are
+-- create_task's, column for column; the steps', edges' and transitions' uuids come from
+-- tasker.batch_uuid. A batch this path cannot take (an unknown template, a missing idempotency
+-- key, any error) goes through create_tasks_in_order instead, which names the request at fault.
+-- work_mem: the statement sorts and hashes every request and step of the batch (tens of MB for
+-- 10,000 tasks) and would spill them to disk under the default 4MB. enable_nestloop: the planner
+-- sees a few rows in each CTE, and a nested loop over two of them (the inserted steps and their
+-- source rows) is quadratic in the batch; every join of that statement is an equality that a hash
+-- join takes (the statements after it, and the fallback, run with nested loops again). jit: the cost
+-- that keeps nested loops out would otherwise have the statement compiled (seconds).
 CREATE OR REPLACE FUNCTION tasker.create_tasks(p_requests jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET work_mem = '64MB' SET enable_nestloop = off SET jit = off AS $$
 DECLARE
   v_now timestamp := now() AT TIME ZONE 'utc';
   v_n integer := jsonb_array_length(p_requests);
+  v_ms bigint := floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint;
   v_ok integer;
   v_hashes text[];
+  v_answers jsonb[];
+  v_missing integer;
   v_notify text[];
-  v_tasks uuid[];
 BEGIN
   SELECT count(*) INTO v_ok
   FROM jsonb_array_elements(p_requests) AS x(r)
@@ -262,19 +292,24 @@ BEGIN
    AND n.version = coalesce(x.r->>'version', '1.0.0')
   WHERE x.r->>'idempotency_key' IS NOT NULL OR n.identity_strategy <> 'caller_provided';
   IF v_ok <> v_n THEN
+    PERFORM set_config('enable_nestloop', 'on', true);
     RETURN tasker.create_tasks_in_order(p_requests);
   END IF;
 
   BEGIN
-    WITH req AS (
-      SELECT x.ord, x.r, (x.r->>'task_uuid')::uuid AS task_uuid, coalesce(x.r->>'namespace', 'default') AS ns,
-             coalesce(x.r->'context', '{}'::jsonb) AS ctx, coalesce((x.r->>'priority')::integer, 0) AS priority,
-             n.named_task_uuid, n.identity_strategy, x.r->>'idempotency_key' AS key
+    WITH seeds AS MATERIALIZED (
+      SELECT tasker.batch_rand() AS steps, tasker.batch_rand() AS edges, tasker.batch_rand() AS step_log,
+             tasker.batch_rand() AS task_log
+    ), req AS MATERIALIZED (
+      SELECT x.ord::integer AS ord, x.r, (x.r->>'task_uuid')::uuid AS task_uuid,
+             coalesce(x.r->>'namespace', 'default') AS ns, coalesce(x.r->'context', '{}'::jsonb) AS ctx,
+             coalesce((x.r->>'priority')::integer, 0) AS priority, n.named_task_uuid, n.identity_strategy,
+             n.name AS tpl_name, n.version AS tpl_version, x.r->>'idempotency_key' AS key
       FROM jsonb_array_elements(p_requests) WITH ORDINALITY AS x(r, ord)
       JOIN tasker.task_namespaces ns ON ns.name = coalesce(x.r->>'namespace', 'default')
       JOIN tasker.named_tasks n ON n.task_namespace_uuid = ns.task_namespace_uuid AND n.name = x.r->>'name'
        AND n.version = coalesce(x.r->>'version', '1.0.0')
-    ), hashed AS (
+    ), hashed AS MATERIALIZED (
       SELECT req.*, CASE
           WHEN key IS NOT NULL THEN
             encode(sha256(convert_to(named_task_uuid::text || chr(1) || 'key' || chr(1) || key, 'UTF8')), 'hex')
@@ -293,44 +328,48 @@ BEGIN
       JOIN tasker.named_tasks t USING (named_task_uuid)
       CROSS JOIN LATERAL jsonb_array_elements(t.configuration->'steps') WITH ORDINALITY AS x(d, ord)
       WHERE coalesce((d->>'initial')::boolean, true)
-    ), tpl_steps AS (
+    ), tpl_steps AS MATERIALIZED (
       -- With the idx of each step's parents (insert_task's edges join the dependencies by name).
       SELECT b.*, ARRAY(SELECT p.idx FROM jsonb_array_elements_text(b.deps) WITH ORDINALITY AS dep(name, ord)
                         JOIN tpl_base p ON p.named_task_uuid = b.named_task_uuid AND p.name = dep.name
                         ORDER BY dep.ord) AS parent_idx
       FROM tpl_base b
-    ), tpl AS (
+    ), tpl AS MATERIALIZED (
       SELECT u.named_task_uuid, count(s.name)::integer AS total,
              (count(s.name) FILTER (WHERE s.pending = 0))::integer AS roots
       FROM (SELECT DISTINCT named_task_uuid FROM req) AS u
       LEFT JOIN tpl_steps s USING (named_task_uuid)
       GROUP BY u.named_task_uuid
-    ), firsts AS (
+    ), stride AS MATERIALIZED (
+      -- Counters of tasker.batch_uuid: a task's steps are (ord - 1) * stride + idx.
+      SELECT coalesce(max(idx), 0) + 1 AS n FROM tpl_steps
+    ), firsts AS MATERIALIZED (
       SELECT DISTINCT ON (hash) * FROM hashed ORDER BY hash, ord
     ), ins AS (
       INSERT INTO tasker.tasks (task_uuid, named_task_uuid, namespace_name, status, complete, completed_at,
                                 initiator, source_system, reason, tags, context, identity_hash, priority,
                                 correlation_id, parent_correlation_id, requested_at, total_steps,
                                 unfinished_steps, active_steps, transition_seq)
-      SELECT f.task_uuid, f.named_task_uuid, f.ns,
+      SELECT h.task_uuid, h.named_task_uuid, h.ns,
              CASE WHEN c.total = 0 THEN 'complete' ELSE 'steps_in_process' END, c.total = 0,
-             CASE WHEN c.total = 0 THEN v_now END, f.r->>'initiator', f.r->>'source_system', f.r->>'reason',
-             coalesce(f.r->'tags', '[]'::jsonb), f.ctx, f.hash, f.priority,
-             (f.r->>'correlation_id')::uuid, (f.r->>'parent_correlation_id')::uuid,
-             coalesce((f.r->>'requested_at')::timestamp, v_now), c.total, c.total, c.roots,
+             CASE WHEN c.total = 0 THEN v_now END, h.r->>'initiator', h.r->>'source_system', h.r->>'reason',
+             coalesce(h.r->'tags', '[]'::jsonb), h.ctx, h.hash, h.priority,
+             (h.r->>'correlation_id')::uuid, (h.r->>'parent_correlation_id')::uuid,
+             coalesce((h.r->>'requested_at')::timestamp, v_now), c.total, c.total, c.roots,
              CASE WHEN c.total = 0 THEN 3 ELSE 4 END
-      FROM firsts f JOIN tpl c USING (named_task_uuid)
-      ORDER BY f.ord
+      FROM firsts h JOIN tpl c USING (named_task_uuid)
+      ORDER BY h.ord
       ON CONFLICT (identity_hash) DO NOTHING
-      RETURNING task_uuid, named_task_uuid, namespace_name, priority, total_steps, active_steps
-    ), step_rows AS (
-      -- Fresh step uuids in task and template order; task_steps[idx] is the uuid of the task's step idx.
-      SELECT y.*, array_agg(y.step_uuid) OVER (PARTITION BY y.task_uuid ORDER BY y.idx
-                                               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS task_steps
-      FROM (SELECT x.*, tasker.uuid_v7() AS step_uuid
-            FROM (SELECT i.task_uuid, i.namespace_name, i.priority, s.d, s.name, s.position, s.pending, s.idx,
-                         s.parent_idx
-                  FROM ins i JOIN tpl_steps s USING (named_task_uuid) ORDER BY i.task_uuid, s.idx) AS x) AS y
+      RETURNING *
+    ), made AS MATERIALIZED (
+      -- The inserted tasks with their request's position.
+      SELECT f.ord, i.task_uuid, i.named_task_uuid, i.namespace_name, i.priority, i.total_steps, i.active_steps
+      FROM ins i JOIN firsts f USING (task_uuid)
+    ), step_rows AS MATERIALIZED (
+      SELECT m.task_uuid, m.ord, m.namespace_name, m.priority, s.d, s.name, s.position, s.pending, s.idx,
+             s.parent_idx, (m.ord - 1) * k.n + s.idx AS n,
+             tasker.batch_uuid(v_ms, seeds.steps, (m.ord - 1) * k.n + s.idx) AS step_uuid
+      FROM made m JOIN tpl_steps s USING (named_task_uuid) CROSS JOIN stride k CROSS JOIN seeds
     ), ins_steps AS (
       INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, name, template_step_name,
         step_type, position, namespace_name, handler_callable, handler_method, status, retryable, max_attempts,
@@ -344,47 +383,89 @@ BEGIN
              coalesce(n.d->'handler'->'initialization', '{}'::jsonb),
              CASE WHEN n.pending = 0 THEN 2 ELSE 1 END, v_now, v_now
       FROM step_rows n
+      RETURNING *
     ), ins_edges AS (
-      INSERT INTO tasker.workflow_step_edges (task_uuid, from_step_uuid, to_step_uuid, name)
-      SELECT c.task_uuid, c.task_steps[p.idx], c.step_uuid, 'provides'
-      FROM step_rows c CROSS JOIN LATERAL unnest(c.parent_idx) AS p(idx)
+      -- The parent idx of a step is its task's step (ord - 1) * stride + idx: its uuid is computed again.
+      INSERT INTO tasker.workflow_step_edges (workflow_step_edge_uuid, task_uuid, from_step_uuid, to_step_uuid, name)
+      SELECT tasker.batch_uuid(v_ms, seeds.edges, row_number() OVER ()), c.task_uuid,
+             tasker.batch_uuid(v_ms, seeds.steps, (c.ord - 1) * k.n + p.idx), c.step_uuid, 'provides'
+      FROM step_rows c CROSS JOIN LATERAL unnest(c.parent_idx) AS p(idx) CROSS JOIN stride k CROSS JOIN seeds
     ), ins_step_transitions AS (
-      INSERT INTO tasker.workflow_step_transition_log (workflow_step_uuid, task_uuid, from_state,
-        to_state, event, sort_key, created_at)
-      SELECT n.step_uuid, n.task_uuid, NULL, 'pending', 'initialize', 1, v_now FROM step_rows n
-      UNION ALL
-      SELECT n.step_uuid, n.task_uuid, 'pending', 'enqueued', 'enqueue', 2, v_now FROM step_rows n WHERE n.pending = 0
-    ), ins_empty_task_transitions AS (
-      INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, created_at)
-      SELECT i.task_uuid, t.from_state, t.to_state, t.event, t.sort_key, v_now
-      FROM ins i
-      CROSS JOIN (VALUES (NULL, 'pending', 'initialize', 1), ('pending', 'initializing', 'start', 2),
-                         ('initializing', 'complete', 'no_steps_found', 3)) AS t(from_state, to_state, event, sort_key)
-      WHERE i.total_steps = 0
+      INSERT INTO tasker.workflow_step_transition_log (workflow_step_transition_uuid, workflow_step_uuid, task_uuid,
+        from_state, to_state, event, sort_key, created_at)
+      SELECT tasker.batch_uuid(v_ms, seeds.step_log, n.n * 2 + x.sort_key), n.step_uuid, n.task_uuid, x.from_state,
+             x.to_state, x.event, x.sort_key, v_now
+      FROM step_rows n CROSS JOIN seeds
+      CROSS JOIN LATERAL (VALUES (NULL, 'pending', 'initialize', 1, true),
+                                 ('pending', 'enqueued', 'enqueue', 2, n.pending = 0))
+                 AS x(from_state, to_state, event, sort_key, wanted)
+      WHERE x.wanted
     ), ins_task_transitions AS (
-      INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
-      SELECT i.task_uuid, t.from_state, t.to_state, t.event, t.sort_key,
-             CASE WHEN t.sort_key = 3 THEN jsonb_build_object('count', i.active_steps) ELSE '{}'::jsonb END, v_now
-      FROM ins i
-      CROSS JOIN (VALUES (NULL, 'pending', 'initialize', 1), ('pending', 'initializing', 'start', 2),
-                         ('initializing', 'enqueuing_steps', 'ready_steps_found', 3),
-                         ('enqueuing_steps', 'steps_in_process', 'steps_enqueued', 4))
-                 AS t(from_state, to_state, event, sort_key)
-      WHERE i.total_steps > 0
+      -- Three for a template without steps (the task is complete), four otherwise (empty: NULL is
+      -- both); ready_steps_found counts the steps enqueued (metadata NULL here).
+      INSERT INTO tasker.task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event, sort_key,
+                                           metadata, created_at)
+      SELECT tasker.batch_uuid(v_ms, seeds.task_log, m.ord * 4 + x.sort_key - 1), m.task_uuid, x.from_state,
+             x.to_state, x.event, x.sort_key, coalesce(x.metadata, jsonb_build_object('count', m.active_steps)), v_now
+      FROM made m CROSS JOIN seeds
+      CROSS JOIN (VALUES (NULL, 'pending', 'initialize', 1, '{}'::jsonb, NULL::boolean),
+                         ('pending', 'initializing', 'start', 2, '{}', NULL),
+                         ('initializing', 'complete', 'no_steps_found', 3, '{}', true),
+                         ('initializing', 'enqueuing_steps', 'ready_steps_found', 3, NULL, false),
+                         ('enqueuing_steps', 'steps_in_process', 'steps_enqueued', 4, '{}', false))
+                 AS x(from_state, to_state, event, sort_key, metadata, empty)
+      WHERE x.empty IS NULL OR x.empty = (m.total_steps = 0)
+    ), step_answers AS (
+      -- get_task's steps of each created task, from the rows inserted: a step's parents are its
+      -- edges (one per parent idx), none has failed yet.
+      SELECT s.task_uuid,
+             jsonb_agg(tasker.step_readiness_of(ROW(s.*)::tasker.workflow_steps, cardinality(r.parent_idx), NULL)
+                       ORDER BY s.position, s.created_at, s.name) AS steps
+      FROM ins_steps s JOIN step_rows r ON r.step_uuid = s.workflow_step_uuid
+      GROUP BY s.task_uuid
+    ), answers AS (
+      -- insert_task's answer of each created task. The summary's counts are those of fresh steps:
+      -- the roots (active_steps) are enqueued (in progress, and ready), the others pending.
+      SELECT h.ord,
+             tasker.task_fields(ROW(i.*)::tasker.tasks, h.tpl_name, h.tpl_version)
+               || tasker.summary_of(i.total_steps, i.total_steps - i.active_steps, i.active_steps, 0, 0, 0,
+                                    i.active_steps)
+               || jsonb_build_object('steps', coalesce(a.steps, '[]'::jsonb), 'created', true,
+                                     'step_count', i.total_steps) AS answer
+      FROM ins i JOIN firsts h USING (task_uuid)
+      LEFT JOIN step_answers a ON a.task_uuid = i.task_uuid
     )
-    SELECT (SELECT array_agg(h.hash ORDER BY h.ord) FROM hashed h),
-           (SELECT array_agg(DISTINCT i.namespace_name) FROM ins i WHERE i.total_steps > 0)
-    INTO v_hashes, v_notify;
+    SELECT array_agg(h.hash ORDER BY h.ord), array_agg(a.answer ORDER BY h.ord),
+           count(*) FILTER (WHERE a.answer IS NULL),
+           (SELECT array_agg(DISTINCT m.namespace_name) FROM made m WHERE m.total_steps > 0)
+    INTO v_hashes, v_answers, v_missing, v_notify
+    FROM hashed h LEFT JOIN answers a ON a.ord = h.ord;
   EXCEPTION WHEN OTHERS THEN
     -- Nothing of the statement is left; one request after another finds and names the request at fault.
+    PERFORM set_config('enable_nestloop', 'on', true);
     RETURN tasker.create_tasks_in_order(p_requests);
   END;
+  -- The rest reads single tasks by their indexes (set_config is local to this function: its SET).
+  PERFORM set_config('enable_nestloop', 'on', true);
 
   PERFORM pg_notify('tasker_steps_' || ns, '') FROM unnest(v_notify) AS ns;
 
-  -- A fresh snapshot: the task of an identity another transaction committed while this one waited.
-  SELECT array_agg(t.task_uuid ORDER BY h.ord) INTO v_tasks
-  FROM unnest(v_hashes) WITH ORDINALITY AS h(hash, ord)
-  LEFT JOIN tasker.tasks t ON t.identity_hash = h.hash;
-  RETURN tasker.create_tasks_answer(p_requests, v_tasks);
+  IF v_missing > 0 THEN
+    -- The requests whose task was not created by themselves, in a fresh snapshot: a later request
+    -- of an identity created above answers that task; an identity that existed (or that another
+    -- transaction committed while this one waited) is read with get_task.
+    WITH x AS (
+      SELECT * FROM unnest(v_hashes, v_answers) WITH ORDINALITY AS u(hash, answer, ord)
+    ), made AS (
+      SELECT hash, answer FROM x WHERE answer IS NOT NULL
+    )
+    SELECT array_agg(coalesce(x.answer, m.answer || '{"created": false}'::jsonb,
+                              (SELECT g || jsonb_build_object('created', false, 'step_count', g->'total_steps')
+                               FROM tasker.get_task(t.task_uuid) AS g))
+                     ORDER BY x.ord)
+    INTO v_answers
+    FROM x LEFT JOIN made m ON x.answer IS NULL AND m.hash = x.hash
+    LEFT JOIN tasker.tasks t ON x.answer IS NULL AND m.hash IS NULL AND t.identity_hash = x.hash;
+  END IF;
+  RETURN to_jsonb(v_answers);
 END $$;
