@@ -1,5 +1,18 @@
 -- Task creation: one transaction inserts the task, its initial steps, edges and first transitions.
 
+-- A task's first transitions: three for a template without steps (the task is complete), four
+-- otherwise (empty: NULL for both); ready_steps_found's metadata (NULL here) counts the steps
+-- enqueued. An immutable SQL function over VALUES: the planner inlines it where it is used.
+CREATE OR REPLACE FUNCTION tasker.task_creation_transitions()
+RETURNS TABLE (from_state text, to_state text, event text, sort_key integer, metadata jsonb, empty boolean)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  VALUES (NULL, 'pending', 'initialize', 1, '{}'::jsonb, NULL::boolean),
+         ('pending', 'initializing', 'start', 2, '{}', NULL),
+         ('initializing', 'complete', 'no_steps_found', 3, '{}', true),
+         ('initializing', 'enqueuing_steps', 'ready_steps_found', 3, NULL, false),
+         ('enqueuing_steps', 'steps_in_process', 'steps_enqueued', 4, '{}', false)
+$$;
+
 -- The creation itself, shared by create_task and create_tasks. p_notify false leaves the
 -- notification of the namespace's workers to the caller (create_tasks sends one per namespace).
 -- The answer is {task_uuid, status, correlation_id, created} (and step_count, namespace when
@@ -110,18 +123,11 @@ BEGIN
                 SELECT n.uuid, 'pending', 'enqueued', 'enqueue', 2, n.position, 2 FROM tpl AS n WHERE n.pending = 0) AS x
     ORDER BY x.pass, x.position
   ), ins_task_transitions AS (
-    -- Three for a template without steps (the task is complete), four otherwise (empty: NULL is
-    -- both); ready_steps_found counts the steps enqueued (metadata NULL here).
     INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, sort_key, metadata, created_at)
     SELECT t.task_uuid, x.from_state, x.to_state, x.event, x.sort_key,
            coalesce(x.metadata, jsonb_build_object('count', t.active_steps)), v_now
     FROM ins_task AS t
-    CROSS JOIN (VALUES (NULL, 'pending', 'initialize', 1, '{}'::jsonb, NULL::boolean),
-                       ('pending', 'initializing', 'start', 2, '{}', NULL),
-                       ('initializing', 'complete', 'no_steps_found', 3, '{}', true),
-                       ('initializing', 'enqueuing_steps', 'ready_steps_found', 3, NULL, false),
-                       ('enqueuing_steps', 'steps_in_process', 'steps_enqueued', 4, '{}', false))
-               AS x(from_state, to_state, event, sort_key, metadata, empty)
+    CROSS JOIN tasker.task_creation_transitions() AS x
     WHERE x.empty IS NULL OR x.empty = (t.total_steps = 0)
   )
   SELECT c.total, c.roots, t.task_uuid,
@@ -401,19 +407,12 @@ BEGIN
                  AS x(from_state, to_state, event, sort_key, wanted)
       WHERE x.wanted
     ), ins_task_transitions AS (
-      -- Three for a template without steps (the task is complete), four otherwise (empty: NULL is
-      -- both); ready_steps_found counts the steps enqueued (metadata NULL here).
       INSERT INTO tasker.task_transitions (task_transition_uuid, task_uuid, from_state, to_state, event, sort_key,
                                            metadata, created_at)
       SELECT tasker.batch_uuid(v_ms, seeds.task_log, m.ord * 4 + x.sort_key - 1), m.task_uuid, x.from_state,
              x.to_state, x.event, x.sort_key, coalesce(x.metadata, jsonb_build_object('count', m.active_steps)), v_now
       FROM made m CROSS JOIN seeds
-      CROSS JOIN (VALUES (NULL, 'pending', 'initialize', 1, '{}'::jsonb, NULL::boolean),
-                         ('pending', 'initializing', 'start', 2, '{}', NULL),
-                         ('initializing', 'complete', 'no_steps_found', 3, '{}', true),
-                         ('initializing', 'enqueuing_steps', 'ready_steps_found', 3, NULL, false),
-                         ('enqueuing_steps', 'steps_in_process', 'steps_enqueued', 4, '{}', false))
-                 AS x(from_state, to_state, event, sort_key, metadata, empty)
+      CROSS JOIN tasker.task_creation_transitions() AS x
       WHERE x.empty IS NULL OR x.empty = (m.total_steps = 0)
     ), step_answers AS (
       -- get_task's steps of each created task, from the rows inserted: a step's parents are its
