@@ -15,23 +15,9 @@ static VALUE message_string(const char *msg) {
   return NIL_P(scrubbed) ? str : scrubbed;
 }
 
-static const char *class_for_code(int code) {
-  switch (code) {
-    case TC_EINVAL: return "ValidationError";
-    case TC_ENOTFOUND: return "NotFoundError";
-    case TC_EDB: return "DatabaseError";
-    case TC_ETEMPLATE: return "TemplateError";
-    case TC_ECONFIG: return "ConfigurationError";
-    case TC_ESTATE: return "StateError";
-    case TC_ETIMEDOUT: return "TimeoutError";
-    case TC_ESTOPPED: return "WorkerStoppedError";
-    default: return "FFIError";
-  }
-}
-
 VALUE tcrb_error_new(const tc_error_t *err) {
   if (err->code == TC_ENOMEM) return rb_exc_new_cstr(rb_eNoMemError, err->message);
-  VALUE klass = error_class(class_for_code(err->code));
+  VALUE klass = error_class(tc_err_class(err->code));
   VALUE exc = rb_exc_new_str(klass, message_string(err->message));
   rb_iv_set(exc, "@code", rb_str_new_cstr(tc_err_name(err->code)));
   rb_iv_set(exc, "@sqlstate", err->sqlstate[0] ? rb_str_new_cstr(err->sqlstate) : Qnil);

@@ -53,6 +53,9 @@ typedef struct tc_error {
 
 /* Returns a static name for an error code, e.g. "TC_ENOTFOUND". */
 const char *tc_err_name(int code);
+/* The name of the error class a binding raises for a code (TaskerCore::Errors::X in Ruby,
+ * tasker_core.errors.X in Python), e.g. "NotFoundError"; "FFIError" for the others. */
+const char *tc_err_class(int code);
 
 typedef enum tc_log_level {
   TC_LOG_TRACE = 0, TC_LOG_DEBUG, TC_LOG_INFO, TC_LOG_WARN, TC_LOG_ERROR, TC_LOG_OFF

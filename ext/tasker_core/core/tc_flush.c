@@ -596,15 +596,22 @@ static void lead(tc_flusher_t *f, tc_flush_item_t *mine) {
       }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    /* The database away: the next round waits, longer each time (posted results are retried). */
-    backoff_ms = !f->conn ? (backoff_ms ? (backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2) : 50) : 0;
     tc_flush_item_t *again[256], *ended[256];
     int n_again = 0, n_ended = 0;
+    bool db_failed = !f->conn;
     for (int i = 0; i < n; i++) {
       if (!batch[i]->posted) continue;
-      if (retry_posted(f, batch[i])) again[n_again++] = batch[i];
-      else ended[n_ended++] = batch[i];
+      bool failed = batch[i]->rc == TC_EDB || batch[i]->rc == TC_ETIMEDOUT;
+      if (retry_posted(f, batch[i])) {
+        again[n_again++] = batch[i];
+        db_failed = db_failed || failed;
+      } else {
+        ended[n_ended++] = batch[i];
+      }
     }
+    /* The database away, or failing a posted result: the next round waits, longer each time (as a
+     * host retrying a result it submitted would). A refused result's replacement goes at once. */
+    backoff_ms = db_failed ? (backoff_ms ? (backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2) : 50) : 0;
     pthread_mutex_lock(&f->mu);
     f->flush_us += (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000;
     f->flushes++;

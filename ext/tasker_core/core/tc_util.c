@@ -43,6 +43,20 @@ const char *tc_err_name(int code) {
   }
 }
 
+const char *tc_err_class(int code) {
+  switch (code) {
+    case TC_EINVAL: return "ValidationError";
+    case TC_ENOTFOUND: return "NotFoundError";
+    case TC_EDB: return "DatabaseError";
+    case TC_ETEMPLATE: return "TemplateError";
+    case TC_ECONFIG: return "ConfigurationError";
+    case TC_ESTATE: return "StateError";
+    case TC_ETIMEDOUT: return "TimeoutError";
+    case TC_ESTOPPED: return "WorkerStoppedError";
+    default: return "FFIError";
+  }
+}
+
 int tc_error_set(tc_error_t *err, int code, const char *fmt, ...) {
   if (err) {
     err->code = code;

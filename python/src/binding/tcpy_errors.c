@@ -12,20 +12,6 @@ static PyObject *error_class(const char *name) {
   return cls;
 }
 
-static const char *class_for_code(int code) {
-  switch (code) {
-    case TC_EINVAL: return "ValidationError";
-    case TC_ENOTFOUND: return "NotFoundError";
-    case TC_EDB: return "DatabaseError";
-    case TC_ETEMPLATE: return "TemplateError";
-    case TC_ECONFIG: return "ConfigurationError";
-    case TC_ESTATE: return "StateError";
-    case TC_ETIMEDOUT: return "TimeoutError";
-    case TC_ESTOPPED: return "WorkerStoppedError";
-    default: return "FFIError";
-  }
-}
-
 /* Sets an instance of cls(message) with code and sqlstate attributes (NULL: left as the class's). */
 static PyObject *raise_with(const char *name, const char *msg, const char *code, const char *sqlstate) {
   PyObject *cls = error_class(name);
@@ -50,7 +36,7 @@ static PyObject *raise_with(const char *name, const char *msg, const char *code,
 
 PyObject *tcpy_raise(const tc_error_t *err) {
   if (err->code == TC_ENOMEM) return PyErr_NoMemory();
-  return raise_with(class_for_code(err->code), err->message, tc_err_name(err->code), err->sqlstate);
+  return raise_with(tc_err_class(err->code), err->message, tc_err_name(err->code), err->sqlstate);
 }
 
 PyObject *tcpy_raise_class(const char *name, const char *msg) { return raise_with(name, msg, NULL, NULL); }

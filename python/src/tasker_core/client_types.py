@@ -25,8 +25,17 @@ def _build(cls: type[T], data: dict[str, Any], **converted: Any) -> T:
     return cls(**kwargs)
 
 
+class _FromDict:
+    """``from_dict`` for a response dataclass whose fields are the dict's values as they are; a class
+    with nested responses overrides it, converting those."""
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        return _build(cls, data)
+
+
 @dataclass(frozen=True)
-class StepReadiness:
+class StepReadiness(_FromDict):
     """A step's readiness, as listed in a TaskResponse's steps (SPEC 2.7)."""
 
     workflow_step_uuid: str
@@ -46,13 +55,9 @@ class StepReadiness:
     last_attempted_at: str | None = None
     named_step_uuid: str | None = None
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StepReadiness":
-        return _build(cls, data)
-
 
 @dataclass(frozen=True)
-class TaskResponse:
+class TaskResponse(_FromDict):
     """A task with its execution summary (SPEC 2.9) and, from get_task and create_task, its steps."""
 
     task_uuid: str
@@ -93,7 +98,7 @@ class TaskResponse:
 
 
 @dataclass(frozen=True)
-class PaginationInfo:
+class PaginationInfo(_FromDict):
     page: int
     per_page: int
     has_next: bool
@@ -102,13 +107,9 @@ class PaginationInfo:
     total_count: int | None = None
     total_pages: int | None = None
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PaginationInfo":
-        return _build(cls, data)
-
 
 @dataclass(frozen=True)
-class TaskListResponse:
+class TaskListResponse(_FromDict):
     """A page of tasks (newest first); each task has its summary but no steps."""
 
     tasks: list[TaskResponse]
@@ -121,7 +122,7 @@ class TaskListResponse:
 
 
 @dataclass(frozen=True)
-class StepResponse:
+class StepResponse(_FromDict):
     step_uuid: str
     task_uuid: str
     name: str
@@ -145,13 +146,9 @@ class StepResponse:
     handler_callable: str | None = None
     parents: list[str] | None = None
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StepResponse":
-        return _build(cls, data)
-
 
 @dataclass(frozen=True)
-class StepAuditResponse:
+class StepAuditResponse(_FromDict):
     """One entry of a step's history: a transition, with the worker result it recorded if any."""
 
     audit_uuid: str
@@ -172,13 +169,9 @@ class StepAuditResponse:
     applied: bool | None = None
     metadata: dict[str, Any] | None = None
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StepAuditResponse":
-        return _build(cls, data)
-
 
 @dataclass(frozen=True)
-class HealthResponse:
+class HealthResponse(_FromDict):
     """healthy is the answer; the rest explains it."""
 
     healthy: bool
@@ -189,7 +182,3 @@ class HealthResponse:
     schema_version: int | None = None
     expected_schema_version: int | None = None
     error: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "HealthResponse":
-        return _build(cls, data)
